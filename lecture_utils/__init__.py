@@ -1,0 +1,44 @@
+"""lecture_utils: the helper package of the Build GPT course.
+
+The notebooks import reference modules, checks and widgets from here. Submodules:
+
+- :mod:`lecture_utils.device`  - cuda / mps / cpu choice, seeding, threads
+- :mod:`lecture_utils.data`    - the shipped corpus, ``CharTokenizer``, split, ``get_batch``
+- :mod:`lecture_utils.model`   - the reference modules with the lecture's names
+- :mod:`lecture_utils.train`   - ``estimate_loss``, the training loop, checkpoints
+- :mod:`lecture_utils.viz`     - attention heatmaps and widgets
+- :mod:`lecture_utils.checks`  - one check per exercise
+- :mod:`lecture_utils.grading` - the headless grader
+- :mod:`lecture_utils.authoring` - builds notebooks/ from solutions/
+
+``SMOKE`` is read once, here, from the environment variable ``LECTURE_UTILS_SMOKE``. When it is
+set, every long loop in the course shrinks (see :func:`smoke`) so the whole course runs under the
+test suite in minutes on a 2-core CPU.
+"""
+
+from __future__ import annotations
+
+import os
+
+__version__ = "0.1.0"
+
+SMOKE: bool = os.environ.get("LECTURE_UTILS_SMOKE", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def smoke(full, small):
+    """Return ``small`` in the smoke setting (``LECTURE_UTILS_SMOKE=1``), else ``full``.
+
+    Notebooks write iteration counts as ``smoke(5000, 20)`` so a learner gets the lecture's numbers
+    and the test suite gets a quick run of the same code.
+    """
+    return small if SMOKE else full
+
+
+def progress(notebook: str | None = None):
+    """Show the status of every exercise checked so far in this kernel (see ``checks``)."""
+    from lecture_utils.checks import progress as _progress
+
+    return _progress(notebook)
+
+
+__all__ = ["SMOKE", "smoke", "progress", "__version__"]

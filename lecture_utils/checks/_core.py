@@ -1,0 +1,231 @@
+"""The exercise protocol shared by every check.
+
+A check is a function decorated with :func:`exercise`. Its body tests the learner's code against
+the reference on fresh random inputs and calls :func:`fail` with a diagnosis when something is off.
+The decorator turns that into the protocol of ../DESIGN.md:
+
+- pass: one line naming what was verified; the learner's objects are returned;
+- fail: :class:`CheckFailed` (an ``AssertionError``) whose message names the likely mistake;
+- ``NotImplementedError`` (the untouched stub): it says so, and returns the reference so that
+  every later cell still runs;
+- the learner's code gets a time limit (``TIME_LIMIT`` seconds, SIGALRM where available).
+
+Every outcome is recorded in-process (for :func:`progress`) and shown as display data of the MIME
+type :data:`MIME`, so a notebook carries a machine-readable record next to the human line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import signal
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+MIME = "application/vnd.lecture-utils.check+json"
+TIME_LIMIT = 20.0  # seconds a learner's code may take inside one check
+
+PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+
+
+class CheckFailed(AssertionError):
+    """A check found a mistake. ``exercise`` is the exercise id, ``hint`` the diagnosis."""
+
+    def __init__(self, exercise: str, title: str, hint: str):
+        self.exercise, self.title, self.hint = exercise, title, hint
+        super().__init__(f"Exercise {exercise} ({title}): {hint}")
+
+
+class _Mistake(Exception):
+    """Raised by :func:`fail` inside a check body; the decorator turns it into CheckFailed."""
+
+
+def fail(hint: str):
+    """Stop the check with a diagnosis for the learner (plain words: what is probably wrong and
+    what to do)."""
+    raise _Mistake(hint)
+
+
+def expect(condition: bool, hint: str) -> None:
+    """``fail(hint)`` unless ``condition``."""
+    if not condition:
+        raise _Mistake(hint)
+
+
+@dataclass
+class Exercise:
+    id: str
+    title: str
+    check: Callable
+    names: tuple[str, ...]  # the names the learner's exercise cell defines, in the check's order
+    chapter: int
+
+
+REGISTRY: dict[str, Exercise] = {}
+RESULTS: dict[str, dict] = {}  # exercise id -> last outcome in this process
+
+
+def exercise(exercise_id: str, title: str, reference: Callable[[], Any]):
+    """Decorator for a check.
+
+    Args:
+        exercise_id: "chapter.number", e.g. "4.1".
+        title: a few words naming the exercise.
+        reference: returns what the check returns in place of an unfinished exercise (the
+            reference function/class, or a tuple of them).
+    """
+
+    def wrap(body: Callable):
+        names = tuple(
+            p.name for p in inspect.signature(body).parameters.values()
+            if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+
+        @functools.wraps(body)
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                with time_limit(TIME_LIMIT):
+                    out = body(*args, **kwargs)
+            except NotImplementedError:
+                _record(exercise_id, title, NOT_ATTEMPTED,
+                        "not done yet - the reference implementation stands in so the notebook runs on")
+                return reference()
+            except _Mistake as m:
+                err = CheckFailed(exercise_id, title, str(m))
+                _record(exercise_id, title, FAILED, err.hint)
+                raise err from None
+            except CheckTimeout:
+                hint = (f"your code took longer than {TIME_LIMIT:.0f} s on small inputs; look for a Python "
+                        f"loop that could be a tensor operation, or an infinite loop")
+                _record(exercise_id, title, FAILED, hint)
+                raise CheckFailed(exercise_id, title, hint) from None
+            except CheckFailed:
+                raise
+            except Exception as exc:  # the learner's code crashed: say where
+                where = _learner_frame(exc)
+                hint = f"your code raised {type(exc).__name__}: {exc}{where}"
+                _record(exercise_id, title, FAILED, hint)
+                raise CheckFailed(exercise_id, title, hint) from exc
+            verified = out.pop("verified") if isinstance(out, dict) else None
+            returned = out.pop("returns") if isinstance(out, dict) else out
+            msg = verified or "matches the reference"
+            _record(exercise_id, title, PASSED, f"{msg} ({time.perf_counter() - start:.2f} s)")
+            return returned
+
+        run.exercise_id = exercise_id
+        REGISTRY[exercise_id] = Exercise(exercise_id, title, run, names, int(exercise_id.split(".")[0]))
+        return run
+
+    return wrap
+
+
+def passed(verified: str, returns: Any) -> dict:
+    """What a check body returns on success: a line saying what was verified, and the learner's
+    objects to hand back."""
+    return {"verified": verified, "returns": returns}
+
+
+def _learner_frame(exc: BaseException) -> str:
+    """' (in forward, line 12)' for the innermost frame outside this package, if any."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    for frame in reversed(tb):
+        if "lecture_utils" not in frame.filename and "torch" not in frame.filename:
+            return f" (in {frame.name}, line {frame.lineno}: {frame.line})" if frame.line else f" (in {frame.name})"
+    return ""
+
+
+# ---------------------------------------------------------------------------------------------
+# recording and display
+# ---------------------------------------------------------------------------------------------
+
+_SYMBOL = {PASSED: "\u2705", FAILED: "\u274c", NOT_ATTEMPTED: "\u23f3"}
+
+
+def _record(exercise_id: str, title: str, status: str, message: str) -> None:
+    record = {"exercise": exercise_id, "title": title, "status": status, "message": message}
+    RESULTS[exercise_id] = record
+    line = f"{_SYMBOL[status]} Exercise {exercise_id} ({title}): {status} - {message}"
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+
+        if get_ipython() is not None:
+            display({"text/plain": line, MIME: record}, raw=True)
+            return
+    except ImportError:  # pragma: no cover
+        pass
+    print(line)
+
+
+def progress(notebook: str | None = None):
+    """A table of every exercise checked in this kernel (optionally only one chapter, e.g. "04")."""
+    rows = sorted(RESULTS.values(), key=lambda r: [int(p) for p in r["exercise"].split(".")])
+    if notebook is not None:
+        chapter = int(str(notebook).split("_")[0])
+        rows = [r for r in rows if int(r["exercise"].split(".")[0]) == chapter]
+    done = {r["exercise"] for r in rows}
+    pending = [e for e in sorted(REGISTRY, key=lambda k: [int(p) for p in k.split(".")])
+               if e not in done and (notebook is None or REGISTRY[e].chapter == int(str(notebook).split("_")[0]))]
+    lines = [f"{_SYMBOL[r['status']]} {r['exercise']:>5}  {r['title']:<40} {r['status']}" for r in rows]
+    lines += [f"   {e:>5}  {REGISTRY[e].title:<40} not checked yet" for e in pending if notebook is not None]
+    text = "\n".join(lines) if lines else "No exercise has been checked in this kernel yet."
+    print(text)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# time limit and helpers for check bodies
+# ---------------------------------------------------------------------------------------------
+
+
+class CheckTimeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float):
+    """Raise :class:`CheckTimeout` in the main thread after ``seconds`` (Unix: SIGALRM). Elsewhere
+    (Windows, other threads) it does nothing."""
+    usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
+    if not usable:
+        yield
+        return
+
+    def on_alarm(signum, frame):
+        raise CheckTimeout()
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def rng(seed: int) -> torch.Generator:
+    """A local CPU generator: checks never touch the global random state."""
+    return torch.Generator().manual_seed(seed)
+
+
+def fresh_seed() -> int:
+    """A seed that changes from run to run, so a hard-coded answer cannot pass."""
+    return int(time.time_ns() % 2**31)
+
+
+def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
+
+
+def as_tensor_output(value, what: str) -> torch.Tensor:
+    """Fail with a clear message unless ``value`` is a tensor."""
+    if not isinstance(value, torch.Tensor):
+        fail(f"{what} should return a torch.Tensor, but it returned {type(value).__name__}")
+    return value

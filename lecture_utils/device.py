@@ -1,0 +1,116 @@
+"""Device choice (cuda, then mps, then cpu), seeding and thread counts.
+
+Chosen once: notebooks call :func:`pick_device` at the top and pass the result on. The
+environment variable ``LECTURE_UTILS_DEVICE`` (``cpu``, ``cuda``, ``cuda:1``, ``mps``) overrides
+the automatic choice, e.g. to compare a GPU run with a CPU one.
+
+What is known to differ on Apple's MPS backend (PyTorch 2.x):
+
+- ``torch.multinomial`` has returned out-of-range or repeated indices on some macOS/PyTorch
+  versions, and sampling with a ``torch.Generator`` requires the generator on the same device.
+  :func:`lecture_utils.model.generate` therefore samples on the CPU when the model is on MPS.
+- bf16 autocast is not used on MPS; training runs in fp32 there (fp16 autocast without a grad
+  scaler can give NaN losses).
+- MPS kernels are not bit-identical to CPU ones: losses agree to about 1e-4, not exactly.
+- A learner's "MPS is not used" usually means an x86 Python under Rosetta; :func:`describe`
+  says which build is running.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+
+import numpy as np
+import torch
+
+ENV_VAR = "LECTURE_UTILS_DEVICE"
+
+
+def mps_available() -> bool:
+    """True when PyTorch can use Apple's Metal backend here."""
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def pick_device(preference: str | None = None) -> torch.device:
+    """Return the device the course uses: ``preference``, else ``$LECTURE_UTILS_DEVICE``, else
+    cuda, then mps, then cpu.
+
+    Raises:
+        ValueError: the requested device is not available here (the message says which are).
+    """
+    wanted = preference or os.environ.get(ENV_VAR, "").strip() or None
+    if wanted is None:
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if mps_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(wanted)
+    except RuntimeError as exc:
+        raise ValueError(f"unknown device {wanted!r}: use 'cpu', 'cuda', 'cuda:N' or 'mps'") from exc
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {wanted!r} was asked for but CUDA is not available here; available: {available_devices()}")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"device {wanted!r} does not exist: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    if device.type == "mps" and not mps_available():
+        raise ValueError(f"device 'mps' was asked for but MPS is not available here; available: {available_devices()}")
+    return device
+
+
+def available_devices() -> list[str]:
+    """Names of the devices usable here, e.g. ``['cuda', 'cpu']``."""
+    names = []
+    if torch.cuda.is_available():
+        names.append("cuda")
+    if mps_available():
+        names.append("mps")
+    names.append("cpu")
+    return names
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (every device) and return a CPU ``torch.Generator`` seeded
+    the same, for code that takes an explicit generator."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)  # also seeds cuda and mps
+    return torch.Generator().manual_seed(seed)
+
+
+def set_threads(n: int | None = None) -> int:
+    """Set torch's intra-op threads: ``n``, else the number of physical-ish cores available to this
+    process (``os.sched_getaffinity`` where it exists). Returns the number set."""
+    if n is None:
+        try:
+            n = len(os.sched_getaffinity(0))
+        except AttributeError:  # macOS, Windows
+            n = os.cpu_count() or 1
+    n = max(1, int(n))
+    torch.set_num_threads(n)
+    return n
+
+
+def autocast_dtype(device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for training on ``device``: bf16 on CUDA GPUs that support it, else None
+    (fp32). On CPU bf16 is usually slower than fp32; on MPS fp32 is the safe choice."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return None
+
+
+def describe(device: torch.device | str | None = None) -> str:
+    """One line naming the device, its hardware and the torch build, for the top of a notebook."""
+    device = torch.device(device) if device is not None else pick_device()
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+        what = f"cuda ({name})"
+    elif device.type == "mps":
+        what = f"mps (Apple {platform.machine()})"
+    else:
+        what = f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"Using device: {what} - torch {torch.__version__}"

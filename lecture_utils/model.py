@@ -1,0 +1,490 @@
+"""Reference modules, in the lecture's order and with the lecture's names.
+
+Each class is what a chapter's exercise builds; a later chapter uses these when it needs an
+earlier chapter's piece, so a learner stuck on one exercise can still run every later cell.
+
+- ``BigramLanguageModel``  (chapter 02)
+- ``BigramWithPositions``  (chapter 03) token + position embeddings, ``lm_head``
+- ``Head``                 (chapter 04) one head of causal self-attention
+- ``MultiHeadAttention``   (chapter 05) a list of ``Head`` s, concatenated, projected
+- ``CausalSelfAttention``  (chapter 05, EX1) the same maths with heads as a batch dimension
+- ``FeedForward``          (chapter 06)
+- ``LayerNorm``            (chapter 07) from scratch; matches ``torch.nn.LayerNorm``
+- ``Block``                (chapter 07) pre-norm, residual connections
+- ``GPT`` / ``GPTConfig``  (chapter 08)
+
+Attention weights for the heatmaps come out of the same function that computes the forward pass
+(:func:`causal_attention`): with ``need_weights`` it takes the readable path (mask, softmax,
+matmul) and keeps the weights; without, it calls ``F.scaled_dot_product_attention``. The tests
+check the two paths agree, so the pictures show what the model computes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 02: the bigram model
+# ---------------------------------------------------------------------------------------------
+
+
+class BigramLanguageModel(nn.Module):
+    """Each token reads the logits for the next token straight off a row of a
+    ``(vocab_size, vocab_size)`` embedding table."""
+
+    def __init__(self, vocab_size: int):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.block_size = None  # no context: any length works
+        self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """``idx``, ``targets``: ``(B, T)`` ids. Returns ``(logits, loss)``: logits ``(B, T, C)``,
+        or ``(B*T, C)`` when targets are given (cross-entropy wants the class dimension second);
+        loss is None without targets."""
+        logits = self.token_embedding_table(idx)  # (B, T, C)
+        return _logits_and_loss(logits, targets)
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
+
+
+class BigramWithPositions(nn.Module):
+    """The bigram model after the lecture's clean-up (chapter 03): token embeddings of size
+    ``n_embd`` plus position embeddings, then a linear ``lm_head`` to logits. Still no
+    communication between tokens; the position table is what self-attention will need."""
+
+    def __init__(self, vocab_size: int, n_embd: int, block_size: int):
+        super().__init__()
+        self.block_size = block_size
+        self.token_embedding_table = nn.Embedding(vocab_size, n_embd)
+        self.position_embedding_table = nn.Embedding(block_size, n_embd)
+        self.lm_head = nn.Linear(n_embd, vocab_size)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        B, T = idx.shape
+        _check_length(T, self.block_size)
+        tok_emb = self.token_embedding_table(idx)  # (B, T, n_embd)
+        pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, n_embd)
+        logits = self.lm_head(tok_emb + pos_emb)  # (B, T, vocab_size)
+        return _logits_and_loss(logits, targets)
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
+
+
+def _logits_and_loss(logits: torch.Tensor, targets: torch.Tensor | None):
+    if targets is None:
+        return logits, None
+    B, T, C = logits.shape
+    logits = logits.view(B * T, C)
+    loss = F.cross_entropy(logits, targets.reshape(B * T), ignore_index=-1)
+    return logits, loss
+
+
+@torch.no_grad()
+def generate(
+    model: nn.Module,
+    idx: torch.Tensor,
+    max_new_tokens: int,
+    temperature: float = 1.0,
+    top_k: int | None = None,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Extend ``idx`` (``(B, T)`` ids) by ``max_new_tokens`` sampled tokens, one at a time.
+
+    The context is cropped to the model's ``block_size`` (a position embedding table has no rows
+    beyond it). Only the last time step's logits are used. ``temperature`` < 1 sharpens, ``top_k``
+    keeps the k most likely tokens. Sampling uses ``generator`` when given (on its own device);
+    on MPS it runs on the CPU, where ``multinomial`` is reliable. The model's train/eval mode is
+    left as it was.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if idx.dim() != 2:
+        raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+    was_training = model.training
+    model.eval()
+    block_size = getattr(model, "block_size", None)
+    try:
+        for _ in range(max_new_tokens):
+            idx_cond = idx if block_size is None else idx[:, -block_size:]
+            logits, _ = model(idx_cond)
+            logits = logits[:, -1, :].float() / temperature  # (B, C)
+            if top_k is not None:
+                v, _ = torch.topk(logits, min(top_k, logits.size(-1)))
+                logits = logits.masked_fill(logits < v[:, [-1]], float("-inf"))
+            probs = F.softmax(logits, dim=-1)
+            sample_device = generator.device if generator is not None else probs.device
+            if sample_device.type == "mps":
+                sample_device = torch.device("cpu")
+            idx_next = torch.multinomial(probs.to(sample_device), num_samples=1, generator=generator)
+            idx = torch.cat((idx, idx_next.to(idx.device)), dim=1)  # (B, T+1)
+    finally:
+        model.train(was_training)
+    return idx
+
+
+# ---------------------------------------------------------------------------------------------
+# chapters 04-05: attention
+# ---------------------------------------------------------------------------------------------
+
+
+def causal_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    dropout: float = 0.0,
+    need_weights: bool = False,
+):
+    """Masked (causal), scaled dot-product attention over the last two dimensions.
+
+    ``q``, ``k``, ``v``: ``(..., T, head_size)``. Returns ``(out, weights)``: ``out`` is
+    ``(..., T, head_size)``; ``weights`` ``(..., T, T)`` (before dropout) when ``need_weights``,
+    else None. The scale is ``1/sqrt(head_size)``, so affinities keep unit variance.
+    """
+    T, head_size = q.shape[-2], q.shape[-1]
+    if need_weights:
+        wei = q @ k.transpose(-2, -1) * head_size**-0.5  # (..., T, T)
+        mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        wei = wei.masked_fill(~mask, float("-inf"))
+        wei = F.softmax(wei, dim=-1)
+        out = F.dropout(wei, p=dropout, training=dropout > 0) @ v
+        return out, wei
+    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
+    return out, None
+
+
+class _KeepsAttention:
+    """Mixin: ``keep_attention = True`` makes the module store its last attention weights in
+    ``self.attention`` (detached), for the heatmaps."""
+
+    keep_attention: bool = False
+    attention: torch.Tensor | None = None
+
+
+class Head(nn.Module, _KeepsAttention):
+    """One head of causal self-attention: every token emits a query ("what am I looking for") and a
+    key ("what do I contain"); affinities are ``q @ k^T / sqrt(head_size)``, the future is masked,
+    softmax makes them weights, and the head returns the weighted sum of the values."""
+
+    def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.head_size = head_size
+        self.block_size = block_size
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.dropout = dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, T, n_embd)`` -> ``(B, T, head_size)``. Stores ``(B, T, T)`` weights in
+        ``self.attention`` when ``keep_attention`` is set."""
+        _check_length(x.shape[1], self.block_size)
+        k, q, v = self.key(x), self.query(x), self.value(x)  # (B, T, hs)
+        p = self.dropout if self.training else 0.0
+        out, wei = causal_attention(q, k, v, p, need_weights=self.keep_attention)
+        self.attention = wei.detach() if wei is not None else None
+        return out
+
+
+class MultiHeadAttention(nn.Module, _KeepsAttention):
+    """Several ``Head`` s in parallel, their outputs concatenated and projected back into the
+    residual stream (the lecture's version)."""
+
+    def __init__(self, n_embd: int, num_heads: int, head_size: int, block_size: int, dropout: float = 0.0):
+        super().__init__()
+        self.heads = nn.ModuleList([Head(n_embd, head_size, block_size, dropout) for _ in range(num_heads)])
+        self.proj = nn.Linear(head_size * num_heads, n_embd)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, n_embd)`` -> ``(B, T, n_embd)``. Weights: ``(B, num_heads, T, T)``."""
+        for h in self.heads:
+            h.keep_attention = self.keep_attention
+        out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)
+        self.attention = torch.stack([h.attention for h in self.heads], dim=1) if self.keep_attention else None
+        return self.dropout(self.proj(out))
+
+
+class CausalSelfAttention(nn.Module, _KeepsAttention):
+    """Multi-head attention with the heads as a batch dimension (the lecture's exercise EX1): one
+    linear layer computes the queries, keys and values of every head at once; ``view`` and
+    ``transpose`` turn ``(B, T, 3C)`` into three ``(B, n_head, T, head_size)`` tensors.
+
+    Same mathematics and parameter count as ``MultiHeadAttention``; :func:`heads_to_batched`
+    copies weights from one to the other.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
+        self.n_head = n_head
+        self.block_size = block_size
+        self.attn_dropout = dropout
+        self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)  # [q | k | v], each head_size per head
+        self.proj = nn.Linear(n_embd, n_embd)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        _check_length(T, self.block_size)
+        hs = C // self.n_head
+        q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
+        q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
+        k = k.view(B, T, self.n_head, hs).transpose(1, 2)
+        v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        p = self.attn_dropout if self.training else 0.0
+        out, wei = causal_attention(q, k, v, p, need_weights=self.keep_attention)
+        self.attention = wei.detach() if wei is not None else None
+        out = out.transpose(1, 2).reshape(B, T, C)  # heads side by side again
+        return self.dropout(self.proj(out))
+
+
+@torch.no_grad()
+def heads_to_batched(mha: MultiHeadAttention, csa: CausalSelfAttention) -> CausalSelfAttention:
+    """Copy the weights of a list-of-heads ``MultiHeadAttention`` into a ``CausalSelfAttention``
+    so both compute the same function. Returns ``csa``."""
+    q = torch.cat([h.query.weight for h in mha.heads], dim=0)
+    k = torch.cat([h.key.weight for h in mha.heads], dim=0)
+    v = torch.cat([h.value.weight for h in mha.heads], dim=0)
+    if csa.qkv.weight.shape != (q.shape[0] * 3, q.shape[1]):
+        raise ValueError("heads_to_batched: the two modules have different sizes")
+    csa.qkv.weight.copy_(torch.cat([q, k, v], dim=0))
+    csa.proj.load_state_dict(mha.proj.state_dict())
+    return csa
+
+
+def _check_length(T: int, block_size: int | None) -> None:
+    if block_size is not None and T > block_size:
+        raise ValueError(
+            f"sequence length {T} is longer than block_size={block_size}: crop the context to the "
+            f"last {block_size} tokens (generate does this)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# chapters 06-07: feed-forward, LayerNorm, Block
+# ---------------------------------------------------------------------------------------------
+
+
+class FeedForward(nn.Module):
+    """Per-token computation after communication: Linear (4x wider), ReLU, Linear back, dropout."""
+
+    def __init__(self, n_embd: int, dropout: float = 0.0):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Linear(n_embd, 4 * n_embd),
+            nn.ReLU(),
+            nn.Linear(4 * n_embd, n_embd),
+            nn.Dropout(dropout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class LayerNorm(nn.Module):
+    """LayerNorm from scratch: normalise each token's features (the last dimension) to zero mean
+    and unit variance (biased variance, like ``torch.nn.LayerNorm``), then scale and shift.
+
+    BatchNorm normalises each feature over the batch (columns); LayerNorm each example over its
+    features (rows), so it needs no running statistics and behaves the same in train and eval.
+    """
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(-1, keepdim=True)
+        var = x.var(-1, keepdim=True, unbiased=False)
+        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
+
+
+class Block(nn.Module):
+    """Transformer block: communication (attention) then computation (feed-forward), each applied
+    to a LayerNorm'ed copy of the residual stream and added back to it (pre-norm)."""
+
+    def __init__(
+        self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, attention: str = "batched"
+    ):
+        super().__init__()
+        if n_embd % n_head != 0:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
+        if attention == "batched":
+            self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout)
+        elif attention == "heads":
+            self.sa = MultiHeadAttention(n_embd, n_head, n_embd // n_head, block_size, dropout)
+        else:
+            raise ValueError(f"attention must be 'batched' or 'heads', got {attention!r}")
+        self.ffwd = FeedForward(n_embd, dropout)
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.ln2 = nn.LayerNorm(n_embd)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.sa(self.ln1(x))
+        x = x + self.ffwd(self.ln2(x))
+        return x
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 08: the full model
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class GPTConfig:
+    """Hyperparameters of :class:`GPT`. Defaults are the lecture's final configuration
+    (10,788,929 parameters with vocab 65).
+
+    ``attention``: ``"batched"`` (one fused QKV projection, fast) or ``"heads"`` (the lecture's
+    list of ``Head`` s); same mathematics, same parameter count.
+    """
+
+    vocab_size: int = 65
+    block_size: int = 256
+    n_embd: int = 384
+    n_head: int = 6
+    n_layer: int = 6
+    dropout: float = 0.2
+    attention: str = "batched"
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.attention not in ("batched", "heads"):
+            raise ValueError(f"GPTConfig.attention must be 'batched' or 'heads', got {self.attention!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GPTConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"GPTConfig: unknown fields {sorted(unknown)}")
+        return cls(**d)
+
+
+class GPT(nn.Module):
+    """Decoder-only Transformer: token + position embeddings, ``n_layer`` Blocks, final LayerNorm,
+    a linear head to logits over the vocabulary."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        self.config = config
+        self.block_size = config.block_size
+        self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
+        self.blocks = nn.Sequential(
+            *[
+                Block(config.n_embd, config.n_head, config.block_size, config.dropout, config.attention)
+                for _ in range(config.n_layer)
+            ]
+        )
+        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
+        self.apply(self._init_weights)
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        # the lecture's initialisation: N(0, 0.02) for weights, zero biases
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        """``idx``: ``(B, T)`` ids with ``T <= block_size``. Returns ``(logits, loss)`` like
+        :class:`BigramLanguageModel` (logits ``(B*T, C)`` when targets are given)."""
+        B, T = idx.shape
+        _check_length(T, self.block_size)
+        tok_emb = self.token_embedding_table(idx)  # (B, T, C)
+        pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
+        x = tok_emb + pos_emb
+        x = self.blocks(x)
+        x = self.ln_f(x)
+        logits = self.lm_head(x)  # (B, T, vocab_size)
+        return _logits_and_loss(logits, targets)
+
+    def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
+        return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    @torch.no_grad()
+    def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
+        """Attention weights of every layer and head for ``idx`` (``(B, T)``), computed by the
+        forward pass itself in eval mode: shape ``(n_layer, B, n_head, T, T)``."""
+        was_training = self.training
+        self.eval()
+        try:
+            with keep_attention(self) as modules:
+                self(idx)
+                return torch.stack([m.attention for m in modules])
+        finally:
+            self.train(was_training)
+
+
+@contextlib.contextmanager
+def keep_attention(model: nn.Module):
+    """Within the block, every top-level attention module of ``model`` stores its weights in
+    ``.attention``. Yields the list of those modules, in order."""
+    modules = [m for m in model.modules() if isinstance(m, _KeepsAttention)]
+    # heads inside a MultiHeadAttention are driven by it: report the outer module only
+    inner = {id(h) for m in modules if isinstance(m, MultiHeadAttention) for h in m.heads}
+    top = [m for m in modules if id(m) not in inner]
+    old = [m.keep_attention for m in modules]
+    for m in modules:
+        m.keep_attention = True
+    try:
+        yield top
+    finally:
+        for m, flag in zip(modules, old):
+            m.keep_attention = flag
+            m.attention = None
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (the lecture prints this in millions)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+__all__ = [
+    "BigramLanguageModel",
+    "BigramWithPositions",
+    "generate",
+    "causal_attention",
+    "Head",
+    "MultiHeadAttention",
+    "CausalSelfAttention",
+    "heads_to_batched",
+    "FeedForward",
+    "LayerNorm",
+    "Block",
+    "GPTConfig",
+    "GPT",
+    "keep_attention",
+    "count_parameters",
+]
+
