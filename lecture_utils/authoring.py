@@ -27,12 +27,27 @@ from pathlib import Path
 
 import nbformat
 
+from lecture_utils import __version__
+
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 EXERCISE_TAG, SOLUTION_ONLY_TAG = "exercise", "solution-only"
 _HEADER = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*[:\-\u2014]\s*(.+)$")
 META_KEY = "lecture_utils"
 
 COURSE_REPO_URL = "https://github.com/build-gpt/build-gpt"
+
+# The first code cell of every notebook: installs the course package, at this course's version,
+# only when the notebook runs in Google Colab; a no-op everywhere else. Tests check every notebook
+# starts with exactly this cell.
+COLAB_CELL = """\
+# Set-up for Google Colab: installs the course package (version {version}) there; does nothing elsewhere.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q",
+                    "lecture_utils @ git+{repo}@v{version}"], check=True)""".format(repo=COURSE_REPO_URL, version=__version__)
 
 
 class AuthoringError(ValueError):
@@ -43,12 +58,13 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
     """Read and validate an nbformat 4 notebook; a clear error for anything else."""
     path = Path(path)
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
         raise AuthoringError(f"{path} is not valid JSON (line {exc.lineno}): {exc.msg}") from exc
     if not isinstance(raw, dict) or raw.get("nbformat") != 4:
         raise AuthoringError(f"{path} is not an nbformat 4 notebook")
-    nb = nbformat.from_dict(raw)
+    nb = nbformat.reads(text, as_version=4)  # joins multi-line sources into strings
     try:
         nbformat.validate(nb)
     except nbformat.ValidationError as exc:

@@ -296,6 +296,13 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(max_iters=5000, eval_interval=500, eval_iters=200, batch_size=32, block_size=8,
                     learning_rate=1e-3),
     ),
+    "cpu-small": Preset(
+        "cpu-small", "a GPT that trains on a laptop CPU in minutes: 4 layers, 4 heads, n_embd 128, block 64, "
+        "batch 12, lr 1e-3 with warmup and cosine decay, 2000 iters",
+        GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
+        TrainConfig(max_iters=2000, eval_interval=250, eval_iters=100, batch_size=12, block_size=64,
+                    learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
+    ),
     "lecture": Preset(
         "lecture", "the lecture's final GPT (10.8 M parameters): a GPU job, ~24 h on a 2-core CPU",
         GPTConfig(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2),

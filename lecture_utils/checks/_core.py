@@ -95,7 +95,7 @@ def exercise(exercise_id: str, title: str, reference: Callable[[], Any]):
                     out = body(*args, **kwargs)
             except NotImplementedError:
                 _record(exercise_id, title, NOT_ATTEMPTED,
-                        "not done yet - the reference implementation stands in so the notebook runs on")
+                        "the reference implementation stands in, so the rest of the notebook still runs")
                 return reference()
             except _Mistake as m:
                 err = CheckFailed(exercise_id, title, str(m))
@@ -151,7 +151,8 @@ _SYMBOL = {PASSED: "\u2705", FAILED: "\u274c", NOT_ATTEMPTED: "\u23f3"}
 def _record(exercise_id: str, title: str, status: str, message: str) -> None:
     record = {"exercise": exercise_id, "title": title, "status": status, "message": message}
     RESULTS[exercise_id] = record
-    line = f"{_SYMBOL[status]} Exercise {exercise_id} ({title}): {status} - {message}"
+    label = {PASSED: "passed", FAILED: "FAILED", NOT_ATTEMPTED: "not done yet"}[status]
+    line = f"{_SYMBOL[status]} Exercise {exercise_id} ({title}) {label}: {message}"
     try:
         from IPython import get_ipython
         from IPython.display import display

@@ -1,0 +1,221 @@
+"""Command line: ``python -m lecture_utils {train,sample,doctor,presets}``.
+
+Examples::
+
+    python -m lecture_utils doctor
+    python -m lecture_utils train --preset lecture-small
+    python -m lecture_utils train --preset lecture --device cuda --out runs/lecture.pt
+    python -m lecture_utils sample --checkpoint runs/lecture-small.pt --prompt "ROMEO:" --tokens 300
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+
+def _add_train(sub) -> None:
+    from lecture_utils.train import PRESETS
+
+    p = sub.add_parser(
+        "train",
+        help="train a model from a preset",
+        description="Train a model on Tiny Shakespeare (or --data FILE) from a named preset; any "
+        "preset value can be overridden. Prints the last and best val loss and saves the "
+        "best checkpoint.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets:\n" + "\n".join(f"  {name:<14} {p.description}" for name, p in PRESETS.items()),
+    )
+    p.add_argument("--preset", default="lecture-small", choices=sorted(PRESETS), help="configuration to start from (default: lecture-small)")
+    p.add_argument("--data", default=None, help="a UTF-8 text file to train on instead of Tiny Shakespeare")
+    p.add_argument("--out", default=None, help="checkpoint path (default: runs/PRESET.pt)")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
+    p.add_argument("--max-iters", type=int, help="training iterations")
+    p.add_argument("--eval-interval", type=int, help="evaluate every N iterations")
+    p.add_argument("--eval-iters", type=int, help="batches per evaluation")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--block-size", type=int, help="context length (also the model's block_size)")
+    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
+    p.add_argument("--n-embd", type=int)
+    p.add_argument("--n-head", type=int)
+    p.add_argument("--n-layer", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
+    p.add_argument("--compile", action="store_true", help="use torch.compile (pays off on long GPU runs)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+
+
+def _add_sample(sub) -> None:
+    p = sub.add_parser("sample", help="generate text from a checkpoint",
+                       description="Generate text from a checkpoint saved by `train`.")
+    p.add_argument("--checkpoint", required=True, help="path of a .pt file written by `train`")
+    p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
+    p.add_argument("--tokens", type=int, default=500, help="characters to generate (default 500)")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--seed", type=int, default=1337)
+    p.add_argument("--device", default=None)
+
+
+def cmd_train(args) -> int:
+    import torch
+
+    from lecture_utils import data
+    from lecture_utils.device import describe, pick_device, seed_everything, set_threads
+    from lecture_utils.train import PRESETS, build_model, train
+
+    preset = PRESETS[args.preset]
+    overrides = {k: getattr(args, k) for k in ("max_iters", "eval_interval", "eval_iters", "batch_size",
+                                               "block_size", "learning_rate", "seed") if getattr(args, k) is not None}
+    if args.compile:
+        overrides["compile"] = True
+    tcfg = replace(preset.train, **overrides)
+    mcfg = preset.model
+    if mcfg is not None:
+        m_over = {k: getattr(args, k) for k in ("n_embd", "n_head", "n_layer", "dropout") if getattr(args, k) is not None}
+        m_over["block_size"] = tcfg.block_size
+        mcfg = replace(mcfg, **m_over)
+    elif any(getattr(args, k) is not None for k in ("n_embd", "n_head", "n_layer", "dropout")):
+        print("error: the bigram preset has no n_embd/n_head/n_layer/dropout", file=sys.stderr)
+        return 2
+    preset = replace(preset, model=mcfg, train=tcfg)
+    device = pick_device(args.device)
+    set_threads(args.threads)
+    seed_everything(tcfg.seed)
+    text, tokenizer, train_data, val_data = data.load_dataset(args.data)
+    if tcfg.block_size >= len(val_data):
+        print(f"error: block_size={tcfg.block_size} is too large for the validation split "
+              f"({len(val_data)} tokens); use a smaller --block-size or more text", file=sys.stderr)
+        return 2
+    model = build_model(preset, tokenizer.vocab_size).to(device)
+    out = Path(args.out or f"runs/{args.preset}.pt")
+    n_params = sum(p.numel() for p in model.parameters())
+    print(describe(device))
+    print(f"preset {args.preset}: {n_params / 1e6:.6f} M parameters; {tcfg.max_iters} iterations, batch "
+          f"{tcfg.batch_size}, block {tcfg.block_size}, lr {tcfg.learning_rate:g}")
+    result = train(model, train_data, val_data, tcfg, progress=not args.no_progress, checkpoint=out, tokenizer=tokenizer)
+    for h in result.history:
+        print(f"step {h['iter']:>6}: train loss {h['train']:.4f}, val loss {h['val']:.4f}")
+    print(result.summary())
+    print(f"best checkpoint: {out}")
+    # a short sample from the best model, so the run ends with something to read
+    from lecture_utils.train import load_checkpoint
+
+    best, tok, _ = load_checkpoint(out, device=device)
+    ctx = torch.zeros((1, 1), dtype=torch.long, device=device)
+    print("sample:\n" + tok.decode(best.generate(ctx, 200, generator=torch.Generator().manual_seed(0))[0]))
+    return 0
+
+
+def cmd_sample(args) -> int:
+    import torch
+
+    from lecture_utils.device import pick_device
+    from lecture_utils.train import CheckpointError, load_checkpoint
+
+    device = pick_device(args.device)
+    try:
+        model, tok, _ = load_checkpoint(args.checkpoint, device=device)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if tok is None:
+        print("error: this checkpoint has no tokenizer saved with it", file=sys.stderr)
+        return 2
+    unknown = tok.unknown_chars(args.prompt)
+    if unknown:
+        print(f"error: the prompt has characters the model does not know: {unknown!r}", file=sys.stderr)
+        return 2
+    if args.tokens < 0:
+        print("error: --tokens must be >= 0", file=sys.stderr)
+        return 2
+    idx = torch.tensor([tok.encode(args.prompt)], dtype=torch.long, device=device)
+    gen = torch.Generator().manual_seed(args.seed)
+    out = model.generate(idx, args.tokens, temperature=args.temperature, top_k=args.top_k, generator=gen)
+    print(tok.decode(out[0]))
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    """[OK]/[FAIL] for each thing the course needs, with the fix for each failure."""
+    checks = []
+
+    def line(ok: bool, what: str, fix: str = "") -> None:
+        checks.append(ok)
+        print(f"[{'OK' if ok else 'FAIL'}] {what}" + ("" if ok or not fix else f"\n       fix: {fix}"))
+
+    v = sys.version_info
+    line(v >= (3, 10), f"Python {v.major}.{v.minor}.{v.micro}", "install Python 3.10 or newer")
+    try:
+        import torch
+
+        from lecture_utils.device import describe, pick_device
+
+        dev = pick_device()
+        line(True, f"torch {torch.__version__}; {describe(dev)}")
+        x = torch.randn(4, 4, device=dev)
+        line(bool(torch.isfinite(x @ x).all()), f"a matrix multiply on {dev.type}",
+             "set LECTURE_UTILS_DEVICE=cpu and report the problem")
+    except Exception as exc:  # noqa: BLE001
+        line(False, f"torch: {exc}", 'pip install "torch>=2.2"')
+    try:
+        from lecture_utils import data
+
+        text = data.load_text()
+        line(len(text) == data.TINY_SHAKESPEARE_CHARS,
+             f"corpus {data.corpus_path().name}: {len(text):,} characters, SHA-256 verified")
+    except Exception as exc:  # noqa: BLE001
+        line(False, f"corpus: {exc}", 'reinstall the package: pip install -e ".[dev]"')
+    for mod, fix in (("jupyterlab", 'pip install -e ".[dev]"'), ("ipykernel", 'pip install -e ".[dev]"'),
+                     ("ipywidgets", "pip install ipywidgets>=8"), ("matplotlib", "pip install matplotlib"),
+                     ("tqdm", "pip install tqdm")):
+        try:
+            m = __import__(mod)
+            line(True, f"{mod} {getattr(m, '__version__', '')}".strip())
+        except ImportError:
+            line(False, f"{mod} is not installed", fix)
+    ok = all(checks)
+    print("everything the course needs is here" if ok else "some checks failed: see the fixes above")
+    return 0 if ok else 1
+
+
+def cmd_presets(args) -> int:
+    from lecture_utils.train import PRESETS
+
+    for name, p in PRESETS.items():
+        print(f"{name:<14} {p.description}\n    model: {p.model}\n    train: {p.train}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m lecture_utils",
+        description="Build GPT course tools: train and sample models, check the set-up.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_train(sub)
+    _add_sample(sub)
+    sub.add_parser("doctor", help="check that everything the course needs works here")
+    sub.add_parser("presets", help="list the training presets")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor, "presets": cmd_presets}[args.command]
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except ValueError as exc:  # our clear errors (bad device, bad data, bad config)
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

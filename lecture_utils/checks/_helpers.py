@@ -1,0 +1,189 @@
+"""Tools shared by the checks of chapters 02-08.
+
+- :func:`isolated_rng`: a check body runs with the global random state saved, seeded afresh and
+  restored, so building modules and dropout inside a check neither disturb nor depend on the
+  notebook's random numbers;
+- :func:`build`: create the learner's module, failing clearly on a wrong signature;
+- :func:`call`: run learner code and turn a known crash (matched by its message) into a hint;
+- :func:`copy_weights`: check parameter names and shapes against the reference, then copy the
+  reference's weights in, so both compute the same function when the code is right;
+- :func:`randomize_`, :func:`same`, :func:`diagnose`, :func:`leaks_future`: random weights from a
+  local generator, NaN-aware comparison, matching an output against known wrong variants, and the
+  causality test of every attention check.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable, Iterable, Sequence
+
+import torch
+import torch.nn as nn
+
+from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fresh_seed
+
+# crashes whose cause is clear from the message alone, whatever the exercise
+COMMON_HINTS: tuple[tuple[str, str], ...] = (
+    ("before Module.__init__() call", "call super().__init__() first thing in __init__"),
+)
+
+
+def isolated_rng(body: Callable) -> Callable:
+    """Decorator (under ``@exercise``) running a check body with the global random state forked:
+    it is seeded afresh inside and restored afterwards."""
+
+    @functools.wraps(body)
+    def run(*args, **kwargs):
+        device = torch.device(kwargs.get("device", "cpu"))
+        cuda = []
+        if device.type == "cuda":
+            cuda = [device.index if device.index is not None else torch.cuda.current_device()]
+        with torch.random.fork_rng(devices=cuda):
+            torch.default_generator.manual_seed(fresh_seed())
+            if cuda:
+                torch.cuda.manual_seed(fresh_seed())
+            return body(*args, **kwargs)
+
+    return run
+
+
+def device_generator(seed: int, device: str | torch.device) -> torch.Generator:
+    """A generator on ``device`` when sampling happens there (CUDA), else on the CPU."""
+    device = torch.device(device)
+    return torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
+
+
+def call(fn: Callable, *args, hints: Sequence[tuple[str, str]] = (), **kwargs) -> Any:
+    """``fn(*args, **kwargs)``; if it raises an error whose text contains a pattern of ``hints``
+    (or of :data:`COMMON_HINTS`), fail with that hint and the error's first line. Other errors,
+    ``NotImplementedError`` (the untouched stub) and the time limit pass through."""
+    try:
+        return fn(*args, **kwargs)
+    except (NotImplementedError, CheckTimeout, _Mistake):
+        raise
+    except Exception as exc:
+        text = f"{type(exc).__name__}: {exc}"
+        for pattern, hint in (*hints, *COMMON_HINTS):
+            if pattern in text:
+                fail(f"{hint} (your code raised {text.splitlines()[0][:300]})")
+        raise
+
+
+def build(cls: Any, args: tuple, signature: str, hints: Sequence[tuple[str, str]] = ()) -> nn.Module:
+    """Instantiate the learner's class as ``cls(*args)``.
+
+    Args:
+        signature: the expected parameters in words, e.g. ``"n_embd, head_size, block_size, dropout"``.
+    """
+    name = getattr(cls, "__name__", "the class")
+    if not inspect.isclass(cls):
+        fail(f"{name} should be a class (class {name}(nn.Module): ...), got {type(cls).__name__}")
+    try:
+        inspect.signature(cls).bind(*args)
+    except TypeError:
+        fail(f"{name} should be created as {name}({signature}); check the parameters of __init__")
+    except ValueError:  # no signature to inspect
+        pass
+    module = call(cls, *args, hints=hints)
+    if not isinstance(module, nn.Module):
+        fail(f"{name} should subclass nn.Module (class {name}(nn.Module): ...)")
+    return module
+
+
+def _shapes(module: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {n: tuple(p.shape) for n, p in module.named_parameters()}
+
+
+def _listing(shapes: dict[str, tuple[int, ...]]) -> str:
+    return ", ".join(f"{n} {s}" for n, s in shapes.items()) or "none"
+
+
+def expect_parameters(
+    learner: nn.Module,
+    reference: nn.Module,
+    what: str,
+    shape_hint: Callable[[str, tuple, tuple], str | None] | None = None,
+) -> None:
+    """Fail unless ``learner`` has exactly the reference's parameters (names and shapes).
+
+    Buffers (e.g. a ``tril`` mask) are not compared. ``shape_hint(name, got, want)`` may return a
+    tailored message for a wrong shape.
+    """
+    want, got = _shapes(reference), _shapes(learner)
+    missing = [n for n in want if n not in got]
+    unexpected = [n for n in got if n not in want]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append("missing " + ", ".join(missing))
+        if unexpected:
+            parts.append("unexpected " + ", ".join(unexpected))
+        fail(f"{what}'s parameters are not the lecture's ({'; '.join(parts)}). Expected exactly: "
+             f"{_listing(want)} - use these attribute names so the reference weights can be loaded")
+    for n, shape in want.items():
+        if got[n] != shape:
+            hint = shape_hint(n, got[n], shape) if shape_hint else None
+            fail(hint or f"{what}.{n} has shape {got[n]}, expected {shape}")
+
+
+@torch.no_grad()
+def copy_weights(reference: nn.Module, learner: nn.Module, what: str,
+                 shape_hint: Callable[[str, tuple, tuple], str | None] | None = None) -> None:
+    """Check names and shapes (:func:`expect_parameters`), then copy the reference's parameters
+    into the learner's module."""
+    expect_parameters(learner, reference, what, shape_hint)
+    mine = dict(learner.named_parameters())
+    for n, p in reference.named_parameters():
+        mine[n].copy_(p)
+
+
+@torch.no_grad()
+def randomize_(module: nn.Module, g: torch.Generator, std: float = 0.5) -> nn.Module:
+    """Fill every parameter with ``N(0, std)`` noise from the local generator ``g``: the default
+    initialisation gives near-uniform attention, where different mistakes look alike."""
+    for p in module.parameters():
+        p.copy_(torch.randn(p.shape, generator=g).to(p.device) * std)
+    return module
+
+
+def same(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Same shape and values (NaN matches NaN)."""
+    if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
+        return False
+    return torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol, equal_nan=True)
+
+
+def diagnose(out: torch.Tensor, variants: Iterable[tuple[str, Callable[[], torch.Tensor]]]) -> None:
+    """Fail with the hint of the first known wrong variant that ``out`` matches."""
+    for hint, compute in variants:
+        try:
+            value = compute()
+        except (RuntimeError, ValueError, IndexError):  # this variant does not apply to the shape
+            continue
+        if same(out, value):
+            fail(hint)
+
+
+@torch.no_grad()
+def leaks_future(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, g: torch.Generator) -> bool:
+    """True when changing the inputs after position t changes an output at a position <= t."""
+    T = x.shape[1]
+    base = fn(x)
+    for t in sorted({0, T // 2}):
+        if t + 1 >= T:
+            continue
+        x2 = x.clone()
+        x2[:, t + 1:] = torch.randn(x2[:, t + 1:].shape, generator=g).to(x.device)
+        if not torch.allclose(fn(x2)[:, : t + 1], base[:, : t + 1], atol=1e-5, rtol=1e-4):
+            return True
+    return False
+
+
+def tensor_output(value: Any, what: str, shape: tuple[int, ...] | None = None, hint: str = "") -> torch.Tensor:
+    """Fail unless ``value`` is a tensor (of ``shape`` when given)."""
+    if not isinstance(value, torch.Tensor):
+        fail(f"{what} should return a torch.Tensor, but it returned {type(value).__name__}")
+    if shape is not None and tuple(value.shape) != tuple(shape):
+        fail(f"{what} returned shape {tuple(value.shape)}, expected {tuple(shape)}" + (f": {hint}" if hint else ""))
+    return value

@@ -1,0 +1,344 @@
+"""Checks for chapter 02 (bigram): 2.1 the bigram model's forward, 2.2 generate, 2.3 estimate_loss.
+
+None of them reads the corpus: token ids are random integers below the vocabulary size (65).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from lecture_utils import model as ref
+from lecture_utils import train as ref_train
+from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._helpers import (
+    build,
+    call,
+    copy_weights,
+    device_generator,
+    isolated_rng,
+    randomize_,
+    same,
+    tensor_output,
+)
+
+VOCAB = 65
+
+_RESHAPE_BOTH = ("cross_entropy wants the classes in dimension 1: reshape the logits to (B*T, C) and the targets "
+                 "to (B*T,) first - B, T, C = logits.shape; logits = logits.view(B*T, C); targets = targets.view(B*T)")
+_LOSS_HINTS = (
+    ("Expected target size", "logits not reshaped to (B*T, C): " + _RESHAPE_BOTH),
+    ("to match target batch_size", "targets not reshaped: with logits of shape (B*T, C) the targets must be "
+                                   "(B*T,) - targets = targets.view(B*T)"),
+)
+_NO_TARGETS_HINTS = (
+    ("missing 1 required positional argument: 'targets'", "targets should be optional: def forward(self, idx, targets=None)"),
+    ("NoneType", "without targets there is no loss to compute: if targets is None, return the logits (B, T, C) "
+                 "and loss = None"),
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.1
+# ---------------------------------------------------------------------------------------------
+
+
+def _table_hint(name: str, got: tuple, want: tuple) -> str:
+    return (f"token_embedding_table should be nn.Embedding(vocab_size, vocab_size) (weight {want}), got {got}: "
+            f"each token reads the logits of the next token off its own row")
+
+
+@exercise("2.1", "bigram language model", reference=lambda: ref.BigramLanguageModel)
+@isolated_rng
+def bigram_forward(BigramLanguageModel, device="cpu"):
+    """``BigramLanguageModel(vocab_size)``; ``forward(idx, targets=None) -> (logits, loss)`` with logits
+    ``(B, T, C)`` without targets, ``(B*T, C)`` and the cross-entropy loss with them."""
+    g = rng(fresh_seed())
+    for vocab in (VOCAB, 11):
+        model = build(BigramLanguageModel, (vocab,), "vocab_size").to(device)
+        reference = randomize_(ref.BigramLanguageModel(vocab), g, std=1.0).to(device)
+        copy_weights(reference, model, "BigramLanguageModel", _table_hint)
+        for B, T in ((4, 8), (1, 1), (3, 5)):
+            idx = torch.randint(vocab, (B, T), generator=g).to(device)
+            targets = torch.randint(vocab, (B, T), generator=g).to(device)
+            want_logits, _ = reference(idx)
+
+            out = call(model, idx, hints=_NO_TARGETS_HINTS)
+            expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
+            logits, loss = out
+            if loss is not None:
+                fail("without targets, loss should be None (there is nothing to compare the logits with): "
+                     "if targets is None: loss = None")
+            if isinstance(logits, torch.Tensor) and logits.shape == (B * T, vocab) and T > 1:
+                fail("without targets, the logits should keep their shape (B, T, C); reshape to (B*T, C) only when "
+                     "computing the loss")
+            tensor_output(logits, "forward(idx)", (B, T, vocab))
+            if not same(logits, want_logits):
+                fail("the logits differ from the reference: logits = self.token_embedding_table(idx) - token idx[b, t] "
+                     "reads row idx[b, t] of the table")
+
+            want_flat, want_loss = reference(idx, targets)
+            out = call(model, idx, targets, hints=_LOSS_HINTS)
+            expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
+            logits, loss = out
+            tensor_output(logits, "forward(idx, targets) (the logits)", (B * T, vocab),
+                          "logits not reshaped to (B*T, C): with targets, return the logits in the shape "
+                          "cross_entropy needs, logits.view(B*T, C)")
+            if not same(logits, want_flat):
+                if same(logits, reference(targets, targets)[0]):
+                    fail("the logits were looked up with the targets: use idx (the current tokens); the targets "
+                         "are only what the loss compares the logits with")
+                fail("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
+                     "then logits.view(B*T, C)")
+            _check_loss(loss, want_flat, targets.view(B * T), want_loss)
+    return passed("logits (B, T, C) without targets; (B*T, C) and the mean cross-entropy with them; "
+                  "loss None without targets", BigramLanguageModel)
+
+
+def _check_loss(loss, logits: torch.Tensor, targets: torch.Tensor, want: torch.Tensor) -> None:
+    """Compare the learner's loss with ``F.cross_entropy`` and name the usual ways it goes wrong."""
+    if not isinstance(loss, torch.Tensor):
+        fail(f"the loss should be a tensor (F.cross_entropy(logits, targets)), got {type(loss).__name__}"
+             + (": keep the tensor, do not call .item(), so loss.backward() works" if isinstance(loss, float) else ""))
+    if loss.dim() != 0:
+        fail(f"the loss should be one number (a 0-d tensor), got shape {tuple(loss.shape)}: take the mean over the "
+             f"B*T positions (F.cross_entropy's default reduction)")
+    if math.isclose(loss.item(), want.item(), rel_tol=1e-4, abs_tol=1e-5):
+        expect(loss.requires_grad, "the loss is detached from the model: return the tensor F.cross_entropy gives, "
+                                   "so loss.backward() reaches the embedding table")
+        return
+    n = len(targets)
+    known = [
+        (want * n, "the loss is summed over the B*T positions, not averaged: F.cross_entropy takes the mean "
+                   "(reduction='mean', the default)"),
+        (F.cross_entropy(F.softmax(logits, -1), targets), "the loss was computed on probabilities: F.cross_entropy "
+                                                          "applies log-softmax itself, so give it the raw logits"),
+        (F.nll_loss(logits, targets), "the log-softmax is missing: F.nll_loss wants log-probabilities; use "
+                                      "F.cross_entropy(logits, targets) on the raw logits"),
+        (-F.log_softmax(logits, -1).mean(), "the loss averages the log-probabilities of every class, not of the "
+                                            "target: F.cross_entropy(logits, targets) picks the target's column"),
+    ]
+    for value, hint in known:
+        if math.isclose(loss.item(), value.item(), rel_tol=1e-4, abs_tol=1e-5):
+            fail(hint)
+    fail(f"the loss is {loss.item():.4f}, F.cross_entropy(logits, targets) gives {want.item():.4f}: compute it "
+         f"with F.cross_entropy on logits (B*T, C) and targets (B*T,)")
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.2
+# ---------------------------------------------------------------------------------------------
+
+
+class ContextTooLong(ValueError):
+    """Raised by the check's test model when it is given more than ``block_size`` tokens."""
+
+
+class _TableModel(nn.Module):
+    """A bigram model with a fixed table of logits (the next token depends only on the last one),
+    refusing contexts longer than ``block_size`` when that is set."""
+
+    def __init__(self, table: torch.Tensor, block_size: int | None = None):
+        super().__init__()
+        self.register_buffer("table", table)
+        self.anchor = nn.Parameter(torch.zeros(()))  # so that next(model.parameters()) works
+        self.block_size = block_size
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        if self.block_size is not None and idx.shape[1] > self.block_size:
+            raise ContextTooLong(f"the model got {idx.shape[1]} tokens of context, more than block_size={self.block_size}")
+        return self.table[idx], None
+
+
+_LAST_STEP = ("use only the last time step: logits = logits[:, -1, :] has shape (B, C), and torch.multinomial "
+              "then gives idx_next of shape (B, 1)")
+_GENERATE_HINTS = (
+    ("prob_dist must be 1 or 2 dim", _LAST_STEP),
+    ("Sizes of tensors must match", _LAST_STEP),
+    ("element < 0", "torch.multinomial got negative numbers: it needs probabilities, so apply "
+                    "F.softmax(logits, dim=-1) first"),
+    ("ContextTooLong", "generate feeds the model more than block_size tokens: crop the context to the last "
+                       "block_size tokens, idx_cond = idx[:, -block_size:] (the position table has only "
+                       "block_size rows)"),
+    ("unary -: 'NoneType'", "model.block_size is None for the bigram model (any context length works): crop only "
+                            "when it is set, e.g. if block_size is not None: idx = idx[:, -block_size:]"),
+)
+
+
+def _chain(start: torch.Tensor, nxt: torch.Tensor, n: int) -> torch.Tensor:
+    """The tokens a deterministic table model produces after ``start`` (shape (B,)): (B, n)."""
+    out, cur = [], start
+    for _ in range(n):
+        cur = nxt[cur]
+        out.append(cur)
+    return torch.stack(out, dim=1)
+
+
+@exercise("2.2", "generate", reference=lambda: ref.generate)
+@isolated_rng
+def generate(generate, device="cpu"):
+    """``generate(model, idx, max_new_tokens, generator=None)`` -> ``(B, T + max_new_tokens)``: sample from
+    the softmax of the last time step's logits, append, repeat; crop to ``model.block_size`` when set."""
+    seed = fresh_seed()
+    g = rng(seed)
+    # 1. a deterministic chain: token i is always followed by (3i + 1) % V
+    V = 11
+    nxt = (3 * torch.arange(V) + 1) % V
+    table = torch.zeros(V, V)
+    table[torch.arange(V), nxt] = 40.0
+    model = _TableModel(table).to(device)
+    B, T, n = 3, 4, 6
+    idx = torch.randint(V, (B, T), generator=g).to(device)
+    out = call(generate, model, idx, n, generator=device_generator(seed, device), hints=_GENERATE_HINTS)
+    tensor_output(out, "generate")
+    if out.shape == (B, n) and n != T:
+        fail("generate returned only the new tokens: return the whole sequence, the context followed by the new "
+             "tokens, shape (B, T + max_new_tokens) - idx = torch.cat((idx, idx_next), dim=1) at every step")
+    if out.shape == (B, T):
+        fail("generate returned idx unchanged: append each sampled token, idx = torch.cat((idx, idx_next), dim=1)")
+    tensor_output(out, "generate", (B, T + n), "the context followed by max_new_tokens new tokens")
+    expect(out.dtype == torch.long, f"generate should return token ids (torch.long), got {out.dtype}")
+    out, idx = out.cpu(), idx.cpu()
+    expect(torch.equal(out[:, :T], idx), "the first T tokens of the result should be idx itself, unchanged")
+    new = out[:, T:]
+    if not torch.equal(new, _chain(idx[:, -1], nxt, n)):
+        if torch.equal(new[:, 0], nxt[idx[:, 0]]):
+            fail("the next token was sampled from the first time step's logits: take the last, logits[:, -1, :]")
+        if (new == nxt[idx[:, -1]][:, None]).all():
+            fail("every step predicts from the original context: append each sampled token to idx and feed the "
+                 "longer idx to the model at the next step")
+        fail("the new tokens do not follow the model: at each step take logits[:, -1, :], softmax, sample one token "
+             "with torch.multinomial and append it to idx")
+
+    # 2. sampling follows softmax(logits): two contexts with known next-token probabilities
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.05, 0.15, 0.3, 0.5]])
+    table = torch.log(probs) + 5.0  # positive logits, so sampling the logits themselves runs but is wrong
+    model = _TableModel(table).to(device)
+    N = 3000
+    idx = torch.cat([torch.zeros(N, 1, dtype=torch.long), torch.ones(N, 1, dtype=torch.long)]).to(device)
+    out = call(generate, model, idx, 1, generator=device_generator(seed + 1, device), hints=_GENERATE_HINTS)
+    tensor_output(out, "generate", (2 * N, 2))
+    last = out[:, -1].cpu()
+    freq = torch.stack([torch.bincount(last[:N], minlength=4)[:4], torch.bincount(last[N:], minlength=4)[:4]]) / N
+    if (freq - probs).abs().max() > 0.04:
+        if freq[0, 0] == 1 and freq[1, 3] == 1:
+            fail("generate always picks the most likely token (argmax): sample instead, "
+                 "idx_next = torch.multinomial(probs, num_samples=1)")
+        if (freq - table / table.sum(-1, keepdim=True)).abs().max() < 0.04:
+            fail("torch.multinomial was given the logits, not probabilities: apply probs = F.softmax(logits, dim=-1) "
+                 "first")
+        fail(f"the samples do not follow softmax(logits): for probabilities {probs[0].tolist()} the frequencies were "
+             f"{[round(f, 3) for f in freq[0].tolist()]}; probs = F.softmax(logits, dim=-1), then torch.multinomial")
+
+    # 3. the generator makes sampling reproducible
+    model = _TableModel(torch.zeros(VOCAB, VOCAB)).to(device)
+    idx = torch.zeros(2, 1, dtype=torch.long, device=device)
+    a = generate(model, idx, 20, generator=device_generator(seed, device))
+    b = generate(model, idx, 20, generator=device_generator(seed, device))
+    c = generate(model, idx, 20, generator=device_generator(seed + 1, device))
+    if not torch.equal(a, b):
+        fail("the same generator seed gave different samples: pass it on, "
+             "torch.multinomial(probs, num_samples=1, generator=generator)")
+    expect(not torch.equal(a, c), "different generator seeds gave the same samples: sample with torch.multinomial")
+
+    # 4. a model with a block_size: the context must be cropped to its last block_size tokens
+    nxt = (3 * torch.arange(V) + 1) % V
+    table = torch.zeros(V, V)
+    table[torch.arange(V), nxt] = 40.0
+    model = _TableModel(table, block_size=4).to(device)
+    idx = torch.randint(V, (2, 3), generator=g).to(device)
+    out = call(generate, model, idx, 7, generator=device_generator(seed, device), hints=_GENERATE_HINTS)
+    tensor_output(out, "generate", (2, 10))
+    if not torch.equal(out[:, 3:].cpu(), _chain(idx[:, -1].cpu(), nxt, 7)):
+        fail("with a block_size the context must be cropped to its LAST block_size tokens, idx[:, -block_size:]: "
+             "the next token depends on the most recent ones")
+    return passed("appends max_new_tokens samples of softmax(last logits), reproducible with the generator, "
+                  "crops the context to block_size", generate)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.3
+# ---------------------------------------------------------------------------------------------
+
+
+class _ProbeModel(nn.Module):
+    """Records every call (split, training mode, grad mode, loss). The loss is the batch's mean token
+    id / 10, plus 100 in training mode; split "low" holds ids < 32, split "high" ids >= 32."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(()))
+        self.calls: list[dict] = []
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None):
+        loss = self.w * idx.float().mean() / 10 + (100.0 if self.training else 0.0)
+        self.calls.append({"split": "low" if int(idx.max()) < 32 else "high", "training": self.training,
+                           "grad": torch.is_grad_enabled(), "loss": float(loss.detach()),
+                           "shape": tuple(idx.shape)})
+        B, T = idx.shape
+        return torch.zeros(B * T, VOCAB, device=idx.device), loss
+
+
+@exercise("2.3", "estimate_loss", reference=lambda: ref_train.estimate_loss)
+@isolated_rng
+def estimate_loss(estimate_loss, device="cpu"):
+    """``estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=None)`` -> ``{split: float}``,
+    the mean loss over ``eval_iters`` batches, in eval mode, without gradients, train mode restored."""
+    seed = fresh_seed()
+    g = rng(seed)
+    splits = {"train": torch.randint(32, (300,), generator=g), "val": torch.randint(32, VOCAB, (200,), generator=g)}
+    which = {"train": "low", "val": "high"}
+    eval_iters = int(torch.randint(3, 7, (1,), generator=g))
+    block_size, batch_size = 8, 4
+    model = _ProbeModel().to(device)
+    model.train()
+    out = estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=rng(seed))
+    expect(isinstance(out, dict), f"estimate_loss should return a dict {{split name: mean loss}}, got {type(out).__name__}")
+    expect(set(out) == set(splits), f"the result has keys {sorted(out)}, expected the split names {sorted(splits)}: "
+                                    f"loop over splits.items()")
+    calls = model.calls
+    if any(c["training"] for c in calls):
+        fail("the model was in training mode during evaluation: call model.eval() first, so dropout is off while "
+             "measuring (and model.train() at the end)")
+    if any(c["grad"] for c in calls):
+        fail("gradients were being tracked during evaluation: decorate estimate_loss with @torch.no_grad() (or use "
+             "with torch.no_grad():) - evaluation needs no backward pass")
+    if not model.training:
+        fail("estimate_loss left the model in eval mode: call model.train() before returning, so training goes on "
+             "with dropout")
+    shapes = {c["shape"] for c in calls}
+    expect(shapes == {(batch_size, block_size)}, f"the batches had shapes {sorted(shapes)}, expected "
+           f"(batch_size, block_size) = {(batch_size, block_size)}: get_batch(data, block_size, batch_size, generator=generator)")
+    for name, value in out.items():
+        if isinstance(value, torch.Tensor):
+            fail(f"out[{name!r}] is a tensor: return plain Python floats, e.g. losses.mean().item()")
+        expect(isinstance(value, (float, int)), f"out[{name!r}] should be a float, got {type(value).__name__}")
+        losses = [c["loss"] for c in calls if c["split"] == which[name]]
+        if len(losses) != eval_iters:
+            fail(f"the model saw {len(losses)} batch(es) of split {name!r}, expected eval_iters={eval_iters}: average "
+                 f"the loss over eval_iters random batches (one batch is noisy)")
+        want = sum(losses) / len(losses)
+        if not math.isclose(value, want, rel_tol=1e-5, abs_tol=1e-6):
+            if math.isclose(value, sum(losses), rel_tol=1e-5):
+                fail("the losses are summed: return their mean, losses.mean().item()")
+            if math.isclose(value, losses[-1], rel_tol=1e-5):
+                fail("the result is the last batch's loss: store every batch's loss and return their mean")
+            fail(f"out[{name!r}] = {value:.4f} is not the mean of the {eval_iters} batch losses ({want:.4f}): "
+                 f"losses = torch.zeros(eval_iters); losses[k] = loss.item(); losses.mean().item()")
+    # the same generator seed gives the same batches, hence the same result
+    again = estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=rng(seed))
+    if again != out:
+        fail("the same generator seed gave different results: pass generator=generator on to get_batch, so the "
+             "evaluation batches are reproducible")
+    # any split names
+    single = {"test": splits["val"]}
+    out = call(estimate_loss, model, single, 1, block_size, batch_size, generator=rng(seed),
+               hints=(("KeyError", "loop over the splits you are given, for name, data in splits.items(): do not "
+                                   "assume they are called 'train' and 'val'"),))
+    expect(isinstance(out, dict) and set(out) == {"test"}, "estimate_loss should loop over the given splits "
+           "(splits.items()), whatever their names; with {'test': data} the result should have the key 'test'")
+    return passed(f"mean of eval_iters={eval_iters} batch losses per split as floats, in eval mode without "
+                  f"gradients, train mode restored", estimate_loss)

@@ -1,0 +1,51 @@
+"""The CLI end to end, as a user types it."""
+
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "lecture_utils", *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_help_lists_the_commands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("train", "sample", "doctor"):
+        assert cmd in out.stdout
+    out = run("train", "--help")
+    assert "lecture-small" in out.stdout and "--max-iters" in out.stdout
+
+
+def test_train_then_sample(tmp_path):
+    ckpt = tmp_path / "small.pt"
+    out = run("train", "--preset", "lecture-small", "--max-iters", "3", "--eval-interval", "2", "--eval-iters", "2",
+              "--device", "cpu", "--out", str(ckpt), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "best val" in out.stdout and ckpt.exists()
+    out = run("sample", "--checkpoint", str(ckpt), "--prompt", "ROMEO:", "--tokens", "20")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("ROMEO:") and len(out.stdout.rstrip("\n")) >= 20
+
+
+def test_lecture_preset_runs_two_iterations_on_cpu(tmp_path):
+    out = run("train", "--preset", "lecture", "--device", "cpu", "--max-iters", "2", "--eval-iters", "1",
+              "--batch-size", "2", "--out", str(tmp_path / "l.pt"), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    assert "10.788929 M parameters" in out.stdout
+
+
+def test_sample_errors_are_clear(tmp_path):
+    out = run("sample", "--checkpoint", str(tmp_path / "missing.pt"))
+    assert out.returncode == 2 and "checkpoint not found" in out.stderr
+    out = run("train", "--device", "tpu9")
+    assert out.returncode == 2 and "unknown device" in out.stderr
+
+
+def test_doctor_reports_ok():
+    out = run("doctor")
+    assert out.returncode == 0, out.stdout
+    assert "[OK] corpus" in out.stdout and "[FAIL]" not in out.stdout

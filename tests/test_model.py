@@ -1,0 +1,167 @@
+"""lecture_utils.model: shapes, causality, attention weights, parameter count, LayerNorm."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+from torch.nn import functional as F
+
+from lecture_utils import model as M
+
+torch.manual_seed(0)
+
+
+def _causal_ok(fn, x, atol=1e-6):
+    """Changing inputs after position t never changes outputs at positions <= t."""
+    B, T = x.shape[:2]
+    base = fn(x)
+    for t in range(T - 1):
+        x2 = x.clone()
+        if x.dtype == torch.long:
+            x2[:, t + 1:] = (x2[:, t + 1:] + 7) % 65
+        else:
+            x2[:, t + 1:] = torch.randn_like(x2[:, t + 1:])
+        out = fn(x2)
+        if not torch.allclose(out[:, : t + 1], base[:, : t + 1], atol=atol):
+            return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "module",
+    [
+        lambda: M.Head(32, 8, 16),
+        lambda: M.MultiHeadAttention(32, 4, 8, 16),
+        lambda: M.CausalSelfAttention(32, 4, 16),
+        lambda: M.Block(32, 4, 16),
+    ],
+    ids=["Head", "MultiHeadAttention", "CausalSelfAttention", "Block"],
+)
+def test_attention_modules_never_attend_to_the_future(module):
+    m = module().eval()
+    x = torch.randn(2, 12, 32)
+    with torch.no_grad():
+        assert _causal_ok(m, x)
+
+
+def test_gpt_never_attends_to_the_future():
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0)).eval()
+    idx = torch.randint(65, (2, 12))
+    with torch.no_grad():
+        assert _causal_ok(lambda i: m(i)[0], idx, atol=1e-5)
+
+
+def test_attention_rows_sum_to_one_and_are_zero_above_the_diagonal():
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2))
+    idx = torch.randint(65, (3, 10))
+    w = m.attention_maps(idx)
+    assert w.shape == (2, 3, 4, 10, 10)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 3, 4, 10))
+    assert (w.triu(1) == 0).all()
+    assert m.training  # mode restored
+
+
+def test_sdpa_path_and_readable_path_agree():
+    q, k, v = (torch.randn(2, 3, 9, 8) for _ in range(3))
+    fast, none = M.causal_attention(q, k, v)
+    slow, wei = M.causal_attention(q, k, v, need_weights=True)
+    assert none is None
+    torch.testing.assert_close(fast, slow, atol=1e-5, rtol=1e-4)
+    # and both equal the lecture's formula written out
+    ref = (q @ k.transpose(-2, -1) / math.sqrt(8)).masked_fill(torch.ones(9, 9).tril() == 0, float("-inf"))
+    torch.testing.assert_close(wei, F.softmax(ref, -1))
+
+
+def test_keeping_attention_does_not_change_outputs():
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2)).eval()
+    idx = torch.randint(65, (2, 16))
+    plain = m(idx)[0]
+    with M.keep_attention(m) as mods:
+        kept = m(idx)[0]
+        assert len(mods) == 2 and mods[0].attention.shape == (2, 4, 16, 16)
+    torch.testing.assert_close(plain, kept, atol=1e-5, rtol=1e-4)
+
+
+def test_batched_heads_equal_list_of_heads_with_same_weights():
+    mha = M.MultiHeadAttention(48, 6, 8, 20).eval()
+    csa = M.heads_to_batched(mha, M.CausalSelfAttention(48, 6, 20).eval())
+    x = torch.randn(3, 20, 48)
+    torch.testing.assert_close(csa(x), mha(x), atol=1e-5, rtol=1e-4)
+    assert sum(p.numel() for p in mha.parameters()) == sum(p.numel() for p in csa.parameters())
+    for mod in (mha, csa):
+        mod.keep_attention = True
+        mod(x)
+    torch.testing.assert_close(csa.attention, mha.attention, atol=1e-6, rtol=1e-5)
+
+
+def test_layernorm_from_scratch_matches_torch():
+    ours, theirs = M.LayerNorm(40), nn.LayerNorm(40)
+    with torch.no_grad():
+        ours.weight.normal_(), ours.bias.normal_()
+        theirs.weight.copy_(ours.weight), theirs.bias.copy_(ours.bias)
+    x = torch.randn(4, 7, 40) * 3 + 1
+    torch.testing.assert_close(ours(x), theirs(x), atol=1e-5, rtol=1e-4)
+
+
+def test_lecture_configuration_has_the_lectures_parameter_count():
+    for attention in ("batched", "heads"):
+        m = M.GPT(M.GPTConfig(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2,
+                              attention=attention))
+        assert m.num_parameters() == 10_788_929
+
+
+def test_initial_loss_is_near_ln_vocab():
+    torch.manual_seed(1)
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=32, n_embd=64, n_head=4, n_layer=2)).eval()
+    idx = torch.randint(65, (8, 32))
+    _, loss = m(idx, torch.randint(65, (8, 32)))
+    assert abs(loss.item() - math.log(65)) < 0.1
+
+
+def test_forward_reshapes_logits_like_the_lecture():
+    m = M.BigramLanguageModel(65)
+    idx = torch.randint(65, (4, 8))
+    logits, loss = m(idx)
+    assert logits.shape == (4, 8, 65) and loss is None
+    logits, loss = m(idx, idx)
+    assert logits.shape == (32, 65)
+    torch.testing.assert_close(loss, F.cross_entropy(logits, idx.view(-1)))
+
+
+def test_generate_crops_context_and_is_reproducible():
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1))
+    idx = torch.zeros(2, 1, dtype=torch.long)
+    a = m.generate(idx, 20, generator=torch.Generator().manual_seed(0))  # 21 > block_size: must crop
+    b = m.generate(idx, 20, generator=torch.Generator().manual_seed(0))
+    assert a.shape == (2, 21) and torch.equal(a, b)
+    assert m.training
+    c = M.generate(m, idx, 5, top_k=1)
+    d = M.generate(m, idx, 5, top_k=1)
+    assert torch.equal(c, d)  # top_k=1 is greedy
+    with pytest.raises(ValueError, match="temperature"):
+        M.generate(m, idx, 1, temperature=0)
+
+
+def test_too_long_sequence_is_a_clear_error():
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1))
+    with pytest.raises(ValueError, match="longer than block_size=8"):
+        m(torch.zeros(1, 9, dtype=torch.long))
+
+
+def test_config_validation_names_the_problem():
+    with pytest.raises(ValueError, match="divisible"):
+        M.GPTConfig(n_embd=30, n_head=4)
+    with pytest.raises(ValueError, match="dropout"):
+        M.GPTConfig(dropout=1.5)
+    with pytest.raises(ValueError, match="unknown fields"):
+        M.GPTConfig.from_dict({"n_embd": 32, "nembd": 3})
+
+
+def test_dropout_is_active_in_train_mode_only():
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.5))
+    idx = torch.randint(65, (2, 8))
+    m.train()
+    assert not torch.equal(m(idx)[0], m(idx)[0])
+    m.eval()
+    assert torch.equal(m(idx)[0], m(idx)[0])

@@ -1,0 +1,137 @@
+"""lecture_utils.train: estimate_loss, the loop, presets and checkpoints."""
+
+import os
+
+import pytest
+import torch
+
+from lecture_utils import data
+from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig
+from lecture_utils.train import (
+    PRESETS,
+    CheckpointError,
+    TrainConfig,
+    estimate_loss,
+    load_checkpoint,
+    save_checkpoint,
+    train,
+)
+
+SMALL = GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.1)
+
+
+@pytest.fixture(scope="module")
+def shakespeare():
+    return data.load_dataset()
+
+
+def test_estimate_loss_uses_eval_mode_and_restores_train_mode():
+    m = GPT(SMALL)
+    d = torch.randint(65, (500,))
+    m.train()
+    out = estimate_loss(m, {"train": d, "val": d}, eval_iters=3, block_size=8, batch_size=4,
+                        generator=torch.Generator().manual_seed(0))
+    assert set(out) == {"train", "val"} and all(isinstance(v, float) for v in out.values())
+    again = estimate_loss(m, {"train": d, "val": d}, eval_iters=3, block_size=8, batch_size=4,
+                          generator=torch.Generator().manual_seed(0))
+    assert again == out  # dropout (0.1) is off in eval mode, so the same batches give the same losses
+    assert m.training
+    m.eval()
+    estimate_loss(m, {"val": d}, 2, 8, 4)
+    assert not m.training
+
+
+def test_short_bigram_run_learns(shakespeare):
+    _, tok, tr, va = shakespeare
+    torch.manual_seed(1337)
+    m = BigramLanguageModel(tok.vocab_size)
+    cfg = TrainConfig(max_iters=1500, eval_interval=500, eval_iters=50, batch_size=32, block_size=8,
+                      learning_rate=1e-2)
+    res = train(m, tr, va, cfg, progress=False)
+    assert res.last_val < 2.6, res.summary()
+    assert res.best_val <= res.last_val
+    assert [h["iter"] for h in res.history] == [0, 500, 1000, 1500]
+
+
+def test_callback_sees_every_evaluation_and_can_stop_training():
+    d = torch.randint(65, (400,))
+    seen = []
+
+    def cb(it, losses):
+        seen.append(it)
+        if it >= 4:
+            raise StopIteration
+
+    res = train(GPT(SMALL), d, d, TrainConfig(max_iters=50, eval_interval=2, eval_iters=1, batch_size=4, block_size=8),
+                callback=cb, progress=False)
+    assert seen == [0, 2, 4] and res.iters_done == 4
+
+
+def test_warmup_and_cosine_schedule():
+    cfg = TrainConfig(max_iters=100, learning_rate=1e-3, warmup_iters=10, lr_decay=True, min_lr=1e-4)
+    assert cfg.lr_at(0) == pytest.approx(1e-4)
+    assert cfg.lr_at(9) == pytest.approx(1e-3)
+    assert cfg.lr_at(55) == pytest.approx((1e-3 + 1e-4) / 2)
+    assert cfg.lr_at(100) == pytest.approx(1e-4)
+
+
+def test_checkpoint_round_trip(tmp_path):
+    tok = data.CharTokenizer.from_text("abcdefg")
+    m = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1))
+    path = save_checkpoint(tmp_path / "m.pt", m, tokenizer=tok, extra={"val_loss": 1.5})
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no temporary file left
+    m2, tok2, payload = load_checkpoint(path)
+    assert tok2 == tok and payload["extra"]["val_loss"] == 1.5
+    for (k, v), (k2, v2) in zip(m.state_dict().items(), m2.state_dict().items()):
+        assert k == k2 and torch.equal(v, v2)
+    # into an existing model of the same config (dropout may differ)
+    m3 = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.3))
+    load_checkpoint(path, m3)
+    b, _, _ = load_checkpoint(save_checkpoint(tmp_path / "b.pt", BigramLanguageModel(7)))
+    assert isinstance(b, BigramLanguageModel)
+
+
+def test_checkpoint_into_another_config_names_the_mismatch(tmp_path):
+    path = save_checkpoint(tmp_path / "m.pt", GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1)))
+    other = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=32, n_head=2, n_layer=2))
+    with pytest.raises(CheckpointError, match=r"n_embd: checkpoint 16 vs model 32.*n_layer: checkpoint 1 vs model 2"):
+        load_checkpoint(path, other)
+    with pytest.raises(CheckpointError, match="bigram"):
+        load_checkpoint(path, BigramLanguageModel(7))
+
+
+def test_bad_checkpoint_files_are_clear_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "nope.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a lecture_utils checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    m = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1))
+    path = save_checkpoint(tmp_path / "m.pt", m)
+    before = path.read_bytes()
+
+    def broken_save(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(OSError):
+        save_checkpoint(path, m)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
+
+
+def test_presets_match_the_lecture():
+    lec = PRESETS["lecture"]
+    assert (lec.model.n_embd, lec.model.n_head, lec.model.n_layer, lec.model.block_size, lec.model.dropout) == (384, 6, 6, 256, 0.2)
+    assert (lec.train.batch_size, lec.train.learning_rate, lec.train.max_iters) == (64, 3e-4, 5000)
+    small = PRESETS["lecture-small"]
+    assert (small.model.n_embd, small.model.n_head, small.model.n_layer, small.train.block_size) == (32, 4, 3, 8)
+    big = PRESETS["bigram"].train
+    assert (big.batch_size, big.block_size, big.learning_rate, big.max_iters) == (32, 8, 1e-2, 3000)
