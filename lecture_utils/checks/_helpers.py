@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import torch
 import torch.nn as nn
+from torch.nn import functional as F
 
 from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fresh_seed
 
@@ -46,12 +47,6 @@ def isolated_rng(body: Callable) -> Callable:
             return body(*args, **kwargs)
 
     return run
-
-
-def device_generator(seed: int, device: str | torch.device) -> torch.Generator:
-    """A generator on ``device`` when sampling happens there (CUDA), else on the CPU."""
-    device = torch.device(device)
-    return torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(seed)
 
 
 def call(fn: Callable, *args, hints: Sequence[tuple[str, str]] = (), **kwargs) -> Any:
@@ -187,3 +182,35 @@ def tensor_output(value: Any, what: str, shape: tuple[int, ...] | None = None, h
     if shape is not None and tuple(value.shape) != tuple(shape):
         fail(f"{what} returned shape {tuple(value.shape)}, expected {tuple(shape)}" + (f": {hint}" if hint else ""))
     return value
+
+
+def attention_variant(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, *, causal: bool = True,
+                      softmax_dim: int = -1, swap: bool = False) -> torch.Tensor:
+    """Attention over the last two dimensions (``(..., T, hs)``), with the usual mistakes as switches:
+    ``swap`` computes ``k @ q^T``, ``softmax_dim`` picks the softmax dimension, ``causal`` the mask."""
+    wei = (k @ q.transpose(-2, -1) if swap else q @ k.transpose(-2, -1)) * scale
+    if causal:
+        T = wei.shape[-1]
+        keep = torch.ones(T, T, dtype=torch.bool, device=wei.device).tril()
+        wei = wei.masked_fill(~keep, float("-inf"))
+    return F.softmax(wei, dim=softmax_dim) @ v
+
+
+EVAL_DROPOUT = ("in eval mode the output changed between two calls: dropout must be off in eval mode - use an "
+                "nn.Dropout submodule (it follows model.eval()), or F.dropout(..., training=self.training)")
+
+
+@torch.no_grad()
+def check_dropout(module: nn.Module, x: torch.Tensor, want_eval: torch.Tensor, train_hint: str) -> None:
+    """``module`` was built with dropout=0.5: in eval mode it must be deterministic and equal
+    ``want_eval`` (the output without dropout); in training mode two calls must differ."""
+    module.eval()
+    a, b = module(x), module(x)
+    if not torch.equal(a, b):
+        fail(EVAL_DROPOUT)
+    if not same(a, want_eval):
+        fail("with dropout=0.5 in eval mode the output should equal the output without dropout: dropout only acts "
+             "in training mode")
+    module.train()
+    if torch.equal(module(x), module(x)):
+        fail(train_hint)

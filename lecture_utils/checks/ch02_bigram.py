@@ -18,7 +18,6 @@ from lecture_utils.checks._helpers import (
     build,
     call,
     copy_weights,
-    device_generator,
     isolated_rng,
     randomize_,
     same,
@@ -192,7 +191,7 @@ def generate(generate, device="cpu"):
     model = _TableModel(table).to(device)
     B, T, n = 3, 4, 6
     idx = torch.randint(V, (B, T), generator=g).to(device)
-    out = call(generate, model, idx, n, generator=device_generator(seed, device), hints=_GENERATE_HINTS)
+    out = call(generate, model, idx, n, generator=rng(seed), hints=_GENERATE_HINTS)
     tensor_output(out, "generate")
     if out.shape == (B, n) and n != T:
         fail("generate returned only the new tokens: return the whole sequence, the context followed by the new "
@@ -219,7 +218,7 @@ def generate(generate, device="cpu"):
     model = _TableModel(table).to(device)
     N = 3000
     idx = torch.cat([torch.zeros(N, 1, dtype=torch.long), torch.ones(N, 1, dtype=torch.long)]).to(device)
-    out = call(generate, model, idx, 1, generator=device_generator(seed + 1, device), hints=_GENERATE_HINTS)
+    out = call(generate, model, idx, 1, generator=rng(seed + 1), hints=_GENERATE_HINTS)
     tensor_output(out, "generate", (2 * N, 2))
     last = out[:, -1].cpu()
     freq = torch.stack([torch.bincount(last[:N], minlength=4)[:4], torch.bincount(last[N:], minlength=4)[:4]]) / N
@@ -236,9 +235,9 @@ def generate(generate, device="cpu"):
     # 3. the generator makes sampling reproducible
     model = _TableModel(torch.zeros(VOCAB, VOCAB)).to(device)
     idx = torch.zeros(2, 1, dtype=torch.long, device=device)
-    a = generate(model, idx, 20, generator=device_generator(seed, device))
-    b = generate(model, idx, 20, generator=device_generator(seed, device))
-    c = generate(model, idx, 20, generator=device_generator(seed + 1, device))
+    a = generate(model, idx, 20, generator=rng(seed))
+    b = generate(model, idx, 20, generator=rng(seed))
+    c = generate(model, idx, 20, generator=rng(seed + 1))
     if not torch.equal(a, b):
         fail("the same generator seed gave different samples: pass it on, "
              "torch.multinomial(probs, num_samples=1, generator=generator)")
@@ -250,7 +249,7 @@ def generate(generate, device="cpu"):
     table[torch.arange(V), nxt] = 40.0
     model = _TableModel(table, block_size=4).to(device)
     idx = torch.randint(V, (2, 3), generator=g).to(device)
-    out = call(generate, model, idx, 7, generator=device_generator(seed, device), hints=_GENERATE_HINTS)
+    out = call(generate, model, idx, 7, generator=rng(seed), hints=_GENERATE_HINTS)
     tensor_output(out, "generate", (2, 10))
     if not torch.equal(out[:, 3:].cpu(), _chain(idx[:, -1].cpu(), nxt, 7)):
         fail("with a block_size the context must be cropped to its LAST block_size tokens, idx[:, -block_size:]: "

@@ -1,0 +1,107 @@
+"""Checks for chapter 04 (self-attention): 4.1 one head of causal self-attention."""
+
+from __future__ import annotations
+
+import torch
+
+from lecture_utils import model as ref
+from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
+from lecture_utils.checks._helpers import (
+    attention_variant,
+    build,
+    call,
+    check_dropout,
+    copy_weights,
+    diagnose,
+    isolated_rng,
+    leaks_future,
+    randomize_,
+    same,
+    tensor_output,
+)
+
+# n_embd != head_size, so that scaling by C and by head_size give different results
+N_EMBD, HEAD_SIZE, BLOCK_SIZE = 16, 4, 8
+
+FUTURE = ("the mask lets a token see the future: the output at position t changed when only later tokens changed. "
+          "Mask the affinities with the lower-triangular matrix before the softmax, "
+          "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))")
+ROWS = ("the attention weights of a token do not sum to 1: softmax over the wrong dimension? each row of wei "
+        "(dim=-1) must sum to 1, F.softmax(wei, dim=-1)")
+SCALED_BY_C = ("scaled by C (n_embd) instead of head_size - the lecture writes C**-0.5 around 1:20:05 and that is "
+               "a known slip; divide by sqrt(head_size): wei = q @ k.transpose(-2, -1) * head_size**-0.5")
+NOT_SCALED = ("the affinities are not scaled: multiply by head_size**-0.5 so they keep unit variance; otherwise "
+              "softmax turns peaky (nearly one-hot) as head_size grows")
+MULTIPLIED = "the affinities are multiplied by sqrt(head_size) instead of divided: use * head_size**-0.5"
+TRANSPOSED = ("the affinities are transposed: wei = q @ k.transpose(-2, -1), so row t holds token t's query against "
+              "every key; k @ q.transpose(-2, -1) pairs each key with the other tokens' queries")
+WRONG_SOFTMAX_DIM = "softmax over the wrong dimension: each row of wei (dim=-1) must sum to 1, F.softmax(wei, dim=-1)"
+MASK_SHAPE = ("the mask must be T x T for the T tokens in x: build it with block_size rows, "
+              "torch.tril(torch.ones(block_size, block_size)), and slice it, self.tril[:T, :T] == 0")
+
+
+def head_variants(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_size: int, n_embd: int):
+    """The usual wrong versions of one head's attention, as (hint, compute) pairs for :func:`diagnose`."""
+    right = head_size**-0.5
+    return [
+        (SCALED_BY_C, lambda: attention_variant(q, k, v, n_embd**-0.5)),
+        (NOT_SCALED, lambda: attention_variant(q, k, v, 1.0)),
+        (MULTIPLIED, lambda: attention_variant(q, k, v, head_size**0.5)),
+        (TRANSPOSED, lambda: attention_variant(q, k, v, right, swap=True)),
+        (WRONG_SOFTMAX_DIM, lambda: attention_variant(q, k, v, right, softmax_dim=-2)),
+    ]
+
+
+def _shape_hint(name: str, got: tuple, want: tuple) -> str:
+    return f"{name} has shape {got}, expected {want}: key, query and value are nn.Linear(n_embd, head_size, bias=False)"
+
+
+@exercise("4.1", "one head of self-attention", reference=lambda: ref.Head)
+@isolated_rng
+def head(Head, device="cpu"):
+    """``Head(n_embd, head_size, block_size, dropout)``: ``(B, T, n_embd)`` -> ``(B, T, head_size)``, causal,
+    scaled by ``head_size**-0.5``, softmax over the last dimension, dropout on the weights in training."""
+    g = rng(fresh_seed())
+    signature = "n_embd, head_size, block_size, dropout"
+    model = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.0), signature).to(device)
+    reference = randomize_(ref.Head(N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.0), g).to(device)
+    copy_weights(reference, model, "Head", _shape_hint)
+    model.eval()
+    reference.eval()
+    hints = (("must match the size of tensor", MASK_SHAPE), ("has no attribute 'tril'", MASK_SHAPE))
+    with torch.no_grad():
+        for B, T in ((3, BLOCK_SIZE), (2, 1), (4, 5)):
+            x = torch.randn(B, T, N_EMBD, generator=g).to(device)
+            out = call(model, x, hints=hints)
+            tensor_output(out, "Head", (B, T, HEAD_SIZE), "one head maps (B, T, n_embd) to (B, T, head_size)")
+            if leaks_future(model, x, g):
+                fail(FUTURE)
+
+        # the weights of each row sum to 1: with value = "copy feature 0" and x[..., 0] = 1, out[..., 0] = row sums
+        x = torch.randn(3, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+        x[..., 0] = 1.0
+        value = dict(model.named_parameters())["value.weight"]
+        value.zero_()
+        value[0, 0] = 1.0
+        sums = model(x)[..., 0]
+        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-5):
+            fail(ROWS)
+        value.copy_(reference.value.weight)
+
+        for B, T in ((3, BLOCK_SIZE), (2, 1), (4, 5)):
+            x = torch.randn(B, T, N_EMBD, generator=g).to(device)
+            out = model(x)
+            if not same(out, reference(x)):
+                diagnose(out, head_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE, N_EMBD))
+                fail("the output differs from the reference: k = self.key(x), q = self.query(x); "
+                     "wei = q @ k.transpose(-2, -1) * head_size**-0.5; mask the future; softmax(dim=-1); "
+                     "return wei @ self.value(x)")
+
+    dropped = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.5), signature).to(device)
+    copy_weights(reference, dropped, "Head")
+    x = torch.randn(4, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+    check_dropout(dropped, x, reference(x),
+                  "with dropout=0.5 in training mode the output never changed: apply dropout to the attention "
+                  "weights after the softmax, wei = self.dropout(wei), with self.dropout = nn.Dropout(dropout)")
+    return passed("matches the reference for T = 1..block_size: causal, rows of wei sum to 1, scaled by "
+                  "head_size**-0.5, dropout only in training", Head)

@@ -1,0 +1,192 @@
+"""Checks for chapter 07 (residual connections and LayerNorm): 7.1 LayerNorm from scratch,
+7.2 the pre-norm Transformer block."""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+from lecture_utils import model as ref
+from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._helpers import (
+    build,
+    call,
+    copy_weights,
+    diagnose,
+    isolated_rng,
+    leaks_future,
+    randomize_,
+    same,
+    tensor_output,
+)
+from lecture_utils.checks.ch04_attention import FUTURE
+
+DIM = 16
+
+# ---------------------------------------------------------------------------------------------
+# 7.1
+# ---------------------------------------------------------------------------------------------
+
+
+def _layer_norm_variant(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, eps: float, *, dims=(-1,),
+                        unbiased: bool = False, eps_at: str = "inside", affine: bool = True) -> torch.Tensor:
+    """LayerNorm with one of the usual mistakes switched on."""
+    mean = x.mean(dims, keepdim=True)
+    var = x.var(dims, keepdim=True, unbiased=unbiased)
+    if eps_at == "inside":
+        xhat = (x - mean) / torch.sqrt(var + eps)
+    elif eps_at == "outside":
+        xhat = (x - mean) / (torch.sqrt(var) + eps)
+    else:
+        xhat = (x - mean) / torch.sqrt(var)
+    return xhat * weight + bias if affine else xhat
+
+
+_LN_HINTS = {
+    "batch": "normalised over the batch (dim 0), like BatchNorm: LayerNorm normalises each row over its own features, "
+             "mean and variance over the last dimension, x.mean(-1, keepdim=True)",
+    "unbiased": "the variance is unbiased (divides by N-1, torch.var's default): LayerNorm uses the biased variance, "
+                "x.var(-1, keepdim=True, unbiased=False)",
+    "outside": "eps must go inside the square root: (x - mean) / torch.sqrt(var + self.eps)",
+    "none": "eps is missing: (x - mean) / torch.sqrt(var + self.eps) - without it a constant row divides 0 by 0",
+    "fixed_eps": "the eps argument is ignored: store it (self.eps = eps) and use self.eps",
+    "affine": "weight and bias are not used: return xhat * self.weight + self.bias (the learnable gain and shift)",
+}
+
+
+def _layer_norm_variants(x, weight, bias, eps):
+    v = _layer_norm_variant
+    return [
+        (_LN_HINTS["batch"], lambda: v(x, weight, bias, eps, dims=(0,))),
+        (_LN_HINTS["batch"], lambda: v(x, weight, bias, eps, dims=tuple(range(x.dim() - 1)))),
+        (_LN_HINTS["unbiased"], lambda: v(x, weight, bias, eps, unbiased=True)),
+        (_LN_HINTS["outside"], lambda: v(x, weight, bias, eps, eps_at="outside")),
+        (_LN_HINTS["none"], lambda: v(x, weight, bias, eps, eps_at="none")),
+        (_LN_HINTS["affine"], lambda: v(x, weight, bias, eps, affine=False)),
+    ] + ([(_LN_HINTS["fixed_eps"], lambda: v(x, weight, bias, 1e-5))] if eps != 1e-5 else [])
+
+
+@exercise("7.1", "LayerNorm from scratch", reference=lambda: ref.LayerNorm)
+@isolated_rng
+def layer_norm(LayerNorm, device="cpu"):
+    """``LayerNorm(dim, eps=1e-5)`` with parameters ``weight`` (ones) and ``bias`` (zeros): the same as
+    ``torch.nn.LayerNorm(dim, eps)``."""
+    g = rng(fresh_seed())
+    model = build(LayerNorm, (DIM,), "dim, eps=1e-5").to(device)
+    params = dict(model.named_parameters())
+    if not params:
+        fail("LayerNorm has no learnable parameters: add self.weight = nn.Parameter(torch.ones(dim)) and "
+             "self.bias = nn.Parameter(torch.zeros(dim)), the gain and shift applied after normalising")
+    expect(set(params) == {"weight", "bias"}, f"LayerNorm's parameters should be exactly weight and bias (shape "
+                                              f"(dim,)), found {sorted(params)}")
+    for name, p in params.items():
+        expect(tuple(p.shape) == (DIM,), f"LayerNorm.{name} should have shape (dim,) = ({DIM},), got {tuple(p.shape)}")
+    expect(torch.equal(params["weight"].detach().cpu(), torch.ones(DIM)) and
+           torch.equal(params["bias"].detach().cpu(), torch.zeros(DIM)),
+           "initialise weight to ones and bias to zeros, so that a fresh LayerNorm only normalises")
+    with torch.no_grad():
+        params["weight"].copy_(1 + torch.randn(DIM, generator=g) * 0.5)
+        params["bias"].copy_(torch.randn(DIM, generator=g) * 0.5)
+    weight, bias = params["weight"].detach(), params["bias"].detach()
+
+    small = torch.randn(4, DIM, generator=g) * 1e-3
+    small[0] = 0.5  # a constant row (exactly representable, so its mean and variance are exactly 0.5 and 0)
+    cases = [  # (eps, x)
+        (1e-5, torch.randn(8, DIM, generator=g) * 3 + 2),
+        (1e-5, torch.randn(2, 5, DIM, generator=g)),
+        (1e-5, torch.randn(1, 1, DIM, generator=g)),
+        (1e-5, small),
+        (1e-2, torch.randn(6, DIM, generator=g) * 0.05),
+    ]
+    for eps, x in cases:
+        x = x.to(device)
+        m = model if eps == 1e-5 else _with_eps(LayerNorm, eps, model, device)
+        with torch.no_grad():
+            out = call(m, x, hints=(("must match the size of tensor", "keep the reduced dimension: x.mean(-1, "
+                                     "keepdim=True) has shape (..., 1) and broadcasts against x"),))
+            tensor_output(out, "LayerNorm", tuple(x.shape))
+            want = F.layer_norm(x, (DIM,), weight, bias, eps)
+            if not same(out, want):
+                diagnose(out, _layer_norm_variants(x, weight, bias, eps))
+                fail(f"the output differs from torch.nn.LayerNorm (input shape {tuple(x.shape)}): "
+                     f"(x - mean) / torch.sqrt(var + eps) * weight + bias, with the mean and the biased variance "
+                     f"over the last dimension")
+    return passed("matches torch.nn.LayerNorm: statistics over the last dimension, biased variance, eps inside the "
+                  "square root, learnable weight and bias", LayerNorm)
+
+
+def _with_eps(LayerNorm, eps: float, like, device):
+    """A second LayerNorm built with ``eps``, with the same weight and bias as ``like``."""
+    other = build(LayerNorm, (DIM, eps), "dim, eps=1e-5").to(device)
+    other.load_state_dict(like.state_dict())
+    return other
+
+
+# ---------------------------------------------------------------------------------------------
+# 7.2
+# ---------------------------------------------------------------------------------------------
+
+N_EMBD, N_HEAD, BLOCK_SIZE = 16, 4, 8
+RESIDUAL = ("a residual connection is missing: x = x + self.sa(self.ln1(x)), then x = x + self.ffwd(self.ln2(x)) - "
+            "each sublayer adds its result to the residual stream")
+
+
+def _block_variants(reference: ref.Block, x: torch.Tensor):
+    sa, ff, ln1, ln2 = reference.sa, reference.ffwd, reference.ln1, reference.ln2
+
+    def pre(norm_a, norm_b, res_a=True, res_b=True):
+        h = x + sa(norm_a(x)) if res_a else sa(norm_a(x))
+        return h + ff(norm_b(h)) if res_b else ff(norm_b(h))
+
+    def post():
+        h = ln1(x + sa(x))
+        return ln2(h + ff(h))
+
+    return [
+        (RESIDUAL, lambda: pre(ln1, ln2, res_a=False, res_b=False)),
+        (RESIDUAL, lambda: pre(ln1, ln2, res_a=False)),
+        (RESIDUAL, lambda: pre(ln1, ln2, res_b=False)),
+        ("this is post-norm (LayerNorm after the addition, as in the 2017 paper): the lecture uses pre-norm, "
+         "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))", post),
+        ("ln1 and ln2 are swapped: ln1 goes before self.sa, ln2 before self.ffwd", lambda: pre(ln2, ln1)),
+        ("one LayerNorm is used for both sublayers: ln1 before self.sa and ln2 before self.ffwd, each with its own "
+         "weights", lambda: pre(ln1, ln1)),
+        ("one LayerNorm is used for both sublayers: ln1 before self.sa and ln2 before self.ffwd, each with its own "
+         "weights", lambda: pre(ln2, ln2)),
+        ("the LayerNorms are not applied: x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))",
+         lambda: pre(lambda t: t, lambda t: t)),
+    ]
+
+
+def _block_shape_hint(name: str, got: tuple, want: tuple) -> str | None:
+    if name.startswith("sa.heads."):
+        return (f"{name} has shape {got}, expected {want}: head_size should be n_embd // n_head = "
+                f"{N_EMBD // N_HEAD}, so the n_head heads together have n_embd features")
+    return None
+
+
+@exercise("7.2", "Transformer block", reference=lambda: ref.Block)
+@isolated_rng
+def block(Block, device="cpu"):
+    """``Block(n_embd, n_head, block_size, dropout)`` with ``sa`` (MultiHeadAttention), ``ffwd`` (FeedForward),
+    ``ln1``, ``ln2``: ``x = x + sa(ln1(x)); x = x + ffwd(ln2(x))``."""
+    g = rng(fresh_seed())
+    model = build(Block, (N_EMBD, N_HEAD, BLOCK_SIZE, 0.0), "n_embd, n_head, block_size, dropout").to(device)
+    # the reference Block defaults to batched heads: compare like with like
+    attention = "batched" if isinstance(getattr(model, "sa", None), ref.CausalSelfAttention) else "heads"
+    reference = randomize_(ref.Block(N_EMBD, N_HEAD, BLOCK_SIZE, 0.0, attention=attention), g).to(device)
+    copy_weights(reference, model, "Block", _block_shape_hint)
+    model.eval()
+    reference.eval()
+    with torch.no_grad():
+        for B, T in ((3, BLOCK_SIZE), (2, 1), (4, 5)):
+            x = torch.randn(B, T, N_EMBD, generator=g).to(device)
+            out = call(model, x)
+            tensor_output(out, "Block", (B, T, N_EMBD))
+            if leaks_future(model, x, g):
+                fail(FUTURE)
+            if not same(out, reference(x)):
+                diagnose(out, _block_variants(reference, x))
+                fail("the output differs from the reference: x = x + self.sa(self.ln1(x)); "
+                     "x = x + self.ffwd(self.ln2(x)); return x")
+    return passed("pre-norm residual block: x + sa(ln1(x)), then + ffwd(ln2(x)); matches the reference", Block)

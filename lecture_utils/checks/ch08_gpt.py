@@ -1,0 +1,99 @@
+"""Checks for chapter 08 (scaling up): 8.1 the full GPT language model."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from lecture_utils import model as ref
+from lecture_utils.checks._core import expect, exercise, fail, fresh_seed, passed, rng
+from lecture_utils.checks._helpers import (
+    build,
+    call,
+    copy_weights,
+    diagnose,
+    isolated_rng,
+    randomize_,
+    same,
+    tensor_output,
+)
+
+# small enough to run in milliseconds; n_embd != vocab_size and block_size != T of most tests
+CONFIG = ref.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0, attention="heads")
+
+
+def _count(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def _structure(model: nn.Module, reference: nn.Module) -> None:
+    """Name the usual structural mistakes before the generic parameter comparison."""
+    names = {n for n, _ in model.named_parameters()}
+    mine, theirs = _count(model), _count(reference)
+    if mine == theirs:
+        return
+    where = f"(the model has {mine:,} parameters, the reference {theirs:,})"
+    if not any(n.startswith("ln_f.") for n in names):
+        fail(f"the final LayerNorm is missing {where}: self.ln_f = nn.LayerNorm(n_embd), applied after the blocks and "
+             f"before lm_head")
+    if "lm_head.weight" in names and "lm_head.bias" not in names:
+        fail(f"lm_head has no bias {where}: use nn.Linear(n_embd, vocab_size) with its default bias=True")
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) != CONFIG.n_layer:
+        fail(f"self.blocks holds {len(blocks)} blocks, expected config.n_layer = {CONFIG.n_layer}: "
+             f"nn.Sequential(*[Block(...) for _ in range(config.n_layer)])")
+
+
+def _variants(reference: ref.GPT, idx: torch.Tensor):
+    T = idx.shape[1]
+    tok = reference.token_embedding_table(idx)
+    pos = reference.position_embedding_table(torch.arange(T, device=idx.device))
+    head, blocks, ln_f = reference.lm_head, reference.blocks, reference.ln_f
+    return [
+        ("the final LayerNorm is not applied: x = self.ln_f(x) after the blocks, before self.lm_head",
+         lambda: head(blocks(tok + pos))),
+        ("the position embeddings are missing: x = tok_emb + pos_emb with "
+         "pos_emb = self.position_embedding_table(torch.arange(T))", lambda: head(ln_f(blocks(tok)))),
+        ("the blocks are not applied: x = self.blocks(x) between the embeddings and ln_f",
+         lambda: head(ln_f(tok + pos))),
+    ]
+
+
+@exercise("8.1", "the GPT language model", reference=lambda: ref.GPT)
+@isolated_rng
+def gpt(GPTLanguageModel, device="cpu"):
+    """``GPTLanguageModel(config)``: embeddings (token + position), ``blocks``, ``ln_f``, ``lm_head``;
+    ``forward(idx, targets=None) -> (logits, loss)`` like the bigram model."""
+    g = rng(fresh_seed())
+    config = CONFIG
+    model = build(GPTLanguageModel, (config,), "config (a GPTConfig)").to(device)
+    reference = randomize_(ref.GPT(config), g, std=0.3).to(device)
+    _structure(model, reference)
+    copy_weights(reference, model, "GPTLanguageModel")
+    model.eval()
+    reference.eval()
+    V = config.vocab_size
+    hints = (("index out of range", "the position table has block_size rows: look it up with torch.arange(T), not "
+                                    "with idx"),)
+    with torch.no_grad():
+        for B, T in ((2, config.block_size), (3, 1), (2, 7)):
+            idx = torch.randint(V, (B, T), generator=g).to(device)
+            targets = torch.randint(V, (B, T), generator=g).to(device)
+            out = call(model, idx, hints=hints)
+            expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
+            logits, loss = out
+            tensor_output(logits, "forward(idx) (the logits)", (B, T, V))
+            expect(loss is None, "without targets, loss should be None")
+            if not same(logits, reference(idx)[0], atol=1e-4):
+                diagnose(logits, _variants(reference, idx))
+                fail("the logits differ from the reference: x = tok_emb + pos_emb; x = self.blocks(x); "
+                     "x = self.ln_f(x); logits = self.lm_head(x)")
+            want_logits, want_loss = reference(idx, targets)
+            logits, loss = call(model, idx, targets, hints=hints)
+            tensor_output(logits, "forward(idx, targets) (the logits)", (B * T, V),
+                          "logits not reshaped to (B*T, C) when targets are given (the shape cross_entropy needs)")
+            expect(isinstance(loss, torch.Tensor) and loss.dim() == 0
+                   and torch.allclose(loss, want_loss, atol=1e-4, rtol=1e-4),
+                   "the loss differs from F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
+    return passed(f"{_count(model):,} parameters named as the reference; logits and loss match for "
+                  f"T = 1..block_size", GPTLanguageModel)
