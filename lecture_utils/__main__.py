@@ -1,4 +1,4 @@
-"""Command line: ``python -m lecture_utils {train,sample,doctor,presets}``.
+"""Command line: ``python -m lecture_utils {train,sample,grade,doctor,presets}``.
 
 Examples::
 
@@ -6,6 +6,7 @@ Examples::
     python -m lecture_utils train --preset lecture-small
     python -m lecture_utils train --preset lecture --device cuda --out runs/lecture.pt
     python -m lecture_utils sample --checkpoint runs/lecture-small.pt --prompt "ROMEO:" --tokens 300
+    python -m lecture_utils grade notebooks/ --json grades.json
 """
 
 from __future__ import annotations
@@ -58,6 +59,27 @@ def _add_sample(sub) -> None:
     p.add_argument("--top-k", type=int, default=None)
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default=None)
+
+
+def _add_grade(sub) -> None:
+    p = sub.add_parser(
+        "grade", help="run notebooks headless and report every exercise's status",
+        description="Run each notebook in its own fresh kernel (never writing it), re-run every "
+        "exercise's check, and print a table per chapter. Exit status 0 only when every "
+        "exercise found passed. It runs the notebooks' code: it is not a sandbox.",
+    )
+    p.add_argument("paths", nargs="+", help="notebooks, or folders of notebooks (e.g. notebooks/)")
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema: lecture_utils.grade/1)")
+    p.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="per-cell time limit (default 600)")
+    p.add_argument("--chapter", type=int, metavar="N", help="grade only chapter N")
+    p.add_argument("--full", action="store_true", help="run training loops at full length (default: the smoke setting)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def cmd_grade(args) -> int:
+    from lecture_utils.grading import main as grade_main
+
+    return grade_main(args)
 
 
 def cmd_train(args) -> int:
@@ -198,6 +220,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_train(sub)
     _add_sample(sub)
+    _add_grade(sub)
     sub.add_parser("doctor", help="check that everything the course needs works here")
     sub.add_parser("presets", help="list the training presets")
     return parser
@@ -206,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    handler = {"train": cmd_train, "sample": cmd_sample, "doctor": cmd_doctor, "presets": cmd_presets}[args.command]
+    handler = {"train": cmd_train, "sample": cmd_sample, "grade": cmd_grade, "doctor": cmd_doctor,
+               "presets": cmd_presets}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -189,7 +189,7 @@ def generate(generate, device="cpu"):
     table = torch.zeros(V, V)
     table[torch.arange(V), nxt] = 40.0
     model = _TableModel(table).to(device)
-    B, T, n = 3, 4, 6
+    B, T, n = 5, 4, 6
     idx = torch.randint(V, (B, T), generator=g).to(device)
     out = call(generate, model, idx, n, generator=rng(seed), hints=_GENERATE_HINTS)
     tensor_output(out, "generate")

@@ -125,7 +125,7 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
     for B, T, C in ((4, 8, 3), (2, 5, 7), (1, 1, 2), (3, 6, 6)):
         x = torch.randn(B, T, C, generator=g).to(device)
         before = x.clone()
-        out = call(fn, x, hints=(("must match the size", "average over time: xprev = x[b, :t+1] has shape (t+1, C); "
+        out = call(fn, x, hints=(("must match the", "average over time: xprev = x[b, :t+1] has shape (t+1, C); "
                                   "torch.mean(xprev, 0) gives the C numbers of xbow[b, t]"),
                                  ("cannot be multiplied", "multiply wei (T, T) from the left: wei @ x, not x @ wei")))
         tensor_output(out, f"average_v{exercise_id[-1]}", (B, T, C), "the same shape as x, (B, T, C)")

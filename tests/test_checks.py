@@ -1,0 +1,203 @@
+"""Every exercise check (chapters 01-08) is itself tested:
+
+(a) the reference implementation passes;
+(b) an untouched stub (raising NotImplementedError) is reported "not attempted" and the check
+    returns the reference, so the notebook runs on;
+(c) every wrong solution of the catalogue (tests/wrong_solutions.py) fails with its diagnosis.
+
+Nothing here reads the corpus except exercise 1.1, whose check needs the vocabulary; those tests
+are skipped when the corpus file is not installed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+import torch
+from torch import nn
+from wrong_solutions import CATALOGUE, WrongSolution
+
+import lecture_utils.checks as check
+from lecture_utils import data
+from lecture_utils import model as M
+from lecture_utils import train
+from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
+from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
+from lecture_utils.checks.ch03_averaging import reference_average_v1, reference_average_v2, reference_average_v3
+
+HAS_CORPUS = data.corpus_path().is_file()
+needs_corpus = pytest.mark.skipif(not HAS_CORPUS, reason="the corpus file is not installed")
+
+
+def _codec():
+    tok = data.CharTokenizer.from_text(data.load_text())
+    return tok.encode, tok.decode
+
+
+# exercise -> the reference objects, in the order of the check's parameters
+REFERENCES = {
+    "1.1": _codec,
+    "1.2": lambda: (data.split_data,),
+    "1.3": lambda: (data.get_batch,),
+    "2.1": lambda: (M.BigramLanguageModel,),
+    "2.2": lambda: (M.generate,),
+    "2.3": lambda: (train.estimate_loss,),
+    "3.1": lambda: (reference_average_v1,),
+    "3.2": lambda: (reference_average_v2,),
+    "3.3": lambda: (reference_average_v3,),
+    "3.4": lambda: (M.BigramWithPositions,),
+    "4.1": lambda: (M.Head,),
+    "5.1": lambda: (M.MultiHeadAttention,),
+    "5.2": lambda: (M.CausalSelfAttention,),
+    "6.1": lambda: (M.FeedForward,),
+    "7.1": lambda: (M.LayerNorm,),
+    "7.2": lambda: (M.Block,),
+    "8.1": lambda: (M.GPT,),
+}
+CLASS_EXERCISES = {"2.1", "3.4", "4.1", "5.1", "5.2", "6.1", "7.1", "7.2", "8.1"}
+# the check of 1.3 calls get_batch(data, block_size, batch_size, generator) positionally, but the
+# reference's fourth parameter is device (see the report to the chapter-01 owner)
+KNOWN_BROKEN = {"1.3": "ch01's get_batch check passes the generator positionally, where data.get_batch takes device"}
+
+
+def _exercise_params(ids):
+    marks = {"1.1": [needs_corpus]}
+    return [pytest.param(e, marks=marks.get(e, []), id=e) for e in ids]
+
+
+def _run(exercise_id: str, *objects, **kwargs):
+    return REGISTRY[exercise_id].check(*objects, **kwargs)
+
+
+def test_every_check_is_exported_under_its_name_and_tested():
+    assert set(REFERENCES) == set(REGISTRY)
+    for exercise_id, ex in REGISTRY.items():
+        assert getattr(check, ex.check.__name__) is ex.check, exercise_id
+        assert len(ex.names) == len(REFERENCES[exercise_id]()) if exercise_id != "1.1" else len(ex.names) == 2
+
+
+def test_every_exercise_has_at_least_three_wrong_solutions():
+    counts = Counter(w.exercise for w in CATALOGUE)
+    assert {e: counts[e] for e in REGISTRY if counts[e] < 3} == {}
+    assert {w.check for w in CATALOGUE} <= {ex.check.__name__ for ex in REGISTRY.values()}
+    assert all(REGISTRY[w.exercise].check.__name__ == w.check for w in CATALOGUE)
+
+
+# ---------------------------------------------------------------------------------------------
+# (a) the reference passes
+# ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exercise_id", _exercise_params(REFERENCES))
+def test_reference_passes(exercise_id):
+    if exercise_id in KNOWN_BROKEN:
+        pytest.xfail(KNOWN_BROKEN[exercise_id])
+    objects = REFERENCES[exercise_id]()
+    start = time.perf_counter()
+    out = _run(exercise_id, *objects)
+    seconds = time.perf_counter() - start
+    assert RESULTS[exercise_id]["status"] == PASSED
+    assert (out if isinstance(out, tuple) else (out,)) == tuple(objects)
+    assert seconds < 2.0, f"the check took {seconds:.2f} s on the reference"
+
+
+@pytest.mark.parametrize("exercise_id", sorted(e for e in REFERENCES if e[0] != "1"))
+def test_check_takes_a_device_and_leaves_the_global_random_state_alone(exercise_id):
+    state = torch.get_rng_state()
+    _run(exercise_id, *REFERENCES[exercise_id](), device="cpu")
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+# ---------------------------------------------------------------------------------------------
+# (b) an untouched stub: "not attempted", and the reference stands in
+# ---------------------------------------------------------------------------------------------
+
+
+def _stub_function(exercise_id: str):
+    def stub(*args, **kwargs):
+        raise NotImplementedError(f"Exercise {exercise_id}: write this function")
+
+    return stub
+
+
+def _stub_class(exercise_id: str):
+    """A class whose __init__ body was removed (as the notebook generator leaves it)."""
+
+    class Stub(nn.Module):
+        def __init__(self, *args, **kwargs):
+            super().__init__()
+            raise NotImplementedError(f"Exercise {exercise_id}: write __init__")
+
+    return Stub
+
+
+def _stub_forward(exercise_id: str):
+    """The reference class with only forward removed: the check gets past the parameters."""
+    reference = REFERENCES[exercise_id]()[0]
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"Exercise {exercise_id}: write forward")
+
+    return type(reference.__name__, (reference,), {"forward": forward})
+
+
+def _stubs():
+    cases = []
+    for exercise_id in REFERENCES:
+        n = 2 if exercise_id == "1.1" else 1
+        if exercise_id in CLASS_EXERCISES:
+            cases.append((exercise_id, "init", lambda e=exercise_id: (_stub_class(e),)))
+            cases.append((exercise_id, "forward", lambda e=exercise_id: (_stub_forward(e),)))
+        else:
+            cases.append((exercise_id, "function", lambda e=exercise_id, n=n: (_stub_function(e),) * n))
+    return [pytest.param(e, build, id=f"{e}-{kind}", marks=[needs_corpus] if e == "1.1" else [])
+            for e, kind, build in cases]
+
+
+@pytest.mark.parametrize(("exercise_id", "build"), _stubs())
+def test_untouched_stub_is_not_attempted_and_returns_the_reference(exercise_id, build):
+    out = _run(exercise_id, *build())
+    assert RESULTS[exercise_id]["status"] == NOT_ATTEMPTED
+    if exercise_id == "1.1":  # fresh bound methods each time: compare what they do
+        encode, decode = out
+        assert decode(encode("To be, or not to be")) == "To be, or not to be"
+    else:
+        assert out is REFERENCES[exercise_id]()[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# (c) each wrong solution fails with its diagnosis
+# ---------------------------------------------------------------------------------------------
+
+
+def _wrong_params():
+    return [pytest.param(w, id=f"{w.exercise}-{w.name}", marks=[needs_corpus] if w.needs_corpus else [])
+            for w in CATALOGUE]
+
+
+def _diagnosis(wrong: WrongSolution) -> str | None:
+    """The check's message for ``wrong``, or None when the check passed it."""
+    try:
+        getattr(check, wrong.check)(*wrong.build())
+    except CheckFailed as failure:
+        return str(failure)
+    return None
+
+
+@pytest.mark.parametrize("wrong", _wrong_params())
+def test_wrong_solution_gets_its_diagnosis(wrong):
+    message = _diagnosis(wrong)
+    assert message is not None, f"{wrong.name} passed the check of exercise {wrong.exercise}"
+    assert wrong.expect in message
+    assert RESULTS[wrong.exercise]["status"] == FAILED
+
+
+def test_wrong_solutions_caught_figure():
+    """Runs the whole catalogue and prints the figure the README quotes."""
+    runnable = [w for w in CATALOGUE if HAS_CORPUS or not w.needs_corpus]
+    caught = [w for w in runnable if (m := _diagnosis(w)) is not None and w.expect in m]
+    print(f"\nwrong solutions caught: {len(caught)}/{len(runnable)}"
+          + ("" if HAS_CORPUS else " (exercise 1.1 skipped: no corpus)"))
+    assert len(caught) == len(runnable)

@@ -1,0 +1,1068 @@
+"""A catalogue of realistic wrong solutions, one or more per exercise, with the diagnosis each must get.
+
+Every entry is a :class:`WrongSolution`: ``build()`` returns the learner's objects in the order of
+the check's parameters (``check(*build())``), and the check must raise ``CheckFailed`` whose message
+contains ``expect``. tests/test_checks.py runs them all; a grader test can reuse :data:`CATALOGUE`.
+
+The wrong solutions are written the way a learner would write them in the notebook (the same class
+and function names, the lecture's code with one mistake), mostly as subclasses of the reference
+modules that override only the method the exercise is about.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lecture_utils import data
+from lecture_utils import model as M
+from lecture_utils.data import get_batch as ref_get_batch
+
+
+@dataclass(frozen=True)
+class WrongSolution:
+    exercise: str  # "4.1"
+    check: str  # the check's name in lecture_utils.checks
+    name: str  # what the mistake is, as an identifier
+    build: Callable[[], tuple]  # the learner's objects, in the order of the check's parameters
+    expect: str  # a distinctive part of the diagnosis
+    needs_corpus: bool = False  # the check itself reads the corpus (exercise 1.1)
+
+
+CATALOGUE: list[WrongSolution] = []
+
+
+def wrong(exercise: str, check: str, expect: str, needs_corpus: bool = False):
+    """Register the decorated ``build`` function in :data:`CATALOGUE`."""
+
+    def register(build: Callable[[], tuple]) -> Callable[[], tuple]:
+        CATALOGUE.append(WrongSolution(exercise, check, build.__name__, build, expect, needs_corpus))
+        return build
+
+    return register
+
+
+def _flat_loss(logits, targets):
+    B, T, C = logits.shape
+    logits = logits.view(B * T, C)
+    return logits, F.cross_entropy(logits, targets.view(B * T))
+
+
+# =============================================================================================
+# chapter 01
+# =============================================================================================
+
+
+def _vocabulary() -> list[str]:
+    return sorted(set(data.load_text()))
+
+
+@wrong("1.1", "encode_decode", "ord(c)", needs_corpus=True)
+def encode_with_ord():
+    itos = dict(enumerate(_vocabulary()))
+    return (lambda s: [ord(c) for c in s]), (lambda ids: "".join(itos[i] for i in ids))
+
+
+@wrong("1.1", "encode_decode", "sorted", needs_corpus=True)
+def vocabulary_not_sorted():
+    chars = _vocabulary()[::-1]  # e.g. list(set(text)): some order, not the sorted one
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    itos = dict(enumerate(chars))
+    return (lambda s: [stoi[c] for c in s]), (lambda ids: "".join(itos[i] for i in ids))
+
+
+@wrong("1.1", "encode_decode", "decode should return a string", needs_corpus=True)
+def decode_without_join():
+    chars = _vocabulary()
+    stoi = {ch: i for i, ch in enumerate(chars)}
+    return (lambda s: [stoi[c] for c in s]), (lambda ids: [chars[i] for i in ids])
+
+
+@wrong("1.2", "split_data", "swapped")
+def split_swapped():
+    def split_data(data, train_frac=0.9):
+        n = int(train_frac * len(data))
+        return data[n:], data[:n]
+
+    return (split_data,)
+
+
+@wrong("1.2", "split_data", "shuffled")
+def split_shuffled():
+    def split_data(data, train_frac=0.9):
+        data = data[torch.randperm(len(data))]
+        n = int(train_frac * len(data))
+        return data[:n], data[n:]
+
+    return (split_data,)
+
+
+@wrong("1.2", "split_data", "train_frac=0.75")
+def split_ignores_train_frac():
+    def split_data(data, train_frac=0.9):
+        n = int(0.9 * len(data))
+        return data[:n], data[n:]
+
+    return (split_data,)
+
+
+@wrong("1.2", "split_data", "exactly one split")
+def split_overlapping():
+    def split_data(data, train_frac=0.9):
+        n = int(train_frac * len(data))
+        return data[:n], data[n - 1:]
+
+    return (split_data,)
+
+
+@wrong("1.3", "get_batch", "batch dimension comes first")
+def batch_transposed():
+    def get_batch(data, block_size, batch_size, generator=None):
+        x, y = ref_get_batch(data, block_size, batch_size, generator=generator)
+        return x.T, y.T
+
+    return (get_batch,)
+
+
+@wrong("1.3", "get_batch", "y equals x")
+def targets_equal_inputs():
+    def get_batch(data, block_size, batch_size, generator=None):
+        x, _ = ref_get_batch(data, block_size, batch_size, generator=generator)
+        return x, x.clone()
+
+    return (get_batch,)
+
+
+@wrong("1.3", "get_batch", "shifted the wrong way")
+def targets_shifted_back():
+    def get_batch(data, block_size, batch_size, generator=None):
+        ix = torch.randint(1, len(data) - block_size, (batch_size,), generator=generator)
+        x = torch.stack([data[i:i + block_size] for i in ix])
+        y = torch.stack([data[i - 1:i + block_size - 1] for i in ix])
+        return x, y
+
+    return (get_batch,)
+
+
+@wrong("1.3", "get_batch", "last chunk of data is never chosen")
+def last_chunk_never_chosen():
+    def get_batch(data, block_size, batch_size, generator=None):
+        ix = torch.randint(len(data) - block_size - 1, (batch_size,), generator=generator)
+        x = torch.stack([data[i:i + block_size] for i in ix])
+        y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])
+        return x, y
+
+    return (get_batch,)
+
+
+@wrong("1.3", "get_batch", "same generator seed should give the same batch")
+def batch_ignores_generator():
+    def get_batch(data, block_size, batch_size, generator=None):
+        ix = torch.randint(len(data) - block_size, (batch_size,))
+        x = torch.stack([data[i:i + block_size] for i in ix])
+        y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])
+        return x, y
+
+    return (get_batch,)
+
+
+# =============================================================================================
+# chapter 02
+# =============================================================================================
+
+
+def _bigram(forward):
+    """The notebook's BigramLanguageModel (its __init__ is given) with the learner's forward."""
+
+    class BigramLanguageModel(nn.Module):
+        def __init__(self, vocab_size):
+            super().__init__()
+            self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+
+    BigramLanguageModel.forward = forward
+    return (BigramLanguageModel,)
+
+
+@wrong("2.1", "bigram_forward", "logits not reshaped to (B*T, C)")
+def bigram_logits_not_reshaped():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "targets not reshaped")
+def bigram_targets_not_reshaped():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "summed over the B*T positions")
+def bigram_loss_summed():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(logits, targets.view(B * T), reduction="sum")
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "computed on probabilities")
+def bigram_softmax_before_cross_entropy():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(F.softmax(logits, dim=-1), targets.view(B * T))
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "log-softmax is missing")
+def bigram_nll_on_logits():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.nll_loss(logits, targets.view(B * T))
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "without targets there is no loss")
+def bigram_always_computes_loss():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        return _flat_loss(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "loss should be None")
+def bigram_zero_loss_without_targets():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, torch.tensor(0.0)
+        return _flat_loss(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "looked up with the targets")
+def bigram_reads_targets():
+    def forward(self, idx, targets=None):
+        if targets is None:
+            return self.token_embedding_table(idx), None
+        return _flat_loss(self.token_embedding_table(targets), targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "keep their shape (B, T, C)")
+def bigram_always_flattens():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits, targets.view(B * T))
+
+    return _bigram(forward)
+
+
+def _generate(pick: Callable, *, crop: str = "last", append: bool = True, feed_back: bool = True,
+              use_generator: bool = True):
+    """A learner's generate: ``pick(logits (B, T, C), generator) -> idx_next``, with switches for the
+    other usual mistakes."""
+
+    @torch.no_grad()
+    def generate(model, idx, max_new_tokens, generator=None):
+        block_size = getattr(model, "block_size", None)
+        context, new = idx, []
+        for _ in range(max_new_tokens):
+            if crop == "last":
+                idx_cond = context if block_size is None else context[:, -block_size:]
+            elif crop == "first":
+                idx_cond = context if block_size is None else context[:, :block_size]
+            elif crop == "always":
+                idx_cond = context[:, -model.block_size:]
+            else:
+                idx_cond = context
+            logits, _ = model(idx_cond)
+            idx_next = pick(logits, generator if use_generator else None)
+            new.append(idx_next)
+            if feed_back:
+                context = torch.cat((context, idx_next), dim=1)
+        out = torch.cat(new, dim=1) if new else idx[:, :0]
+        return torch.cat((idx, out), dim=1) if append else out
+
+    return (generate,)
+
+
+def _sample_last(logits, generator):
+    probs = F.softmax(logits[:, -1, :], dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+@wrong("2.2", "generate", "use only the last time step")
+def generate_all_time_steps():
+    return _generate(lambda logits, g: torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
+
+
+@wrong("2.2", "generate", "first time step")
+def generate_first_time_step():
+    return _generate(lambda logits, g: torch.multinomial(F.softmax(logits[:, 0, :], dim=-1), 1, generator=g))
+
+
+@wrong("2.2", "generate", "argmax")
+def generate_argmax():
+    return _generate(lambda logits, g: logits[:, -1, :].argmax(dim=-1, keepdim=True))
+
+
+@wrong("2.2", "generate", "given the logits, not probabilities")
+def generate_without_softmax():
+    return _generate(lambda logits, g: torch.multinomial(logits[:, -1, :], 1, generator=g))
+
+
+@wrong("2.2", "generate", "only the new tokens")
+def generate_returns_new_tokens_only():
+    return _generate(_sample_last, append=False)
+
+
+@wrong("2.2", "generate", "original context")
+def generate_never_feeds_back():
+    return _generate(_sample_last, feed_back=False)
+
+
+@wrong("2.2", "generate", "same generator seed gave different samples")
+def generate_ignores_generator():
+    return _generate(_sample_last, use_generator=False)
+
+
+@wrong("2.2", "generate", "crop the context to the last")
+def generate_without_cropping():
+    return _generate(_sample_last, crop="none")
+
+
+@wrong("2.2", "generate", "LAST block_size tokens")
+def generate_crops_the_start():
+    return _generate(_sample_last, crop="first")
+
+
+@wrong("2.2", "generate", "block_size is None")
+def generate_assumes_block_size():
+    return _generate(_sample_last, crop="always")
+
+
+def _estimate_loss(*, set_eval=True, restore=True, no_grad=True, as_float=True, iters=None, reduce="mean",
+                   use_generator=True, split_names=None):
+    """A learner's estimate_loss with switches for the usual mistakes."""
+
+    def estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=None):
+        if set_eval:
+            model.eval()
+        out = {}
+        with torch.set_grad_enabled(not no_grad):
+            names = split_names or list(splits)
+            for name in names:
+                split = splits[name]
+                n = eval_iters if iters is None else iters
+                losses = torch.zeros(n)
+                for k in range(n):
+                    x, y = ref_get_batch(split, block_size, batch_size, generator=generator if use_generator else None)
+                    _, loss = model(x, y)
+                    losses[k] = loss.item()
+                value = losses.mean() if reduce == "mean" else losses.sum() if reduce == "sum" else losses[-1]
+                out[name] = value.item() if as_float else value
+        if restore:
+            model.train()
+        return out
+
+    return (estimate_loss,)
+
+
+@wrong("2.3", "estimate_loss", "training mode during evaluation")
+def estimate_loss_without_eval():
+    return _estimate_loss(set_eval=False)
+
+
+@wrong("2.3", "estimate_loss", "left the model in eval mode")
+def estimate_loss_without_train():
+    return _estimate_loss(restore=False)
+
+
+@wrong("2.3", "estimate_loss", "gradients were being tracked")
+def estimate_loss_with_grad():
+    return _estimate_loss(no_grad=False)
+
+
+@wrong("2.3", "estimate_loss", "is a tensor")
+def estimate_loss_returns_tensors():
+    return _estimate_loss(as_float=False)
+
+
+@wrong("2.3", "estimate_loss", "expected eval_iters")
+def estimate_loss_one_batch():
+    return _estimate_loss(iters=1)
+
+
+@wrong("2.3", "estimate_loss", "losses are summed")
+def estimate_loss_sums():
+    return _estimate_loss(reduce="sum")
+
+
+@wrong("2.3", "estimate_loss", "last batch's loss")
+def estimate_loss_last_batch():
+    return _estimate_loss(reduce="last")
+
+
+@wrong("2.3", "estimate_loss", "same generator seed gave different results")
+def estimate_loss_ignores_generator():
+    return _estimate_loss(use_generator=False)
+
+
+@wrong("2.3", "estimate_loss", "do not assume they are called")
+def estimate_loss_fixed_split_names():
+    return _estimate_loss(split_names=["train", "val"])
+
+
+# =============================================================================================
+# chapter 03
+# =============================================================================================
+
+
+def _loops(reduce: Callable[[torch.Tensor, int, int], torch.Tensor]):
+    """average_v1 with the loops of the lecture; ``reduce(x[b], t, T)`` computes xbow[b, t]."""
+
+    def average_v1(x):
+        B, T, C = x.shape
+        xbow = torch.zeros((B, T, C))
+        for b in range(B):
+            for t in range(T):
+                xbow[b, t] = reduce(x[b], t, T)
+        return xbow
+
+    return (average_v1,)
+
+
+@wrong("3.1", "average_v1", "includes the future")
+def v1_includes_future():
+    return _loops(lambda xb, t, T: torch.mean(xb, 0))
+
+
+@wrong("3.1", "average_v1", "token itself is left out")
+def v1_excludes_self():
+    return _loops(lambda xb, t, T: torch.mean(xb[:t], 0))
+
+
+@wrong("3.1", "average_v1", "sums instead of averaging")
+def v1_sums():
+    return _loops(lambda xb, t, T: torch.sum(xb[: t + 1], 0))
+
+
+@wrong("3.1", "average_v1", "channels are averaged too")
+def v1_averages_everything():
+    return _loops(lambda xb, t, T: torch.mean(xb[: t + 1]))
+
+
+@wrong("3.1", "average_v1", "average over time")
+def v1_wrong_dim():
+    return _loops(lambda xb, t, T: torch.mean(xb[: t + 1], 1))
+
+
+def _matmul(make_wei: Callable[[int], torch.Tensor], left: bool = True):
+    def average_v2(x):
+        B, T, C = x.shape
+        wei = make_wei(T)
+        return wei @ x if left else x @ wei
+
+    return (average_v2,)
+
+
+@wrong("3.2", "average_v2", "wei is not normalised")
+def v2_not_normalised():
+    return _matmul(lambda T: torch.tril(torch.ones(T, T)))
+
+
+@wrong("3.2", "average_v2", "upper triangle")
+def v2_triu():
+    return _matmul(lambda T: torch.triu(torch.ones(T, T)) / torch.triu(torch.ones(T, T)).sum(1, keepdim=True))
+
+
+@wrong("3.2", "average_v2", "normalised over the wrong dimension")
+def v2_normalised_over_columns():
+    return _matmul(lambda T: torch.tril(torch.ones(T, T)) / torch.tril(torch.ones(T, T)).sum(0, keepdim=True))
+
+
+@wrong("3.2", "average_v2", "wei @ x, not x @ wei")
+def v2_multiplied_on_the_right():
+    return _matmul(lambda T: torch.tril(torch.ones(T, T)) / torch.tril(torch.ones(T, T)).sum(1, keepdim=True),
+                   left=False)
+
+
+def _softmax_average(fill: float = float("-inf"), dim: int = -1, keep: str = "tril"):
+    def average_v3(x):
+        B, T, C = x.shape
+        tril = torch.tril(torch.ones(T, T))
+        wei = torch.zeros((T, T))
+        wei = wei.masked_fill((tril == 0) if keep == "tril" else (tril == 1), fill)
+        wei = F.softmax(wei, dim=dim)
+        return wei @ x
+
+    return (average_v3,)
+
+
+@wrong("3.3", "average_v3", "softmax over the wrong dimension")
+def v3_softmax_dim0():
+    return _softmax_average(dim=0)
+
+
+@wrong("3.3", "average_v3", "masked with 0 instead of -inf")
+def v3_masked_with_zero():
+    return _softmax_average(fill=0.0)
+
+
+@wrong("3.3", "average_v3", "mask is inverted")
+def v3_mask_inverted():
+    return _softmax_average(keep="triu")
+
+
+def _positional(forward):
+    """The notebook's BigramWithPositions (its __init__ is given) with the learner's forward."""
+
+    class BigramWithPositions(M.BigramWithPositions):
+        pass
+
+    BigramWithPositions.forward = forward
+    return (BigramWithPositions,)
+
+
+def _finish(logits, targets):
+    return (logits, None) if targets is None else _flat_loss(logits, targets)
+
+
+@wrong("3.4", "positional_model", "position embeddings are not added")
+def positions_not_added():
+    def forward(self, idx, targets=None):
+        return _finish(self.lm_head(self.token_embedding_table(idx)), targets)
+
+    return _positional(forward)
+
+
+@wrong("3.4", "positional_model", "not with idx")
+def positions_from_token_ids():
+    def forward(self, idx, targets=None):
+        x = self.token_embedding_table(idx) + self.position_embedding_table(idx)
+        return _finish(self.lm_head(x), targets)
+
+    return _positional(forward)
+
+
+@wrong("3.4", "positional_model", "not torch.arange(block_size)")
+def positions_arange_block_size():
+    def forward(self, idx, targets=None):
+        pos = self.position_embedding_table(torch.arange(self.block_size))
+        return _finish(self.lm_head(self.token_embedding_table(idx) + pos), targets)
+
+    return _positional(forward)
+
+
+@wrong("3.4", "positional_model", "logits not reshaped to (B*T, C)")
+def positions_loss_without_reshape():
+    def forward(self, idx, targets=None):
+        T = idx.shape[1]
+        logits = self.lm_head(self.token_embedding_table(idx) + self.position_embedding_table(torch.arange(T)))
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits.transpose(1, 2), targets)
+
+    return _positional(forward)
+
+
+@wrong("3.4", "positional_model", "parameters are not the lecture's")
+def positions_other_names():
+    class BigramWithPositions(nn.Module):
+        def __init__(self, vocab_size, n_embd, block_size):
+            super().__init__()
+            self.tok = nn.Embedding(vocab_size, n_embd)
+            self.pos = nn.Embedding(block_size, n_embd)
+            self.head = nn.Linear(n_embd, vocab_size)
+
+        def forward(self, idx, targets=None):
+            T = idx.shape[1]
+            return _finish(self.head(self.tok(idx) + self.pos(torch.arange(T))), targets)
+
+    return (BigramWithPositions,)
+
+
+# =============================================================================================
+# chapter 04
+# =============================================================================================
+
+
+def _head(scale: str = "head_size", mask: str = "tril", softmax_dim: int = -1, swap: bool = False,
+          dropout: str = "module", tril_size: str = "block_size", slice_mask: bool = True):
+    """The lecture's Head with switches for the usual mistakes."""
+
+    class Head(nn.Module):
+        def __init__(self, n_embd, head_size, block_size, dropout_p=0.0):
+            super().__init__()
+            self.key = nn.Linear(n_embd, head_size, bias=False)
+            self.query = nn.Linear(n_embd, head_size, bias=False)
+            self.value = nn.Linear(n_embd, head_size, bias=False)
+            size = block_size if tril_size == "block_size" else head_size
+            self.register_buffer("tril", torch.tril(torch.ones(size, size)))
+            self.dropout = nn.Dropout(dropout_p)
+            self.p = dropout_p
+
+        def forward(self, x):
+            B, T, C = x.shape
+            k, q = self.key(x), self.query(x)
+            wei = k @ q.transpose(-2, -1) if swap else q @ k.transpose(-2, -1)
+            wei = wei * {"head_size": k.shape[-1] ** -0.5, "C": C**-0.5, "none": 1.0}[scale]
+            if mask == "tril":
+                wei = wei.masked_fill((self.tril[:T, :T] if slice_mask else self.tril) == 0, float("-inf"))
+            wei = F.softmax(wei, dim=softmax_dim)
+            if dropout == "module":
+                wei = self.dropout(wei)
+            elif dropout == "always":
+                wei = F.dropout(wei, self.p)  # training=True by default: also in eval mode
+            return wei @ self.value(x)
+
+    return (Head,)
+
+
+@wrong("4.1", "head", "mask lets a token see the future")
+def head_without_mask():
+    return _head(mask="none")
+
+
+@wrong("4.1", "head", "scaled by C (n_embd) instead of head_size")
+def head_scaled_by_c():
+    return _head(scale="C")
+
+
+@wrong("4.1", "head", "not scaled")
+def head_not_scaled():
+    return _head(scale="none")
+
+
+@wrong("4.1", "head", "do not sum to 1")
+def head_softmax_wrong_dim():
+    return _head(softmax_dim=1)
+
+
+@wrong("4.1", "head", "affinities are transposed")
+def head_keys_times_queries():
+    return _head(swap=True)
+
+
+@wrong("4.1", "head", "in eval mode the output changed")
+def head_dropout_in_eval():
+    return _head(dropout="always")
+
+
+@wrong("4.1", "head", "output never changed")
+def head_without_dropout():
+    return _head(dropout="none")
+
+
+@wrong("4.1", "head", "self.tril[:T, :T]")
+def head_mask_not_sliced():
+    return _head(slice_mask=False)
+
+
+@wrong("4.1", "head", "self.tril[:T, :T]")
+def head_mask_sized_by_head_size():
+    return _head(tril_size="head_size")
+
+
+# =============================================================================================
+# chapter 05
+# =============================================================================================
+
+
+def _multi_head(cat_dim: int = -1, proj: str = "used", heads: str = "separate", dropout: bool = True):
+    """The lecture's MultiHeadAttention (with the reference Head) and switches for the usual mistakes."""
+
+    class MultiHeadAttention(nn.Module):
+        def __init__(self, n_embd, num_heads, head_size, block_size, dropout_p=0.0):
+            super().__init__()
+            if heads == "separate":
+                self.heads = nn.ModuleList([M.Head(n_embd, head_size, block_size, dropout_p) for _ in range(num_heads)])
+            elif heads == "shared":
+                self.heads = nn.ModuleList([M.Head(n_embd, head_size, block_size, dropout_p)] * num_heads)
+            else:
+                self.heads = [M.Head(n_embd, head_size, block_size, dropout_p) for _ in range(num_heads)]
+            if proj != "missing":
+                self.proj = nn.Linear(num_heads * head_size, n_embd)
+            self.dropout = nn.Dropout(dropout_p if dropout else 0.0)
+
+        def forward(self, x):
+            out = torch.cat([h(x) for h in self.heads], dim=cat_dim)
+            if proj == "used":
+                out = self.proj(out)
+            return self.dropout(out)
+
+    return (MultiHeadAttention,)
+
+
+@wrong("5.1", "multi_head", "along the last (channel) dimension")
+def heads_concatenated_over_time():
+    return _multi_head(cat_dim=1)
+
+
+@wrong("5.1", "multi_head", "missing proj.weight")
+def multi_head_without_proj():
+    return _multi_head(proj="missing")
+
+
+@wrong("5.1", "multi_head", "not projected")
+def multi_head_proj_unused():
+    return _multi_head(proj="unused")
+
+
+@wrong("5.1", "multi_head", "one and the same module")
+def multi_head_one_shared_head():
+    return _multi_head(heads="shared")
+
+
+@wrong("5.1", "multi_head", "plain Python list")
+def multi_head_plain_list():
+    return _multi_head(heads="list")
+
+
+@wrong("5.1", "multi_head", "add dropout after the projection")
+def multi_head_without_dropout():
+    return _multi_head(dropout=False)
+
+
+def _batched(transpose_in: bool = True, transpose_out: bool = True, scale: str = "head_size", order: str = "qkv",
+             causal: bool = True, dropout: bool = True, manual: bool = False):
+    """A learner's CausalSelfAttention with switches for the usual mistakes."""
+
+    class CausalSelfAttention(nn.Module):
+        def __init__(self, n_embd, n_head, block_size, dropout_p=0.0):
+            super().__init__()
+            self.n_head = n_head
+            self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
+            self.proj = nn.Linear(n_embd, n_embd)
+            self.p = dropout_p if dropout else 0.0
+            self.resid_dropout = nn.Dropout(self.p)
+            self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+
+        def forward(self, x):
+            B, T, C = x.shape
+            hs = C // self.n_head
+            parts = dict(zip(order, self.qkv(x).split(C, dim=2)))
+            q, k, v = (parts[name].view(B, T, self.n_head, hs) for name in "qkv")
+            if transpose_in:
+                q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+            s = {"head_size": hs**-0.5, "C": C**-0.5}[scale]
+            if manual:
+                wei = q @ k.transpose(-2, -1) * s
+                wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+                out = F.dropout(F.softmax(wei, dim=-1), self.p, training=self.training) @ v
+            else:
+                out = F.scaled_dot_product_attention(q, k, v, dropout_p=self.p if self.training else 0.0,
+                                                     is_causal=causal, scale=s)
+            if transpose_in and transpose_out:
+                out = out.transpose(1, 2)
+            return self.resid_dropout(self.proj(out.reshape(B, T, C)))
+
+    return (CausalSelfAttention,)
+
+
+@wrong("5.2", "batched_multi_head", "attention ran over the heads instead of over time")
+def batched_view_without_transpose():
+    return _batched(transpose_in=False)
+
+
+@wrong("5.2", "batched_multi_head", "the shapes inside attention do not line up")
+def batched_view_without_transpose_manual_mask():
+    return _batched(transpose_in=False, manual=True)
+
+
+@wrong("5.2", "batched_multi_head", "outputs are scrambled")
+def batched_reshape_without_transpose():
+    return _batched(transpose_out=False)
+
+
+@wrong("5.2", "batched_multi_head", "scaled by C (n_embd) instead of head_size")
+def batched_scaled_by_c():
+    return _batched(scale="C")
+
+
+@wrong("5.2", "batched_multi_head", "wrong slices of qkv")
+def batched_split_order():
+    return _batched(order="kqv")
+
+
+@wrong("5.2", "batched_multi_head", "mask lets a token see the future")
+def batched_not_causal():
+    return _batched(causal=False)
+
+
+@wrong("5.2", "batched_multi_head", "output never changed")
+def batched_without_dropout():
+    return _batched(dropout=False)
+
+
+# =============================================================================================
+# chapter 06
+# =============================================================================================
+
+
+def _feed_forward(inner: int = 4, activation: type[nn.Module] | None = nn.ReLU, project: bool = True,
+                  dropout: bool = True):
+    class FeedForward(nn.Module):
+        def __init__(self, n_embd, dropout_p=0.0):
+            super().__init__()
+            layers: list[nn.Module] = [nn.Linear(n_embd, inner * n_embd)]
+            if activation is not None:
+                layers.append(activation())
+            if project:
+                layers.append(nn.Linear(inner * n_embd, n_embd))
+            if dropout:
+                layers.append(nn.Dropout(dropout_p))
+            self.net = nn.Sequential(*layers)
+
+        def forward(self, x):
+            return self.net(x)
+
+    return (FeedForward,)
+
+
+@wrong("6.1", "feed_forward", "4 * n_embd = 64 wide")
+def feed_forward_not_4x():
+    return _feed_forward(inner=1)
+
+
+@wrong("6.1", "feed_forward", "linear function of the input")
+def feed_forward_without_nonlinearity():
+    return _feed_forward(activation=None)
+
+
+@wrong("6.1", "feed_forward", "projection back is missing")
+def feed_forward_without_projection():
+    return _feed_forward(project=False)
+
+
+@wrong("6.1", "feed_forward", "end self.net with nn.Dropout")
+def feed_forward_without_dropout():
+    return _feed_forward(dropout=False)
+
+
+@wrong("6.1", "feed_forward", "not GELU")
+def feed_forward_gelu():
+    return _feed_forward(activation=nn.GELU)
+
+
+# =============================================================================================
+# chapter 07
+# =============================================================================================
+
+
+def _layer_norm(dims=(-1,), unbiased: bool = False, eps_at: str = "inside", params: bool = True,
+                affine: bool = True, keepdim: bool = True, fixed_eps: bool = False):
+    class LayerNorm(nn.Module):
+        def __init__(self, dim, eps=1e-5):
+            super().__init__()
+            self.eps = 1e-5 if fixed_eps else eps
+            if params:
+                self.weight = nn.Parameter(torch.ones(dim))
+                self.bias = nn.Parameter(torch.zeros(dim))
+
+        def forward(self, x):
+            mean = x.mean(dims, keepdim=keepdim)
+            var = x.var(dims, keepdim=keepdim, unbiased=unbiased)
+            if eps_at == "inside":
+                xhat = (x - mean) / torch.sqrt(var + self.eps)
+            elif eps_at == "outside":
+                xhat = (x - mean) / (torch.sqrt(var) + self.eps)
+            else:
+                xhat = (x - mean) / torch.sqrt(var)
+            return xhat * self.weight + self.bias if params and affine else xhat
+
+    return (LayerNorm,)
+
+
+@wrong("7.1", "layer_norm", "like BatchNorm")
+def layer_norm_over_batch():
+    return _layer_norm(dims=(0,))
+
+
+@wrong("7.1", "layer_norm", "variance is unbiased")
+def layer_norm_unbiased_variance():
+    return _layer_norm(unbiased=True)
+
+
+@wrong("7.1", "layer_norm", "eps must go inside the square root")
+def layer_norm_eps_outside_sqrt():
+    return _layer_norm(eps_at="outside")
+
+
+@wrong("7.1", "layer_norm", "eps is missing")
+def layer_norm_without_eps():
+    return _layer_norm(eps_at="none")
+
+
+@wrong("7.1", "layer_norm", "no learnable parameters")
+def layer_norm_without_parameters():
+    return _layer_norm(params=False)
+
+
+@wrong("7.1", "layer_norm", "weight and bias are not used")
+def layer_norm_parameters_unused():
+    return _layer_norm(affine=False)
+
+
+@wrong("7.1", "layer_norm", "eps argument is ignored")
+def layer_norm_fixed_eps():
+    return _layer_norm(fixed_eps=True)
+
+
+@wrong("7.1", "layer_norm", "keepdim=True")
+def layer_norm_without_keepdim():
+    return _layer_norm(keepdim=False)
+
+
+def _block(order: str = "pre", head_size: str = "split", norms: tuple[str, str] = ("ln1", "ln2")):
+    class Block(nn.Module):
+        def __init__(self, n_embd, n_head, block_size, dropout=0.0):
+            super().__init__()
+            hs = n_embd // n_head if head_size == "split" else n_embd
+            self.sa = M.MultiHeadAttention(n_embd, n_head, hs, block_size, dropout)
+            self.ffwd = M.FeedForward(n_embd, dropout)
+            self.ln1 = nn.LayerNorm(n_embd)
+            self.ln2 = nn.LayerNorm(n_embd)
+
+        def forward(self, x):
+            ln_a, ln_b = getattr(self, norms[0]), getattr(self, norms[1])
+            if order == "pre":
+                x = x + self.sa(ln_a(x))
+                return x + self.ffwd(ln_b(x))
+            if order == "no-residual":
+                x = self.sa(ln_a(x))
+                return self.ffwd(ln_b(x))
+            x = ln_a(x + self.sa(x))  # post-norm
+            return ln_b(x + self.ffwd(x))
+
+    return (Block,)
+
+
+@wrong("7.2", "block", "residual connection is missing")
+def block_without_residual():
+    return _block(order="no-residual")
+
+
+@wrong("7.2", "block", "post-norm")
+def block_post_norm():
+    return _block(order="post")
+
+
+@wrong("7.2", "block", "ln1 and ln2 are swapped")
+def block_norms_swapped():
+    return _block(norms=("ln2", "ln1"))
+
+
+@wrong("7.2", "block", "one LayerNorm is used for both")
+def block_one_norm_twice():
+    return _block(norms=("ln1", "ln1"))
+
+
+@wrong("7.2", "block", "head_size should be n_embd // n_head")
+def block_head_size_n_embd():
+    return _block(head_size="n_embd")
+
+
+# =============================================================================================
+# chapter 08
+# =============================================================================================
+
+
+def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: bool = True, reshape: bool = True,
+         n_layer: int | None = None):
+    class GPTLanguageModel(nn.Module):
+        def __init__(self, config):
+            super().__init__()
+            self.block_size = config.block_size
+            self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
+            self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
+            self.blocks = nn.Sequential(*[
+                M.Block(config.n_embd, config.n_head, config.block_size, config.dropout, attention=config.attention)
+                for _ in range(n_layer or config.n_layer)
+            ])
+            if ln_f != "missing":
+                self.ln_f = nn.LayerNorm(config.n_embd)
+            self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=lm_head_bias)
+
+        def forward(self, idx, targets=None):
+            B, T = idx.shape
+            x = self.token_embedding_table(idx)
+            if positions:
+                x = x + self.position_embedding_table(torch.arange(T, device=idx.device))
+            x = self.blocks(x)
+            if ln_f == "used":
+                x = self.ln_f(x)
+            logits = self.lm_head(x)
+            if targets is None:
+                return logits, None
+            if not reshape:
+                return logits, F.cross_entropy(logits.transpose(1, 2), targets)
+            return _flat_loss(logits, targets)
+
+    return (GPTLanguageModel,)
+
+
+@wrong("8.1", "gpt", "final LayerNorm is missing")
+def gpt_without_ln_f():
+    return _gpt(ln_f="missing")
+
+
+@wrong("8.1", "gpt", "final LayerNorm is not applied")
+def gpt_ln_f_unused():
+    return _gpt(ln_f="unused")
+
+
+@wrong("8.1", "gpt", "lm_head has no bias")
+def gpt_lm_head_without_bias():
+    return _gpt(lm_head_bias=False)
+
+
+@wrong("8.1", "gpt", "position embeddings are missing")
+def gpt_without_positions():
+    return _gpt(positions=False)
+
+
+@wrong("8.1", "gpt", "logits not reshaped to (B*T, C)")
+def gpt_logits_not_reshaped():
+    return _gpt(reshape=False)
+
+
+@wrong("8.1", "gpt", "self.blocks holds 3 blocks")
+def gpt_fixed_number_of_layers():
+    return _gpt(n_layer=3)
