@@ -185,9 +185,8 @@ def get_batch(
             f"block_size + 1 tokens; use a smaller block_size or more data"
         )
     ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator)
-    offsets = torch.arange(block_size + 1)
-    chunks = data[ix[:, None] + offsets]  # (B, T+1), one gather instead of a Python loop
-    x, y = chunks[:, :-1], chunks[:, 1:]
+    offsets = ix[:, None] + torch.arange(block_size)  # (B, T): one gather instead of a Python loop
+    x, y = data[offsets], data[offsets + 1]  # contiguous, so .view works on them as in the lecture
     device = torch.device(device)
     if device.type == "cuda":
         x = x.pin_memory().to(device, non_blocking=True)

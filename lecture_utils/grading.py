@@ -200,7 +200,10 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
         timed_out: list[int] = []
 
         def on_cell_executed(cell, cell_index, execute_reply):
-            # keep memory bounded: drop every output except the re-check's line
+            # note interrupted cells, then keep memory bounded: drop every output but the re-check's
+            for out in cell.get("outputs", []):
+                if out.get("output_type") == "error" and out.get("ename") in ("CellTimeoutError", "KeyboardInterrupt"):
+                    timed_out.append(cell_index)
             if _MARK not in cell.source:
                 cell.outputs = []
 
@@ -223,8 +226,6 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
             if cell.cell_type != "code":
                 continue
             for out in cell.get("outputs", []):
-                if out.get("output_type") == "error" and out.get("ename") in ("CellTimeoutError", "KeyboardInterrupt"):
-                    timed_out.append(1)
                 text = out.get("text", "") if out.get("output_type") == "stream" else ""
                 for line in text.splitlines():
                     if line.startswith(_MARK):

@@ -20,9 +20,8 @@ from torch import nn
 from wrong_solutions import CATALOGUE, WrongSolution
 
 import lecture_utils.checks as check
-from lecture_utils import data
+from lecture_utils import data, train
 from lecture_utils import model as M
-from lecture_utils import train
 from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
 from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
 from lecture_utils.checks.ch03_averaging import reference_average_v1, reference_average_v2, reference_average_v3

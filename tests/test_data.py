@@ -106,3 +106,9 @@ def test_get_batch_reaches_the_last_chunk():
 def test_block_size_too_large_is_a_clear_error():
     with pytest.raises(ValueError, match="block_size=10 is too large"):
         data.get_batch(torch.arange(10), block_size=10, batch_size=2)
+
+
+def test_get_batch_returns_contiguous_tensors_so_view_works():
+    x, y = data.get_batch(torch.arange(100), 8, 4)
+    assert x.is_contiguous() and y.is_contiguous()
+    y.view(32)  # the lecture reshapes targets with .view

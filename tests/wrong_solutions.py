@@ -495,7 +495,7 @@ def v1_wrong_dim():
 
 def _matmul(make_wei: Callable[[int], torch.Tensor], left: bool = True):
     def average_v2(x):
-        B, T, C = x.shape
+        _B, T, _C = x.shape
         wei = make_wei(T)
         return wei @ x if left else x @ wei
 
@@ -525,7 +525,7 @@ def v2_multiplied_on_the_right():
 
 def _softmax_average(fill: float = float("-inf"), dim: int = -1, keep: str = "tril"):
     def average_v3(x):
-        B, T, C = x.shape
+        _B, T, _C = x.shape
         tril = torch.tril(torch.ones(T, T))
         wei = torch.zeros((T, T))
         wei = wei.masked_fill((tril == 0) if keep == "tril" else (tril == 1), fill)
@@ -639,7 +639,7 @@ def _head(scale: str = "head_size", mask: str = "tril", softmax_dim: int = -1, s
             self.p = dropout_p
 
         def forward(self, x):
-            B, T, C = x.shape
+            _B, T, C = x.shape
             k, q = self.key(x), self.query(x)
             wei = k @ q.transpose(-2, -1) if swap else q @ k.transpose(-2, -1)
             wei = wei * {"head_size": k.shape[-1] ** -0.5, "C": C**-0.5, "none": 1.0}[scale]
@@ -1021,7 +1021,7 @@ def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: bool = True, 
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=lm_head_bias)
 
         def forward(self, idx, targets=None):
-            B, T = idx.shape
+            _B, T = idx.shape
             x = self.token_embedding_table(idx)
             if positions:
                 x = x + self.position_embedding_table(torch.arange(T, device=idx.device))

@@ -12,15 +12,15 @@ from lecture_utils.checks._core import (  # noqa: F401
     progress,
 )
 from lecture_utils.checks.ch01_data import encode_decode, get_batch, split_data  # noqa: F401
-from lecture_utils.checks.ch02_bigram import bigram_forward, estimate_loss, generate  # noqa: F401, E402
-from lecture_utils.checks.ch03_averaging import (  # noqa: F401, E402
+from lecture_utils.checks.ch02_bigram import bigram_forward, estimate_loss, generate  # noqa: F401
+from lecture_utils.checks.ch03_averaging import (  # noqa: F401
     average_v1,
     average_v2,
     average_v3,
     positional_model,
 )
-from lecture_utils.checks.ch04_attention import head  # noqa: F401, E402
-from lecture_utils.checks.ch05_multi_head import batched_multi_head, multi_head  # noqa: F401, E402
-from lecture_utils.checks.ch06_feed_forward import feed_forward  # noqa: F401, E402
-from lecture_utils.checks.ch07_residual_layernorm import block, layer_norm  # noqa: F401, E402
-from lecture_utils.checks.ch08_gpt import gpt  # noqa: F401, E402
+from lecture_utils.checks.ch04_attention import head  # noqa: F401
+from lecture_utils.checks.ch05_multi_head import batched_multi_head, multi_head  # noqa: F401
+from lecture_utils.checks.ch06_feed_forward import feed_forward  # noqa: F401
+from lecture_utils.checks.ch07_residual_layernorm import block, layer_norm  # noqa: F401
+from lecture_utils.checks.ch08_gpt import gpt  # noqa: F401

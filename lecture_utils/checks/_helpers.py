@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.nn import functional as F
 
 from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fresh_seed

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
@@ -30,13 +30,13 @@ _RESHAPE_BOTH = ("cross_entropy wants the classes in dimension 1: reshape the lo
                  "to (B*T,) first - B, T, C = logits.shape; logits = logits.view(B*T, C); targets = targets.view(B*T)")
 _LOSS_HINTS = (
     ("Expected target size", "logits not reshaped to (B*T, C): " + _RESHAPE_BOTH),
-    ("to match target batch_size", "targets not reshaped: with logits of shape (B*T, C) the targets must be "
-                                   "(B*T,) - targets = targets.view(B*T)"),
+    ("to match target batch_size", ("targets not reshaped: with logits of shape (B*T, C) the targets must be "
+                                   "(B*T,) - targets = targets.view(B*T)")),
 )
 _NO_TARGETS_HINTS = (
     ("missing 1 required positional argument: 'targets'", "targets should be optional: def forward(self, idx, targets=None)"),
-    ("NoneType", "without targets there is no loss to compute: if targets is None, return the logits (B, T, C) "
-                 "and loss = None"),
+    ("NoneType", ("without targets there is no loss to compute: if targets is None, return the logits (B, T, C) "
+                 "and loss = None")),
 )
 
 
@@ -111,14 +111,14 @@ def _check_loss(loss, logits: torch.Tensor, targets: torch.Tensor, want: torch.T
         return
     n = len(targets)
     known = [
-        (want * n, "the loss is summed over the B*T positions, not averaged: F.cross_entropy takes the mean "
-                   "(reduction='mean', the default)"),
-        (F.cross_entropy(F.softmax(logits, -1), targets), "the loss was computed on probabilities: F.cross_entropy "
-                                                          "applies log-softmax itself, so give it the raw logits"),
-        (F.nll_loss(logits, targets), "the log-softmax is missing: F.nll_loss wants log-probabilities; use "
-                                      "F.cross_entropy(logits, targets) on the raw logits"),
-        (-F.log_softmax(logits, -1).mean(), "the loss averages the log-probabilities of every class, not of the "
-                                            "target: F.cross_entropy(logits, targets) picks the target's column"),
+        (want * n, ("the loss is summed over the B*T positions, not averaged: F.cross_entropy takes the mean "
+                   "(reduction='mean', the default)")),
+        (F.cross_entropy(F.softmax(logits, -1), targets), ("the loss was computed on probabilities: F.cross_entropy "
+                                                          "applies log-softmax itself, so give it the raw logits")),
+        (F.nll_loss(logits, targets), ("the log-softmax is missing: F.nll_loss wants log-probabilities; use "
+                                      "F.cross_entropy(logits, targets) on the raw logits")),
+        (-F.log_softmax(logits, -1).mean(), ("the loss averages the log-probabilities of every class, not of the "
+                                            "target: F.cross_entropy(logits, targets) picks the target's column")),
     ]
     for value, hint in known:
         if math.isclose(loss.item(), value.item(), rel_tol=1e-4, abs_tol=1e-5):
@@ -157,13 +157,13 @@ _LAST_STEP = ("use only the last time step: logits = logits[:, -1, :] has shape 
 _GENERATE_HINTS = (
     ("prob_dist must be 1 or 2 dim", _LAST_STEP),
     ("Sizes of tensors must match", _LAST_STEP),
-    ("element < 0", "torch.multinomial got negative numbers: it needs probabilities, so apply "
-                    "F.softmax(logits, dim=-1) first"),
-    ("ContextTooLong", "generate feeds the model more than block_size tokens: crop the context to the last "
+    ("element < 0", ("torch.multinomial got negative numbers: it needs probabilities, so apply "
+                    "F.softmax(logits, dim=-1) first")),
+    ("ContextTooLong", ("generate feeds the model more than block_size tokens: crop the context to the last "
                        "block_size tokens, idx_cond = idx[:, -block_size:] (the position table has only "
-                       "block_size rows)"),
-    ("unary -: 'NoneType'", "model.block_size is None for the bigram model (any context length works): crop only "
-                            "when it is set, e.g. if block_size is not None: idx = idx[:, -block_size:]"),
+                       "block_size rows)")),
+    ("unary -: 'NoneType'", ("model.block_size is None for the bigram model (any context length works): crop only "
+                            "when it is set, e.g. if block_size is not None: idx = idx[:, -block_size:]")),
 )
 
 
@@ -335,8 +335,8 @@ def estimate_loss(estimate_loss, device="cpu"):
     # any split names
     single = {"test": splits["val"]}
     out = call(estimate_loss, model, single, 1, block_size, batch_size, generator=rng(seed),
-               hints=(("KeyError", "loop over the splits you are given, for name, data in splits.items(): do not "
-                                   "assume they are called 'train' and 'val'"),))
+               hints=(("KeyError", ("loop over the splits you are given, for name, data in splits.items(): do not "
+                                   "assume they are called 'train' and 'val'")),))
     expect(isinstance(out, dict) and set(out) == {"test"}, "estimate_loss should loop over the given splits "
            "(splits.items()), whatever their names; with {'test': data} the result should have the key 'test'")
     return passed(f"mean of eval_iters={eval_iters} batch losses per split as floats, in eval mode without "

@@ -8,7 +8,7 @@ exercise.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch.nn import functional as F
@@ -32,7 +32,7 @@ from lecture_utils.checks._helpers import (
 
 def reference_average_v1(x: torch.Tensor) -> torch.Tensor:
     """``(B, T, C)`` -> ``(B, T, C)``: ``xbow[b, t]`` is the mean of ``x[b, :t+1]`` (for loops)."""
-    B, T, C = x.shape
+    B, T = x.shape[:2]
     xbow = torch.zeros_like(x)
     for b in range(B):
         for t in range(T):
@@ -125,8 +125,8 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
     for B, T, C in ((4, 8, 3), (2, 5, 7), (1, 1, 2), (3, 6, 6)):
         x = torch.randn(B, T, C, generator=g).to(device)
         before = x.clone()
-        out = call(fn, x, hints=(("must match the", "average over time: xprev = x[b, :t+1] has shape (t+1, C); "
-                                  "torch.mean(xprev, 0) gives the C numbers of xbow[b, t]"),
+        out = call(fn, x, hints=(("must match the", ("average over time: xprev = x[b, :t+1] has shape (t+1, C); "
+                                  "torch.mean(xprev, 0) gives the C numbers of xbow[b, t]")),
                                  ("cannot be multiplied", "multiply wei (T, T) from the left: wei @ x, not x @ wei")))
         tensor_output(out, f"average_v{exercise_id[-1]}", (B, T, C), "the same shape as x, (B, T, C)")
         expect(torch.equal(x, before), "the function changed its input x in place: write into a new tensor, "
@@ -174,8 +174,8 @@ def average_v3(average_v3, device="cpu"):
 _ARANGE_T = ("the positions should be torch.arange(T) for the T tokens in idx, not torch.arange(block_size): "
              "generate feeds shorter contexts, and the position embeddings must line up with the tokens")
 _POS_HINTS = (
-    ("index out of range", "the position table has only block_size rows: look it up with torch.arange(T), the "
-                           "positions 0..T-1, not with idx (the token ids)"),
+    ("index out of range", ("the position table has only block_size rows: look it up with torch.arange(T), the "
+                           "positions 0..T-1, not with idx (the token ids)")),
     ("must match the size of tensor", _ARANGE_T),
 )
 

@@ -93,10 +93,10 @@ def head(Head, device="cpu"):
         for B, T in ((3, BLOCK_SIZE), (2, 1), (4, 5)):
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
             out = model(x)
-            if leaks_future(model, x, g):
-                fail(FUTURE)
             if not same(out, reference(x)):
                 diagnose(out, head_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE, N_EMBD))
+                if leaks_future(model, x, g):
+                    fail(FUTURE)
                 fail("the output differs from the reference: k = self.key(x), q = self.query(x); "
                      "wei = q @ k.transpose(-2, -1) * head_size**-0.5; mask the future; softmax(dim=-1); "
                      "return wei @ self.value(x)")

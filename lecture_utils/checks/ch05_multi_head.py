@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
@@ -35,6 +35,17 @@ SHAPES = ((3, BLOCK_SIZE), (2, 1), (2, 5), (2, N_HEAD))
 
 CAT_DIM = ("concatenate the heads' outputs along the last (channel) dimension: "
            "torch.cat([h(x) for h in self.heads], dim=-1) gives (B, T, num_heads * head_size) for self.proj")
+
+
+def _multi_head_variants(reference: ref.MultiHeadAttention, x: torch.Tensor):
+    """(hint, compute) pairs for :func:`diagnose`."""
+    heads_out = [h(x) for h in reference.heads]
+    return [
+        (("the concatenated heads are not projected: return self.proj(out) (then dropout), the projection back into "
+         "the residual pathway"), lambda: torch.cat(heads_out, dim=-1)),
+        ("the heads are concatenated in reverse order: keep the order of self.heads",
+         lambda: reference.proj(torch.cat(heads_out[::-1], dim=-1))),
+    ]
 
 
 @exercise("5.1", "multi-head attention", reference=lambda: ref.MultiHeadAttention)
@@ -66,16 +77,10 @@ def multi_head(MultiHeadAttention, device="cpu"):
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
             out = call(model, x, hints=(("cannot be multiplied", CAT_DIM),))
             tensor_output(out, "MultiHeadAttention", (B, T, N_EMBD), "back to n_embd features after self.proj")
-            if leaks_future(model, x, g):
-                fail(FUTURE)
             if not same(out, reference(x)):
-                heads_out = [h(x) for h in reference.heads]
-                diagnose(out, [
-                    ("the concatenated heads are not projected: return self.proj(out) (then dropout), the projection "
-                     "back into the residual pathway", lambda: torch.cat(heads_out, dim=-1)),
-                    ("the heads are concatenated in reverse order: keep the order of self.heads",
-                     lambda: reference.proj(torch.cat(heads_out[::-1], dim=-1))),
-                ])
+                diagnose(out, _multi_head_variants(reference, x))
+                if leaks_future(model, x, g):
+                    fail(FUTURE)
                 fail("the output differs from the reference: out = torch.cat([h(x) for h in self.heads], dim=-1), "
                      "then self.dropout(self.proj(out))")
 
@@ -152,17 +157,17 @@ def batched_multi_head(CausalSelfAttention, device="cpu"):
     model.eval()
     reference.eval()
     hints = (("must match the size of tensor", SHAPES_INSIDE),
-             ("view size is not compatible", "after transpose the tensor is not contiguous in memory: use "
-                                             ".reshape(B, T, C), or .contiguous().view(B, T, C)"))
+             ("view size is not compatible", ("after transpose the tensor is not contiguous in memory: use "
+                                             ".reshape(B, T, C), or .contiguous().view(B, T, C)")))
     with torch.no_grad():
         for B, T in SHAPES:
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
             out = call(model, x, hints=hints)
             tensor_output(out, "CausalSelfAttention", (B, T, N_EMBD))
-            if leaks_future(model, x, g):
-                fail(FUTURE)
             if not same(out, heads(x)):
                 diagnose(out, _batched_variants(reference, x))
+                if leaks_future(model, x, g):
+                    fail(FUTURE)
                 fail("the output differs from MultiHeadAttention with the same weights: q, k, v = "
                      "self.qkv(x).split(C, dim=2); each .view(B, T, nh, hs).transpose(1, 2); causal attention scaled "
                      "by hs**-0.5; out.transpose(1, 2).reshape(B, T, C); self.proj")

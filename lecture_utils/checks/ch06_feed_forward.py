@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
@@ -26,6 +26,15 @@ PROJECTION = ("the projection back is missing: end with nn.Linear(4 * n_embd, n_
               "features and can be added to the residual stream")
 
 
+def _variants(reference: ref.FeedForward, x: torch.Tensor):
+    """(hint, compute) pairs for :func:`diagnose`."""
+    first, last = reference.net[0], reference.net[2]
+    return [
+        ("the nonlinearity should be nn.ReLU() (the lecture's), not GELU", lambda: last(F.gelu(first(x)))),
+        ("the ReLU comes after the second Linear: Linear, ReLU, Linear, Dropout", lambda: F.relu(last(first(x)))),
+    ]
+
+
 @exercise("6.1", "feed-forward", reference=lambda: ref.FeedForward)
 @isolated_rng
 def feed_forward(FeedForward, device="cpu"):
@@ -36,8 +45,8 @@ def feed_forward(FeedForward, device="cpu"):
     model.eval()
     with torch.no_grad():
         x = torch.randn(3, 8, N_EMBD, generator=g).to(device)
-        out = call(model, x, hints=(("cannot be multiplied", "the layers' sizes do not chain: nn.Linear(n_embd, "
-                                                             "4 * n_embd), then nn.Linear(4 * n_embd, n_embd)"),))
+        out = call(model, x, hints=(("cannot be multiplied", ("the layers' sizes do not chain: nn.Linear(n_embd, "
+                                                             "4 * n_embd), then nn.Linear(4 * n_embd, n_embd)")),))
         if isinstance(out, torch.Tensor) and out.shape[:-1] == x.shape[:-1] and out.shape[-1] != N_EMBD:
             fail(PROJECTION + f" (the output has {out.shape[-1]} features)")
         tensor_output(out, "FeedForward", tuple(x.shape))
@@ -58,13 +67,7 @@ def feed_forward(FeedForward, device="cpu"):
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
             out = model(x)
             if not same(out, reference(x)):
-                first, last = reference.net[0], reference.net[2]
-                diagnose(out, [
-                    ("the nonlinearity should be nn.ReLU() (the lecture's), not GELU",
-                     lambda: last(F.gelu(first(x)))),
-                    ("the ReLU comes after the second Linear: Linear, ReLU, Linear, Dropout",
-                     lambda: F.relu(last(first(x)))),
-                ])
+                diagnose(out, _variants(reference, x))
                 fail("the output differs from the reference: self.net = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), "
                      "nn.ReLU(), nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout))")
 

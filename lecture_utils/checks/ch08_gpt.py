@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
+from torch import nn
 
 from lecture_utils import model as ref
-from lecture_utils.checks._core import expect, exercise, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
     build,
     call,
@@ -52,8 +52,8 @@ def _variants(reference: ref.GPT, idx: torch.Tensor):
     return [
         ("the final LayerNorm is not applied: x = self.ln_f(x) after the blocks, before self.lm_head",
          lambda: head(blocks(tok + pos))),
-        ("the position embeddings are missing: x = tok_emb + pos_emb with "
-         "pos_emb = self.position_embedding_table(torch.arange(T))", lambda: head(ln_f(blocks(tok)))),
+        (("the position embeddings are missing: x = tok_emb + pos_emb with "
+         "pos_emb = self.position_embedding_table(torch.arange(T))"), lambda: head(ln_f(blocks(tok)))),
         ("the blocks are not applied: x = self.blocks(x) between the embeddings and ln_f",
          lambda: head(ln_f(tok + pos))),
     ]
@@ -73,8 +73,8 @@ def gpt(GPTLanguageModel, device="cpu"):
     model.eval()
     reference.eval()
     V = config.vocab_size
-    hints = (("index out of range", "the position table has block_size rows: look it up with torch.arange(T), not "
-                                    "with idx"),)
+    hints = (("index out of range", ("the position table has block_size rows: look it up with torch.arange(T), not "
+                                    "with idx")),)
     with torch.no_grad():
         for B, T in ((2, config.block_size), (3, 1), (2, 7)):
             idx = torch.randint(V, (B, T), generator=g).to(device)
@@ -88,7 +88,7 @@ def gpt(GPTLanguageModel, device="cpu"):
                 diagnose(logits, _variants(reference, idx))
                 fail("the logits differ from the reference: x = tok_emb + pos_emb; x = self.blocks(x); "
                      "x = self.ln_f(x); logits = self.lm_head(x)")
-            want_logits, want_loss = reference(idx, targets)
+            _, want_loss = reference(idx, targets)
             logits, loss = call(model, idx, targets, hints=hints)
             tensor_output(logits, "forward(idx, targets) (the logits)", (B * T, V),
                           "logits not reshaped to (B*T, C) when targets are given (the shape cross_entropy needs)")
