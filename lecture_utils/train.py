@@ -150,6 +150,9 @@ def train(
     block_size = min(config.block_size, getattr(model, "block_size", None) or config.block_size)
     gen = torch.Generator().manual_seed(config.seed)
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
+    if device.type == "cuda":  # TF32 for any fp32 matmul left outside autocast
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
     optimizer = make_optimizer(model, config, device)
     step_model = torch.compile(model) if config.compile else model
     amp_dtype = autocast_dtype(device)

@@ -63,6 +63,8 @@ KNOWN_BROKEN = {"1.3": "ch01's get_batch check passes the generator positionally
 
 def _exercise_params(ids):
     marks = {"1.1": [needs_corpus]}
+    for exercise_id, reason in KNOWN_BROKEN.items():  # strict: a fix makes this test fail until the mark goes
+        marks.setdefault(exercise_id, []).append(pytest.mark.xfail(strict=True, reason=reason))
     return [pytest.param(e, marks=marks.get(e, []), id=e) for e in ids]
 
 
@@ -91,8 +93,6 @@ def test_every_exercise_has_at_least_three_wrong_solutions():
 
 @pytest.mark.parametrize("exercise_id", _exercise_params(REFERENCES))
 def test_reference_passes(exercise_id):
-    if exercise_id in KNOWN_BROKEN:
-        pytest.xfail(KNOWN_BROKEN[exercise_id])
     objects = REFERENCES[exercise_id]()
     start = time.perf_counter()
     out = _run(exercise_id, *objects)
@@ -193,10 +193,11 @@ def test_wrong_solution_gets_its_diagnosis(wrong):
     assert RESULTS[wrong.exercise]["status"] == FAILED
 
 
-def test_wrong_solutions_caught_figure():
-    """Runs the whole catalogue and prints the figure the README quotes."""
+def test_wrong_solutions_caught_figure(capsys):
+    """Runs the whole catalogue and prints how many wrong solutions got their diagnosis."""
     runnable = [w for w in CATALOGUE if HAS_CORPUS or not w.needs_corpus]
     caught = [w for w in runnable if (m := _diagnosis(w)) is not None and w.expect in m]
-    print(f"\nwrong solutions caught: {len(caught)}/{len(runnable)}"
-          + ("" if HAS_CORPUS else " (exercise 1.1 skipped: no corpus)"))
-    assert len(caught) == len(runnable)
+    with capsys.disabled():
+        print(f"\nwrong solutions caught: {len(caught)}/{len(runnable)}"
+              + ("" if HAS_CORPUS else " (exercise 1.1 skipped: no corpus)"))
+    assert len(caught) == len(runnable), sorted({w.name for w in runnable} - {w.name for w in caught})

@@ -65,6 +65,7 @@ class Exercise:
     check: Callable
     names: tuple[str, ...]  # the names the learner's exercise cell defines, in the check's order
     chapter: int
+    reference: Callable[[], Any] | None = None  # returns the reference object(s), in the order of ``names``
 
 
 REGISTRY: dict[str, Exercise] = {}
@@ -120,7 +121,7 @@ def exercise(exercise_id: str, title: str, reference: Callable[[], Any]):
             return returned
 
         run.exercise_id = exercise_id
-        REGISTRY[exercise_id] = Exercise(exercise_id, title, run, names, int(exercise_id.split(".")[0]))
+        REGISTRY[exercise_id] = Exercise(exercise_id, title, run, names, int(exercise_id.split(".")[0]), reference)
         return run
 
     return wrap

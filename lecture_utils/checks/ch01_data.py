@@ -16,9 +16,9 @@ def _reference_codec():
 
 
 @exercise("1.1", "encode and decode", reference=_reference_codec)
-def encode_decode(encode, decode):
+def encode_decode(encode, decode, device="cpu"):
     """``encode(str) -> list[int]`` and ``decode(list[int]) -> str`` built from the sorted vocabulary
-    of Tiny Shakespeare (``stoi``/``itos``)."""
+    of Tiny Shakespeare (``stoi``/``itos``). Text only: ``device`` is accepted for uniformity."""
     tok = ref.CharTokenizer.from_text(ref.load_text())
     g = rng(fresh_seed())
     ids = encode(_SAMPLE)
@@ -49,16 +49,17 @@ def encode_decode(encode, decode):
 
 
 @exercise("1.2", "train/val split", reference=lambda: ref.split_data)
-def split_data(split_data):
+def split_data(split_data, device="cpu"):
     """``split_data(data, train_frac) -> (train, val)``: the first ``train_frac`` for training."""
     g = rng(fresh_seed())
     n = int(torch.randint(50, 500, (1,), generator=g))
-    data = torch.randint(65, (n,), generator=g)
+    data = torch.randint(65, (n,), generator=g).to(device)
     for frac in (0.9, 0.75):
         out = split_data(data, frac)
         expect(isinstance(out, (tuple, list)) and len(out) == 2, "split_data should return a pair (train, val)")
         tr, va = out
         want_tr, want_va = ref.split_data(data, frac)
+        tr, va = (t.to(device) if isinstance(t, torch.Tensor) else t for t in (tr, va))
         expect(isinstance(tr, torch.Tensor) and isinstance(va, torch.Tensor), "train and val should be tensors (slices of data)")
         expect(len(tr) + len(va) == n, f"train and val together have {len(tr) + len(va)} tokens, data has {n}: every token goes to exactly one split")
         if len(tr) == len(want_va) and len(va) == len(want_tr):
@@ -79,7 +80,7 @@ def get_batch(get_batch, device="cpu"):
     g = rng(fresh_seed())
     data = torch.randint(65, (300,), generator=g)
     for block_size, batch_size in ((8, 4), (1, 3), (16, 1)):
-        out = get_batch(data, block_size, batch_size, rng(7))
+        out = get_batch(data, block_size, batch_size, generator=rng(7))
         expect(isinstance(out, (tuple, list)) and len(out) == 2, "get_batch should return a pair (x, y)")
         x, y = out
         expect(isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor), "x and y should be tensors")
@@ -104,14 +105,14 @@ def get_batch(get_batch, device="cpu"):
     small = torch.arange(10)
     seen_last = False
     for s in range(40):
-        x, y = get_batch(small, 4, 8, rng(s))
+        x, y = get_batch(small, 4, 8, generator=rng(s))
         expect(int(y.max()) <= 9, "get_batch reads past the end of data")
         seen_last |= bool((y == 9).any())
     expect(seen_last, "the last chunk of data is never chosen: draw i from torch.randint(len(data) - block_size, ...)")
     # randomness from the generator
-    a = get_batch(data, 8, 4, rng(123))[0]
-    b = get_batch(data, 8, 4, rng(123))[0]
-    c = get_batch(data, 8, 4, rng(124))[0]
+    a = get_batch(data, 8, 4, generator=rng(123))[0]
+    b = get_batch(data, 8, 4, generator=rng(123))[0]
+    c = get_batch(data, 8, 4, generator=rng(124))[0]
     expect(torch.equal(a, b), "the same generator seed should give the same batch: pass generator= to torch.randint")
     expect(not torch.equal(a, c), "different seeds give the same batch: the offsets should be random (torch.randint with the generator)")
     return passed("shapes (B, T), y = x shifted by one, random offsets from the generator, reaches the end of data", get_batch)
