@@ -144,10 +144,10 @@ def randomize_(module: nn.Module, g: torch.Generator, std: float = 0.5) -> nn.Mo
 
 
 def same(a: Any, b: Any, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    """Same shape and values (NaN matches NaN)."""
+    """Same shape and values (NaN matches NaN), compared on the CPU whatever devices they are on."""
     if not isinstance(a, torch.Tensor) or not isinstance(b, torch.Tensor) or a.shape != b.shape:
         return False
-    return torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol, equal_nan=True)
+    return torch.allclose(a.detach().float().cpu(), b.detach().float().cpu(), atol=atol, rtol=rtol, equal_nan=True)
 
 
 def diagnose(out: torch.Tensor, variants: Iterable[tuple[str, Callable[[], torch.Tensor]]]) -> None:
