@@ -44,6 +44,8 @@ def _add_train(sub) -> None:
     p.add_argument("--n-layer", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--seed", type=int)
+    p.add_argument("--time-budget", type=float, dest="time_budget", metavar="SECONDS",
+                   help="stop after this much wall-clock time (evaluation included); 0 = run --max-iters")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
     p.add_argument("--compile", action="store_true", help="use torch.compile (pays off on long GPU runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
@@ -91,7 +93,7 @@ def cmd_train(args) -> int:
 
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("max_iters", "eval_interval", "eval_iters", "batch_size",
-                                               "block_size", "learning_rate", "seed") if getattr(args, k) is not None}
+                                               "block_size", "learning_rate", "seed", "time_budget") if getattr(args, k) is not None}
     if args.compile:
         overrides["compile"] = True
     tcfg = replace(preset.train, **overrides)
@@ -116,7 +118,8 @@ def cmd_train(args) -> int:
     out = Path(args.out or f"runs/{args.preset}.pt")
     n_params = sum(p.numel() for p in model.parameters())
     print(describe(device))
-    print(f"preset {args.preset}: {n_params / 1e6:.6f} M parameters; {tcfg.max_iters} iterations, batch "
+    length = f"{tcfg.time_budget:.0f} s of training" if tcfg.time_budget else f"{tcfg.max_iters} iterations"
+    print(f"preset {args.preset}: {n_params / 1e6:.6f} M parameters; {length}, batch "
           f"{tcfg.batch_size}, block {tcfg.block_size}, lr {tcfg.learning_rate:g}")
     result = train(model, train_data, val_data, tcfg, progress=not args.no_progress, checkpoint=out, tokenizer=tokenizer)
     for h in result.history:

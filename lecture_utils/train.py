@@ -88,15 +88,20 @@ class TrainConfig:
     min_lr: float = 0.0
     seed: int = 1337
     compile: bool = False
+    time_budget: float = 0.0  # seconds of wall clock (evaluation included); 0 = run max_iters
 
-    def lr_at(self, it: int) -> float:
-        """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay."""
+    def lr_at(self, it: int, elapsed: float | None = None) -> float:
+        """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay. With a
+        ``time_budget`` the decay follows the elapsed fraction of the budget instead of iterations."""
         if self.warmup_iters and it < self.warmup_iters:
             return self.learning_rate * (it + 1) / self.warmup_iters
         if not self.lr_decay:
             return self.learning_rate
-        span = max(1, self.max_iters - self.warmup_iters)
-        progress = min(1.0, (it - self.warmup_iters) / span)
+        if self.time_budget and elapsed is not None:
+            progress = min(1.0, elapsed / self.time_budget)
+        else:
+            span = max(1, self.max_iters - self.warmup_iters)
+            progress = min(1.0, (it - self.warmup_iters) / span)
         return self.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (self.learning_rate - self.min_lr)
 
 
@@ -163,14 +168,18 @@ def train(
     )
     result = TrainResult()
     plot = _LivePlot() if live_plot else None
-    bar = _progress_bar(config.max_iters, progress)
+    bar = _progress_bar(None if config.time_budget else config.max_iters, progress)
     start = time.perf_counter()
     model.train()
 
+    eval_seconds = [0.0]  # how long the last evaluation took: a time budget keeps room for the final one
+
     def evaluate(it: int) -> bool:
+        t0 = time.perf_counter()
         losses = estimate_loss(model, {"train": train_data, "val": val_data}, config.eval_iters,
                                block_size, config.batch_size, generator=eval_gen)
         losses["lr"] = optimizer.param_groups[0]["lr"]
+        eval_seconds[0] = time.perf_counter() - t0
         result.history.append({"iter": it, **losses, "time": time.perf_counter() - start})
         result.last_train, result.last_val = losses["train"], losses["val"]
         if losses["val"] < result.best_val:
@@ -196,7 +205,11 @@ def train(
             if config.eval_interval and it % config.eval_interval == 0:
                 if not evaluate(it):
                     break
-            lr = config.lr_at(it)
+            elapsed = time.perf_counter() - start
+            if config.time_budget and elapsed + eval_seconds[0] >= config.time_budget:
+                evaluate(it)
+                break
+            lr = config.lr_at(it, elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             xb, yb = get_batch(train_data, block_size, config.batch_size, device=device, generator=gen)
@@ -215,7 +228,7 @@ def train(
             result.iters_done = it + 1
             if bar is not None:
                 bar.update(1)
-        else:
+        else:  # ran all max_iters (no break)
             evaluate(config.max_iters)
     finally:
         if bar is not None:
@@ -232,7 +245,7 @@ def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) 
     return torch.optim.AdamW(model.parameters(), **kwargs)
 
 
-def _progress_bar(total: int, enabled: bool):
+def _progress_bar(total: int | None, enabled: bool):
     if not enabled:
         return None
     from tqdm.auto import tqdm
@@ -305,6 +318,13 @@ PRESETS: dict[str, Preset] = {
         GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
         TrainConfig(max_iters=2000, eval_interval=250, eval_iters=100, batch_size=12, block_size=64,
                     learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
+    ),
+    "cpu": Preset(
+        "cpu", "the best GPT found for 10 minutes of 2-core CPU training (benchmarks/cpu_budget.py): "
+        "4 layers, 4 heads, n_embd 128, block 64, batch 16, lr 2e-3 with warmup and cosine decay over a 600 s budget",
+        GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
+        TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=16, block_size=64,
+                    learning_rate=2e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4, time_budget=600.0),
     ),
     "lecture": Preset(
         "lecture", "the lecture's final GPT (10.8 M parameters): a GPU job, ~24 h on a 2-core CPU",

@@ -135,3 +135,14 @@ def test_presets_match_the_lecture():
     assert (small.model.n_embd, small.model.n_head, small.model.n_layer, small.train.block_size) == (32, 4, 3, 8)
     big = PRESETS["bigram"].train
     assert (big.batch_size, big.block_size, big.learning_rate, big.max_iters) == (32, 8, 1e-2, 3000)
+
+
+def test_time_budget_stops_training_and_decays_over_the_budget():
+    d = torch.randint(65, (400,))
+    cfg = TrainConfig(max_iters=10**6, eval_interval=50, eval_iters=1, batch_size=4, block_size=8,
+                      learning_rate=1e-3, lr_decay=True, min_lr=1e-4, time_budget=1.5)
+    res = train(GPT(SMALL), d, d, cfg, progress=False)
+    assert 0 < res.iters_done < 10**6
+    assert res.seconds < 1.5 + 1.0  # stops near the budget, final evaluation included
+    assert res.history[-1]["lr"] < 1e-3  # the learning rate decayed with the elapsed time
+    assert cfg.lr_at(10, elapsed=0.75) == pytest.approx((1e-3 + 1e-4) / 2)

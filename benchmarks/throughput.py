@@ -1,0 +1,112 @@
+"""Training throughput: the lecture's list of heads vs the course's reference GPT, in one run.
+
+(a) "heads": ``GPT(attention="heads")`` with every head on the readable path the lecture writes
+    (``q @ k^T``, ``masked_fill``, softmax, dropout on the weights, ``@ v``), one head at a time;
+(b) "batched": the reference ``GPT`` - one fused QKV projection, heads as a batch dimension,
+    ``F.scaled_dot_product_attention``.
+
+Both have the same parameters (10,788,929 at the lecture's size) and compute the same function
+(``tests/test_model.py`` checks it). Each configuration times full training steps (forward,
+backward, AdamW) on the same batches and prints tokens per second, medians over warm steps, and
+the ratio b/a.
+
+    python benchmarks/throughput.py                 # lecture + small configurations
+    python benchmarks/throughput.py --quick         # a couple of steps, to prove it runs
+    python benchmarks/throughput.py --device cuda   # the same on a GPU (bf16 autocast there)
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+
+from lecture_utils.device import autocast_dtype, describe, pick_device, set_threads
+from lecture_utils.model import GPT, GPTConfig, keep_attention
+
+CONFIGS = {
+    # name: (model config, batch size)
+    "lecture": (GPTConfig(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2), 8),
+    "small": (GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.0), 32),
+}
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_steps(model, batches, device, readable: bool, compile_: bool):
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+    step_model = torch.compile(model) if compile_ else model
+    amp = autocast_dtype(device)
+    ctx = keep_attention(model) if readable else contextlib.nullcontext()
+    times = []
+    with ctx:
+        for i, (x, y) in enumerate(batches):
+            _sync(device)
+            t0 = time.perf_counter()
+            with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
+                _, loss = step_model(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+    return times
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default=None)
+    p.add_argument("--steps", type=int, default=8, help="timed steps per model (after --warmup)")
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument("--batch", type=int, default=None, help="override the batch size of every configuration")
+    p.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--compile", action="store_true", help="also time (b) under torch.compile")
+    p.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up, batch 2: proves the script runs")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.steps, args.warmup, args.batch = 2, 1, 2
+    device = pick_device(args.device)
+    if device.type == "cpu":
+        set_threads()
+    print(describe(device))
+    rows = []
+    for name in args.configs:
+        cfg, batch = CONFIGS[name]
+        batch = args.batch or batch
+        g = torch.Generator().manual_seed(0)
+        n = args.warmup + args.steps
+        batches = [(torch.randint(65, (batch, cfg.block_size), generator=g).to(device),
+                    torch.randint(65, (batch, cfg.block_size), generator=g).to(device)) for _ in range(n)]
+        tokens = batch * cfg.block_size
+        variants = [("a: list of heads, readable", "heads", True, False),
+                    ("b: reference GPT (batched, SDPA)", "batched", False, False)]
+        if args.compile:
+            variants.append(("b + torch.compile", "batched", False, True))
+        results = {}
+        for label, attention, readable, comp in variants:
+            torch.manual_seed(0)
+            model = GPT(GPTConfig(**{**cfg.to_dict(), "attention": attention})).to(device).train()
+            times = time_steps(model, batches, device, readable, comp)[args.warmup:]
+            med = statistics.median(times)
+            results[label] = tokens / med
+            print(f"{name:<8} {label:<34} {med * 1e3:9.1f} ms/step  {tokens / med:10.0f} tokens/s", flush=True)
+        a = results["a: list of heads, readable"]
+        rows.append((name, batch, cfg.block_size, {k: v / a for k, v in results.items()}))
+    print()
+    for name, batch, T, ratios in rows:
+        for label, r in ratios.items():
+            if not label.startswith("a:"):
+                print(f"{name} (batch {batch} x block {T}): {label} / list of heads = {r:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
