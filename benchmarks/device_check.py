@@ -40,7 +40,7 @@ def main(argv=None) -> int:
         try:
             ex.check(*refs, device=device)
             print(f"[OK]   check {ex_id:<4} with the reference on {device.type} ({time.perf_counter() - start:.2f} s)")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             failures += 1
             print(f"[FAIL] check {ex_id:<4} on {device.type}: {type(exc).__name__}: {exc}")
 

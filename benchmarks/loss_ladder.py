@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 from dataclasses import replace
 
 import torch
@@ -146,7 +145,6 @@ def main(argv=None) -> int:
             bests.append(res.best_val)
             secs.append(res.seconds)
         rows.append((rung, trains, vals, bests, secs, sum(p.numel() for p in model.parameters())))
-        r = rows[-1]
         print(f"{rung:<16} train {statistics.mean(trains):.4f} val {statistics.mean(vals):.4f} "
               f"(best {statistics.mean(bests):.4f}) {statistics.mean(secs):.0f} s/seed", flush=True)
 
@@ -154,8 +152,8 @@ def main(argv=None) -> int:
         return statistics.stdev(xs) if len(xs) > 1 else 0.0
 
     print()
-    print(f"| rung | params | train | val (last) | val (best) | lecture | val - lecture | s/seed |")
-    print(f"|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| rung | params | train | val (last) | val (best) | lecture | val - lecture | s/seed |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for rung, trains, vals, bests, secs, n_params in rows:
         mv = statistics.mean(vals)
         print(f"| {rung} | {n_params:,} | {statistics.mean(trains):.4f} ± {spread(trains):.4f} | "

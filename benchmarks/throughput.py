@@ -48,7 +48,7 @@ def time_steps(model, batches, device, readable: bool, compile_: bool):
     ctx = keep_attention(model) if readable else contextlib.nullcontext()
     times = []
     with ctx:
-        for i, (x, y) in enumerate(batches):
+        for x, y in batches:
             _sync(device)
             t0 = time.perf_counter()
             with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):

@@ -46,7 +46,10 @@ def _add_train(sub) -> None:
     p.add_argument("--seed", type=int)
     p.add_argument("--time-budget", type=float, dest="time_budget", metavar="SECONDS",
                    help="stop after this much wall-clock time (evaluation included); 0 = run --max-iters")
-    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all available)")
+    p.add_argument("--grad-accum", type=int, dest="grad_accum", metavar="N",
+                   help="micro-batches per step (global batch = batch size x N); under torchrun they are "
+                        "split across the processes, so N must be a multiple of --nproc_per_node")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: all available, shared among processes)")
     p.add_argument("--compile", action="store_true", help="use torch.compile (pays off on long GPU runs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
 
@@ -85,15 +88,12 @@ def cmd_grade(args) -> int:
 
 
 def cmd_train(args) -> int:
-    import torch
-
-    from lecture_utils import data
-    from lecture_utils.device import describe, pick_device, seed_everything, set_threads
-    from lecture_utils.train import PRESETS, build_model, train
+    from lecture_utils.train import PRESETS
 
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("max_iters", "eval_interval", "eval_iters", "batch_size",
-                                               "block_size", "learning_rate", "seed", "time_budget") if getattr(args, k) is not None}
+                                               "block_size", "learning_rate", "seed", "time_budget", "grad_accum")
+                 if getattr(args, k) is not None}
     if args.compile:
         overrides["compile"] = True
     tcfg = replace(preset.train, **overrides)
@@ -106,9 +106,73 @@ def cmd_train(args) -> int:
         print("error: the bigram preset has no n_embd/n_head/n_layer/dropout", file=sys.stderr)
         return 2
     preset = replace(preset, model=mcfg, train=tcfg)
-    device = pick_device(args.device)
-    set_threads(args.threads)
-    seed_everything(tcfg.seed)
+    dist = _Distributed.from_env(args.device)
+    try:
+        return _train_process(args, preset, tcfg, dist)
+    except Exception as exc:
+        if dist.world > 1:
+            # a clear line from the failing process; torchrun then stops the others
+            print(f"error: rank {dist.rank} of {dist.world} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from exc
+        raise
+    finally:
+        dist.close()
+
+
+class _Distributed:
+    """The process group under ``torchrun`` (nccl on CUDA, gloo on the CPU); a no-op otherwise."""
+
+    def __init__(self, rank=0, world=1, local_rank=0, device=None, active=False):
+        self.rank, self.world, self.local_rank, self.device, self.active = rank, world, local_rank, device, active
+
+    @classmethod
+    def from_env(cls, device_arg):
+        import os
+
+        from lecture_utils.device import pick_device
+
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        device = pick_device(device_arg)
+        if world == 1:
+            return cls(device=device)
+        import torch
+        import torch.distributed as tdist
+
+        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+        if device.type == "cuda":
+            device = torch.device("cuda", local_rank)
+            torch.cuda.set_device(device)
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        tdist.init_process_group(backend=backend)
+        return cls(rank, world, local_rank, device, True)
+
+    def close(self):
+        if self.active:
+            import torch.distributed as tdist
+
+            if tdist.is_initialized():
+                tdist.destroy_process_group()
+
+
+def _train_process(args, preset, tcfg, dist) -> int:
+    import os
+
+    import torch
+
+    from lecture_utils import data
+    from lecture_utils.device import describe, seed_everything, set_threads
+    from lecture_utils.train import build_model, load_checkpoint, train
+
+    device = dist.device
+    main = dist.rank == 0
+    if args.threads is None and dist.world > 1 and device.type == "cpu":
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
+        set_threads(max(1, (os.cpu_count() or 1) // local_world))
+    else:
+        set_threads(args.threads)
+    seed_everything(tcfg.seed)  # the same initial weights in every process
+    if os.environ.get("LECTURE_UTILS_FAIL_RANK") == str(dist.rank):  # fault injection, for the tests
+        raise RuntimeError("simulated failure (LECTURE_UTILS_FAIL_RANK)")
     text, tokenizer, train_data, val_data = data.load_dataset(args.data)
     if tcfg.block_size >= len(val_data):
         print(f"error: block_size={tcfg.block_size} is too large for the validation split "
@@ -117,18 +181,24 @@ def cmd_train(args) -> int:
     model = build_model(preset, tokenizer.vocab_size).to(device)
     out = Path(args.out or f"runs/{args.preset}.pt")
     n_params = sum(p.numel() for p in model.parameters())
-    print(describe(device))
-    length = f"{tcfg.time_budget:.0f} s of training" if tcfg.time_budget else f"{tcfg.max_iters} iterations"
-    print(f"preset {args.preset}: {n_params / 1e6:.6f} M parameters; {length}, batch "
-          f"{tcfg.batch_size}, block {tcfg.block_size}, lr {tcfg.learning_rate:g}")
-    result = train(model, train_data, val_data, tcfg, progress=not args.no_progress, checkpoint=out, tokenizer=tokenizer)
+    if main:
+        print(describe(device) + (f" - {dist.world} processes" if dist.world > 1 else ""))
+        length = f"{tcfg.time_budget:.0f} s of training" if tcfg.time_budget else f"{tcfg.max_iters} iterations"
+        print(f"preset {args.preset}: {n_params / 1e6:.6f} M parameters; {length}, batch "
+              f"{tcfg.batch_size} x {tcfg.grad_accum} micro-batches, block {tcfg.block_size}, lr {tcfg.learning_rate:g}")
+    if dist.world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    result = train(model, train_data, val_data, tcfg, progress=main and not args.no_progress, checkpoint=out,
+                   tokenizer=tokenizer)
+    if not main:
+        return 0
     for h in result.history:
         print(f"step {h['iter']:>6}: train loss {h['train']:.4f}, val loss {h['val']:.4f}")
     print(result.summary())
     print(f"best checkpoint: {out}")
     # a short sample from the best model, so the run ends with something to read
-    from lecture_utils.train import load_checkpoint
-
     best, tok, _ = load_checkpoint(out, device=device)
     ctx = torch.zeros((1, 1), dtype=torch.long, device=device)
     print("sample:\n" + tok.decode(best.generate(ctx, 200, generator=torch.Generator().manual_seed(0))[0]))
@@ -184,7 +254,7 @@ def cmd_doctor(args) -> int:
         x = torch.randn(4, 4, device=dev)
         line(bool(torch.isfinite(x @ x).all()), f"a matrix multiply on {dev.type}",
              "set LECTURE_UTILS_DEVICE=cpu and report the problem")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         line(False, f"torch: {exc}", 'pip install "torch>=2.2"')
     try:
         from lecture_utils import data
@@ -192,7 +262,7 @@ def cmd_doctor(args) -> int:
         text = data.load_text()
         line(len(text) == data.TINY_SHAKESPEARE_CHARS,
              f"corpus {data.corpus_path().name}: {len(text):,} characters, SHA-256 verified")
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         line(False, f"corpus: {exc}", 'reinstall the package: pip install -e ".[dev]"')
     for mod, fix in (("jupyterlab", 'pip install -e ".[dev]"'), ("ipykernel", 'pip install -e ".[dev]"'),
                      ("ipywidgets", "pip install ipywidgets>=8"), ("matplotlib", "pip install matplotlib"),

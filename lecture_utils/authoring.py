@@ -39,15 +39,15 @@ COURSE_REPO_URL = "https://github.com/build-gpt/build-gpt"
 # The first code cell of every notebook: installs the course package, at this course's version,
 # only when the notebook runs in Google Colab; a no-op everywhere else. Tests check every notebook
 # starts with exactly this cell.
-COLAB_CELL = """\
-# Set-up for Google Colab: installs the course package (version {version}) there; does nothing elsewhere.
+COLAB_CELL = f"""\
+# Set-up for Google Colab: installs the course package (version {__version__}) there; does nothing elsewhere.
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lecture_utils @ git+{repo}@v{version}"], check=True)""".format(repo=COURSE_REPO_URL, version=__version__)
+                    "lecture_utils @ git+{COURSE_REPO_URL}@v{__version__}"], check=True)"""
 
 
 class AuthoringError(ValueError):
@@ -233,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         print("notebooks/ is in sync with solutions/")
         return 0
-    print(f"built notebooks/ from solutions/" + (f" ({len(problems)} skipped)" if problems else ""))
+    print("built notebooks/ from solutions/" + (f" ({len(problems)} skipped)" if problems else ""))
     return 1 if problems else 0
 
 

@@ -87,7 +87,7 @@ class CharTokenizer:
         self.itos: dict[int, str] = dict(enumerate(chars))
 
     @classmethod
-    def from_text(cls, text: str) -> "CharTokenizer":
+    def from_text(cls, text: str) -> CharTokenizer:
         """Vocabulary = the sorted set of characters in ``text``."""
         return cls(sorted(set(text)))
 
@@ -135,7 +135,7 @@ class CharTokenizer:
         return {"chars": "".join(self.chars)}
 
     @classmethod
-    def from_state_dict(cls, state: dict) -> "CharTokenizer":
+    def from_state_dict(cls, state: dict) -> CharTokenizer:
         return cls(list(state["chars"]))
 
     def __repr__(self) -> str:

@@ -158,7 +158,7 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
     try:
         nb = nbformat.reads(raw, as_version=4)
         nbformat.validate(nb)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         result.status = "error"
         result.problems.append(f"not a valid notebook: {exc}")
         return result
@@ -214,7 +214,7 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
             result.problems.append("the kernel died (os._exit, a crash, or out of memory); later exercises are not verified")
         except CellTimeoutError:
             result.problems.append(f"a cell ran longer than {timeout:.0f} s and could not be interrupted")
-        except Exception as exc:  # noqa: BLE001 - missing kernel and other start-up failures
+        except Exception as exc:
             name = type(exc).__name__
             if "NoSuchKernel" in name:
                 result.status = "error"

@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -89,6 +89,7 @@ class TrainConfig:
     seed: int = 1337
     compile: bool = False
     time_budget: float = 0.0  # seconds of wall clock (evaluation included); 0 = run max_iters
+    grad_accum: int = 1  # micro-batches per step (split across processes under torchrun)
 
     def lr_at(self, it: int, elapsed: float | None = None) -> float:
         """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay. With a
@@ -116,6 +117,7 @@ class TrainResult:
     last_val: float = float("nan")
     seconds: float = 0.0
     iters_done: int = 0
+    step_losses: list[float] = field(default_factory=list)  # training loss of every step
 
     def summary(self) -> str:
         return (
@@ -139,6 +141,12 @@ def train(
     """Train ``model`` with AdamW on random batches and evaluate every ``eval_interval`` steps (and
     at the end).
 
+    Under ``torchrun`` (a process group initialised, ``model`` wrapped in DistributedDataParallel)
+    each process computes ``grad_accum / world_size`` of the micro-batches of every step, so the
+    global batch - and, with the same seed, the loss trajectory - is the same for any number of
+    processes. Losses are averaged across processes; only rank 0 shows progress and writes the
+    checkpoint.
+
     Args:
         callback: called as ``callback(iter, losses)`` after each evaluation, with
             ``losses = {"train": ..., "val": ..., "lr": ...}``; raise ``StopIteration`` in it to stop early.
@@ -151,14 +159,22 @@ def train(
         a :class:`TrainResult` with the history, the last and the best val loss.
     """
     config = config or TrainConfig()
-    device = _model_device(model)
-    block_size = min(config.block_size, getattr(model, "block_size", None) or config.block_size)
-    gen = torch.Generator().manual_seed(config.seed)
+    raw = getattr(model, "module", model)  # the model itself, under a DDP wrapper or not
+    device = _model_device(raw)
+    rank, world = _rank_and_world()
+    if config.grad_accum < 1 or config.grad_accum % world:
+        raise ValueError(f"grad_accum={config.grad_accum} must be a positive multiple of the number of "
+                         f"processes ({world}); e.g. --grad-accum {world * max(1, config.grad_accum // world)}")
+    per_rank = config.grad_accum // world
+    slots = range(rank * per_rank, (rank + 1) * per_rank)
+    block_size = min(config.block_size, getattr(raw, "block_size", None) or config.block_size)
+    # one generator per micro-batch slot: slot s draws the same batches whichever process owns it
+    gens = [torch.Generator().manual_seed(config.seed + 7919 * s) for s in slots]
     eval_gen = torch.Generator().manual_seed(config.seed + 1)
     if device.type == "cuda":  # TF32 for any fp32 matmul left outside autocast
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    optimizer = make_optimizer(model, config, device)
+    optimizer = make_optimizer(raw, config, device)
     step_model = torch.compile(model) if config.compile else model
     amp_dtype = autocast_dtype(device)
     autocast = (
@@ -166,9 +182,10 @@ def train(
         if amp_dtype is not None
         else contextlib.nullcontext
     )
+    main_process = rank == 0
     result = TrainResult()
-    plot = _LivePlot() if live_plot else None
-    bar = _progress_bar(None if config.time_budget else config.max_iters, progress)
+    plot = _LivePlot() if live_plot and main_process else None
+    bar = _progress_bar(None if config.time_budget else config.max_iters, progress and main_process)
     start = time.perf_counter()
     model.train()
 
@@ -176,17 +193,18 @@ def train(
 
     def evaluate(it: int) -> bool:
         t0 = time.perf_counter()
-        losses = estimate_loss(model, {"train": train_data, "val": val_data}, config.eval_iters,
+        losses = estimate_loss(raw, {"train": train_data, "val": val_data}, config.eval_iters,
                                block_size, config.batch_size, generator=eval_gen)
+        losses = {k: _mean_across_ranks(v, device) for k, v in losses.items()}
         losses["lr"] = optimizer.param_groups[0]["lr"]
         eval_seconds[0] = time.perf_counter() - t0
         result.history.append({"iter": it, **losses, "time": time.perf_counter() - start})
         result.last_train, result.last_val = losses["train"], losses["val"]
         if losses["val"] < result.best_val:
             result.best_val, result.best_iter = losses["val"], it
-            if checkpoint is not None:
-                save_checkpoint(checkpoint, model, tokenizer=tokenizer, train_config=config,
-                                extra={"iter": it, "val_loss": losses["val"]})
+            if checkpoint is not None and main_process:
+                save_checkpoint(checkpoint, raw, tokenizer=tokenizer, train_config=config,
+                                extra={"iter": it, "val_loss": losses["val"], "world_size": world})
         if bar is not None:
             bar.set_postfix(train=f"{losses['train']:.4f}", val=f"{losses['val']:.4f}",
                             best=f"{result.best_val:.4f}")
@@ -206,25 +224,33 @@ def train(
                 if not evaluate(it):
                     break
             elapsed = time.perf_counter() - start
-            if config.time_budget and elapsed + eval_seconds[0] >= config.time_budget:
+            out_of_time = bool(config.time_budget and elapsed + eval_seconds[0] >= config.time_budget)
+            if _any_rank(out_of_time, device):  # every process stops at the same step
                 evaluate(it)
                 break
-            lr = config.lr_at(it, elapsed)
+            lr = config.lr_at(it, _mean_across_ranks(elapsed, device) if world > 1 else elapsed)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            xb, yb = get_batch(train_data, block_size, config.batch_size, device=device, generator=gen)
-            with autocast():
-                _, loss = step_model(xb, yb)
-            if not torch.isfinite(loss):
+            optimizer.zero_grad(set_to_none=True)
+            step_loss = 0.0
+            for j, g in enumerate(gens):
+                xb, yb = get_batch(train_data, block_size, config.batch_size, device=device, generator=g)
+                # gradients are averaged across processes once, on the last micro-batch
+                sync = contextlib.nullcontext() if j == len(gens) - 1 or world == 1 else model.no_sync()
+                with sync:
+                    with autocast():
+                        _, loss = step_model(xb, yb)
+                    (loss / per_rank).backward()
+                step_loss += loss.item() / per_rank
+            if not math.isfinite(step_loss):
                 raise FloatingPointError(
-                    f"the training loss became {loss.item()} at iteration {it}: lower the learning "
+                    f"the training loss became {step_loss} at iteration {it}: lower the learning "
                     f"rate (now {lr:g}) or turn on grad_clip"
                 )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
             if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
             optimizer.step()
+            result.step_losses.append(_mean_across_ranks(step_loss, device) if world > 1 else step_loss)
             result.iters_done = it + 1
             if bar is not None:
                 bar.update(1)
@@ -235,6 +261,34 @@ def train(
             bar.close()
         result.seconds = time.perf_counter() - start
     return result
+
+
+def _rank_and_world() -> tuple[int, int]:
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _mean_across_ranks(value: float, device: torch.device) -> float:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return float(value)
+    t = torch.tensor([float(value)], dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t)
+    return t.item() / dist.get_world_size()
+
+
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device if dist.get_backend() == "nccl" else "cpu")
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
@@ -454,3 +508,37 @@ def load_checkpoint(
 def train_config_from_dict(d: dict) -> TrainConfig:
     known = {f.name for f in fields(TrainConfig)}
     return TrainConfig(**{k: v for k, v in d.items() if k in known})
+
+
+# ---------------------------------------------------------------------------------------------
+# the checkpoint shipped with the package
+# ---------------------------------------------------------------------------------------------
+
+SHIPPED = "shakespeare-cpu"
+
+
+def shipped_checkpoint_path(name: str = SHIPPED) -> Path:
+    """Path of a checkpoint that ships inside the package (``lecture_utils/checkpoints/NAME.pt``)."""
+    from importlib import resources
+
+    return Path(str(resources.files("lecture_utils") / "checkpoints" / f"{name}.pt"))
+
+
+def shipped_record(name: str = SHIPPED) -> dict:
+    """How the shipped checkpoint was made: command, configuration, wall time, val loss (JSON)."""
+    import json
+
+    path = shipped_checkpoint_path(name).with_suffix(".json")
+    if not path.is_file():
+        raise CheckpointError(f"no record for the shipped checkpoint {name!r} ({path})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_shipped(name: str = SHIPPED, device: torch.device | str = "cpu"):
+    """The trained GPT that ships with the course (trained on a CPU by the course's own CLI; see
+    :func:`shipped_record`). Returns ``(model, tokenizer, record)``, the model in eval mode."""
+    path = shipped_checkpoint_path(name)
+    if not path.is_file():
+        raise CheckpointError(f"the shipped checkpoint {path} is missing: reinstall the package (pip install -e .)")
+    model, tokenizer, _ = load_checkpoint(path, device=device)
+    return model, tokenizer, shipped_record(name)

@@ -1,17 +1,13 @@
 """Renderers and widgets: the picture shows the weights, controls change what is shown."""
 
-import matplotlib
+import matplotlib.pyplot as plt  # the root conftest.py selects the Agg backend
+import numpy as np
+import pytest
+import torch
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-from lecture_utils import viz  # noqa: E402
-from lecture_utils.data import CharTokenizer  # noqa: E402
-from lecture_utils.model import GPT, GPTConfig  # noqa: E402
+from lecture_utils import viz
+from lecture_utils.data import CharTokenizer
+from lecture_utils.model import GPT, GPTConfig
 
 
 def _causal_weights(T, seed=0):

@@ -1,0 +1,52 @@
+"""The trained checkpoint that ships with the package: it loads, its config is the recorded one,
+its val loss on the shipped corpus is what its record says, and the explorer runs it fast."""
+
+import time
+
+import pytest
+import torch
+
+from lecture_utils import data
+from lecture_utils.model import GPT
+from lecture_utils.train import estimate_loss, load_shipped, shipped_checkpoint_path
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return load_shipped()
+
+
+def test_checkpoint_is_small_enough_to_ship():
+    assert shipped_checkpoint_path().stat().st_size < 15 * 2**20
+
+
+def test_checkpoint_loads_with_its_recorded_config(shipped):
+    model, tok, record = shipped
+    assert isinstance(model, GPT) and not model.training
+    assert model.config.to_dict() == record["model_config"]
+    assert tok == data.CharTokenizer.from_text(data.load_text())
+    for key in ("command", "wall_seconds", "best_val", "iters", "machine"):
+        assert key in record
+
+
+@pytest.mark.slow
+def test_val_loss_matches_the_record(shipped):
+    model, tok, record = shipped
+    _, _, _, val = data.load_dataset()
+    torch.manual_seed(0)
+    got = estimate_loss(model, {"val": val}, eval_iters=100, block_size=model.config.block_size, batch_size=16,
+                        generator=torch.Generator().manual_seed(123))["val"]
+    assert abs(got - record["best_val"]) < 0.03, (got, record["best_val"])  # 100 random batches: noise ~0.01
+
+
+def test_explorer_updates_in_under_a_second_on_the_shipped_model(shipped):
+    from lecture_utils import viz
+
+    model, tok, _ = shipped
+    e = viz.AttentionExplorer(model, tok, text="ROMEO:\nBut soft, what light through yonder window breaks?")
+    start = time.perf_counter()
+    e.layer.value = model.config.n_layer - 1
+    e.head.value = 1
+    elapsed = (time.perf_counter() - start) / 2
+    assert e.last_error is None and e.state["layer"] == model.config.n_layer - 1
+    print(f"explorer update: {elapsed * 1e3:.0f} ms")
