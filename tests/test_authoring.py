@@ -115,3 +115,16 @@ def test_cli_check_fails_when_out_of_date(tmp_path):
     assert authoring.main(["check", "--root", str(tmp_path)]) == 1
     assert authoring.main(["build", "--root", str(tmp_path)]) == 0
     assert authoring.main(["check", "--root", str(tmp_path)]) == 0
+
+
+JUPYTERLAB_ONLY = ("%matplotlib widget", "%matplotlib ipympl", "IPython.display.Javascript", "%%javascript",
+                   "import jupyterlab", "from jupyterlab", "anywidget", "ipympl")
+
+
+@pytest.mark.parametrize("path", SOLUTIONS, ids=lambda p: p.name)
+def test_no_notebook_depends_on_a_jupyterlab_only_feature(path):
+    """Colab, VS Code and Notebook 7 run the course too: core ipywidgets and inline matplotlib only."""
+    for nb_path in (path, ROOT / "notebooks" / path.name):
+        code = "\n".join(c.source for c in authoring.read_notebook(nb_path).cells if c.cell_type == "code")
+        for feature in JUPYTERLAB_ONLY:
+            assert feature not in code, f"{nb_path.name} uses {feature!r}"

@@ -19,7 +19,7 @@ from torch import nn
 from wrong_solutions import CATALOGUE, WrongSolution
 
 import lecture_utils.checks as check
-from lecture_utils import data, train
+from lecture_utils import addition, data, train
 from lecture_utils import model as M
 from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
 from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
@@ -53,6 +53,9 @@ REFERENCES = {
     "7.1": lambda: (M.LayerNorm,),
     "7.2": lambda: (M.Block,),
     "8.1": lambda: (M.GPT,),
+    "10.1": lambda: (addition.encode_problem,),
+    "10.2": lambda: (addition.make_batch,),
+    "10.3": lambda: (addition.accuracy,),
 }
 CLASS_EXERCISES = {"2.1", "3.4", "4.1", "5.1", "5.2", "6.1", "7.1", "7.2", "8.1"}
 
