@@ -374,11 +374,11 @@ PRESETS: dict[str, Preset] = {
                     learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
     ),
     "cpu": Preset(
-        "cpu", "the best GPT found for 10 minutes of 2-core CPU training (benchmarks/cpu_budget.py): "
-        "4 layers, 4 heads, n_embd 128, block 64, batch 16, lr 2e-3 with warmup and cosine decay over a 600 s budget",
+        "cpu", "the best GPT found so far for 10 minutes of 2-core CPU training (benchmarks/cpu_budget.py): "
+        "4 layers, 4 heads, n_embd 128, block 64, batch 12, lr 1e-3 with warmup and cosine decay over a 600 s budget",
         GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
-        TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=16, block_size=64,
-                    learning_rate=2e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4, time_budget=600.0),
+        TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=12, block_size=64,
+                    learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4, time_budget=600.0),
     ),
     "lecture": Preset(
         "lecture", "the lecture's final GPT (10.8 M parameters): a GPU job, ~24 h on a 2-core CPU",
