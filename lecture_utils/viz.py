@@ -86,9 +86,10 @@ def _cmap():
     return matplotlib.colormaps[CMAP].with_extremes(bad=MASKED_COLOR)
 
 
-def plot_heads(weights, tokens=None, *, causal: bool = True, figsize_per=2.2):
+def plot_heads(weights, tokens=None, *, causal: bool = True, figsize_per=2.2, layer_labels=None):
     """A grid of attention matrices: ``weights`` of shape ``(n_layer, n_head, T, T)`` (or
     ``(n_head, T, T)`` for one layer), rows = layers, columns = heads, one shared colour bar.
+    ``layer_labels`` names the rows (default 0, 1, ...).
 
     Returns the matplotlib figure.
     """
@@ -100,13 +101,14 @@ def plot_heads(weights, tokens=None, *, causal: bool = True, figsize_per=2.2):
     if w.ndim != 4:
         raise ValueError(f"plot_heads needs (n_layer, n_head, T, T), got shape {w.shape}")
     L, H, T, _ = w.shape
+    labels = list(layer_labels) if layer_labels is not None else list(range(L))
     fig, axes = plt.subplots(L, H, figsize=(figsize_per * H + 1, figsize_per * L), squeeze=False)
     im = None
     for layer in range(L):
         for head in range(H):
             ax = axes[layer][head]
             im = plot_attention(ax, w[layer, head], tokens, causal=causal, annotate=False)
-            ax.set_title(f"layer {layer} head {head}", fontsize=8)
+            ax.set_title(f"layer {labels[layer]} head {head}", fontsize=8)
             if head:
                 ax.set_ylabel("")
                 ax.set_yticks([])
@@ -123,32 +125,34 @@ def plot_heads(weights, tokens=None, *, causal: bool = True, figsize_per=2.2):
 
 
 class _Widget:
-    """Common plumbing: an Output area for the picture, errors caught and shown."""
+    """Common plumbing: the picture as a PNG in an ``ipywidgets.Image`` (whatever matplotlib backend
+    the kernel uses), errors caught, shown and kept."""
 
     def __init__(self):
         import ipywidgets as W
 
         self.W = W
-        self.out = W.Output()
+        self.out = W.Image(format="png", layout=W.Layout(max_width="100%"))
         self.message = W.HTML()
         self.state: dict = {}
         self.last_error: BaseException | None = None
 
     def _safe_redraw(self, *_):
+        import io
+
         import matplotlib.pyplot as plt
-        from IPython.display import display
 
         self.last_error = None
         try:
             fig = self._draw()
+            buf = io.BytesIO()
+            fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
+            plt.close(fig)
         except Exception as exc:  # shown, kept, never swallowed silently
             self.last_error = exc
             self.message.value = f"<span style='color:#b00'>error: {type(exc).__name__}: {exc}</span>"
             return
-        with self.out:
-            self.out.clear_output(wait=True)
-            display(fig)
-        plt.close(fig)
+        self.out.value = buf.getvalue()
 
     def _ipython_display_(self):
         from IPython.display import display
@@ -235,8 +239,7 @@ class AttentionExplorer(_Widget):
         layer, head, q = self.layer.value, self.head.value, self.query.value
         tokens = list(self._tokens)
         if head == -1:
-            fig = plot_heads(self._weights[layer], tokens)
-            fig.suptitle(f"layer {layer}: all heads", fontsize=10)
+            fig = plot_heads(self._weights[layer], tokens, layer_labels=[layer])
             shown = self._weights[layer]
             row = self._weights[layer, :, q].mean(0)
         else:

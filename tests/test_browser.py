@@ -54,13 +54,18 @@ def lab():
     for name in ("03_averaging_trick.ipynb", "08_scaling_up.ipynb"):
         shutil.copy(ROOT / "notebooks" / name, work / name)  # the browser may autosave: never the repo's files
     port, token = _free_port(), secrets.token_hex(16)
+    # JupyterLab 4 detaches off-screen cells ("windowing"); render them all, as a scrolling learner sees them
+    settings = work / ".lab-settings" / "@jupyterlab" / "notebook-extension"
+    settings.mkdir(parents=True)
+    (settings / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
     env = {**os.environ, "LECTURE_UTILS_SMOKE": "1", "JUPYTER_CONFIG_DIR": str(work / ".jupyter"),
-           "JUPYTER_RUNTIME_DIR": str(work / ".runtime")}
+           "JUPYTER_RUNTIME_DIR": str(work / ".runtime"), "JUPYTERLAB_SETTINGS_DIR": str(work / ".lab-settings")}
     log = open(work / "server.log", "w")
     server = subprocess.Popen(
         [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--ServerApp.open_browser=False",
-         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+         "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+         "--LabApp.extension_manager=readonly", "--allow-root"],
         stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120
@@ -118,17 +123,20 @@ def page(lab):
 
 
 def _open_and_run_all(page, lab, name):
-    page.goto(f"{lab['base']}/lab/tree/{name}?token={lab['token']}")
-    page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
-    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Toolbar-kernelStatus",
-                           timeout=120_000)
-    page.click("text=Run", timeout=30_000)
-    page.click(".lm-Menu-item:has-text('Run All Cells')", timeout=30_000)
+    try:
+        page.goto(f"{lab['base']}/lab/tree/{name}?reset&token={lab['token']}")  # a fresh workspace: one notebook open
+        page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+        page.wait_for_timeout(5000)  # let the kernel start
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click(timeout=30_000)
+        page.locator(".lm-Menu-item:has-text('Run All Cells')").first.click(timeout=30_000)
+    except Exception:
+        page.screenshot(path=str(lab["shots"] / f"open-failed-{name}.png"), full_page=True)
+        raise
 
 
 def _image(page, locator):
     img = locator.locator("img").first
-    img.wait_for(timeout=180_000)
+    img.wait_for(state="attached", timeout=180_000)
     return img.get_attribute("src")
 
 
@@ -139,32 +147,40 @@ def _wait_changed(page, locator, before, timeout=60):
         if src and src != before:
             return src
         time.sleep(0.25)
+    page.screenshot(path=str(Path(tempfile.gettempdir()) / "heatmap-unchanged.png"), full_page=True)
     raise AssertionError("the heatmap did not change after the control was moved")
 
 
 def test_attention_explorer_redraws_when_controls_move(page, lab):
     _open_and_run_all(page, lab, "08_scaling_up.ipynb")
     explorer = page.locator(".widget-vbox:has(textarea)").last
-    explorer.wait_for(timeout=240_000)
+    try:
+        explorer.wait_for(state="attached", timeout=240_000)
+    except Exception:
+        page.screenshot(path=str(lab["shots"] / "explorer-missing.png"), full_page=True)
+        raise
+    explorer.scroll_into_view_if_needed()
     first = _image(page, explorer)
     explorer.scroll_into_view_if_needed()
     page.screenshot(path=str(lab["shots"] / "explorer-before.png"))
     selects = explorer.locator("select")
     selects.nth(0).select_option(label="1")  # layer
     after_layer = _wait_changed(page, explorer, first)
-    selects.nth(1).select_option(label="all heads")  # head
-    after_head = _wait_changed(page, explorer, after_layer)
     slider = explorer.locator(".widget-slider .noUi-handle, .widget-slider input").first
     slider.focus()
-    page.keyboard.press("Home")  # query position 0
-    _wait_changed(page, explorer, after_head)
+    page.keyboard.press("Home")  # query position 0: the marked row moves
+    after_query = _wait_changed(page, explorer, after_layer)
+    assert "at position 0" in explorer.inner_text()  # the top-k list follows the query
+    selects.nth(1).select_option(label="all heads")  # head
+    _wait_changed(page, explorer, after_query)
     page.screenshot(path=str(lab["shots"] / "explorer-after.png"))
 
 
 def test_averaging_widget_switches_versions(page, lab):
     _open_and_run_all(page, lab, "03_averaging_trick.ipynb")
     widget = page.locator(".widget-vbox:has(.widget-toggle-buttons)").first
-    widget.wait_for(timeout=240_000)
+    widget.wait_for(state="attached", timeout=240_000)
+    widget.scroll_into_view_if_needed()
     first = _image(page, widget)
     widget.scroll_into_view_if_needed()
     page.screenshot(path=str(lab["shots"] / "averaging-v1.png"))

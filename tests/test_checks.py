@@ -197,3 +197,13 @@ def test_wrong_solutions_caught_figure(capsys):
         print(f"\nwrong solutions caught: {len(caught)}/{len(runnable)}"
               + ("" if HAS_CORPUS else " (exercise 1.1 skipped: no corpus)"))
     assert len(caught) == len(runnable), sorted({w.name for w in runnable} - {w.name for w in caught})
+
+
+def test_progress_lists_checked_and_pending_exercises(capsys):
+    import lecture_utils
+
+    RESULTS.clear()
+    _run("1.2", data.split_data)
+    assert lecture_utils.progress("01_data") is None  # prints; nothing to echo in a notebook
+    out = capsys.readouterr().out
+    assert "1.2" in out and "passed" in out and "1.3" in out and "not checked yet" in out

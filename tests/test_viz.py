@@ -59,9 +59,12 @@ def explorer():
 def test_explorer_controls_change_the_picture(explorer):
     e = explorer
     assert e.last_error is None and e.state["query"] == 8
+    png = e.out.value
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"  # the picture is a PNG in an ipywidgets.Image
     before = e.state["weights"].clone()
     e.layer.value = 1
     assert e.last_error is None and not torch.equal(e.state["weights"], before)
+    assert e.out.value != png
     after_layer = e.state["weights"].clone()
     e.head.value = 2
     assert e.state["head"] == 2 and not torch.equal(e.state["weights"], after_layer)

@@ -167,8 +167,9 @@ def _record(exercise_id: str, title: str, status: str, message: str) -> None:
     print(line)
 
 
-def progress(notebook: str | None = None):
-    """A table of every exercise checked in this kernel (optionally only one chapter, e.g. "04")."""
+def progress(notebook: str | None = None) -> None:
+    """Print a table of every exercise checked in this kernel (optionally only one chapter, e.g.
+    "04"); the records themselves are in :data:`RESULTS`."""
     rows = sorted(RESULTS.values(), key=lambda r: [int(p) for p in r["exercise"].split(".")])
     if notebook is not None:
         chapter = int(str(notebook).split("_")[0])
@@ -180,7 +181,6 @@ def progress(notebook: str | None = None):
     lines += [f"   {e:>5}  {REGISTRY[e].title:<40} not checked yet" for e in pending if notebook is not None]
     text = "\n".join(lines) if lines else "No exercise has been checked in this kernel yet."
     print(text)
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
