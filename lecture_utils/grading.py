@@ -209,7 +209,9 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
 
         client.on_cell_executed = on_cell_executed
         try:
-            client.execute()
+            import subprocess
+
+            client.execute(stderr=subprocess.DEVNULL)  # the kernel's own log lines would bury the report
         except DeadKernelError:
             result.problems.append("the kernel died (os._exit, a crash, or out of memory); later exercises are not verified")
         except CellTimeoutError:
