@@ -107,8 +107,11 @@ def cmd_train(args) -> int:
         return 2
     preset = replace(preset, model=mcfg, train=tcfg)
     dist = _Distributed.from_env(args.device)
+    finished = False
     try:
-        return _train_process(args, preset, tcfg, dist)
+        rc = _train_process(args, preset, tcfg, dist)
+        finished = True
+        return rc
     except Exception as exc:
         if dist.world > 1:
             # a clear line from the failing process; torchrun then stops the others
@@ -116,7 +119,7 @@ def cmd_train(args) -> int:
             raise SystemExit(1) from exc
         raise
     finally:
-        dist.close()
+        dist.close(wait_for_all=finished)
 
 
 class _Distributed:
@@ -146,11 +149,15 @@ class _Distributed:
         tdist.init_process_group(backend=backend)
         return cls(rank, world, local_rank, device, True)
 
-    def close(self):
+    def close(self, wait_for_all: bool = True):
+        """Tear the process group down; after a normal run, first wait until every rank is done (rank 0
+        still samples and prints after training: a rank that leaves early can abort gloo's teardown)."""
         if self.active:
             import torch.distributed as tdist
 
             if tdist.is_initialized():
+                if wait_for_all:
+                    tdist.barrier()
                 tdist.destroy_process_group()
 
 

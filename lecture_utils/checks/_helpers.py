@@ -201,6 +201,21 @@ EVAL_DROPOUT = ("in eval mode the output changed between two calls: dropout must
                 "nn.Dropout submodule (it follows model.eval()), or F.dropout(..., training=self.training)")
 
 
+FUTURE = ("the mask lets a token see the future: the output at position t changed when only later tokens changed. "
+          "Mask the affinities with the lower-triangular matrix before the softmax, "
+          "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))")
+
+
+def explain_mismatch(out: torch.Tensor, variants, model: Callable, x: torch.Tensor, g: torch.Generator,
+                     hint: str) -> None:
+    """An attention module's output differs from the reference: fail with the first known wrong
+    variant it matches, else with :data:`FUTURE` if it leaks the future, else with ``hint``."""
+    diagnose(out, variants)
+    if leaks_future(model, x, g):
+        fail(FUTURE)
+    fail(hint)
+
+
 @torch.no_grad()
 def check_dropout(module: nn.Module, x: torch.Tensor, want_eval: torch.Tensor, train_hint: str) -> None:
     """``module`` was built with dropout=0.5: in eval mode it must be deterministic and equal

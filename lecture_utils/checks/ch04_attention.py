@@ -12,9 +12,8 @@ from lecture_utils.checks._helpers import (
     call,
     check_dropout,
     copy_weights,
-    diagnose,
+    explain_mismatch,
     isolated_rng,
-    leaks_future,
     randomize_,
     same,
     tensor_output,
@@ -23,9 +22,6 @@ from lecture_utils.checks._helpers import (
 # n_embd != head_size, so that scaling by C and by head_size give different results
 N_EMBD, HEAD_SIZE, BLOCK_SIZE = 16, 4, 8
 
-FUTURE = ("the mask lets a token see the future: the output at position t changed when only later tokens changed. "
-          "Mask the affinities with the lower-triangular matrix before the softmax, "
-          "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf'))")
 ROWS = ("the attention weights of a token do not sum to 1: softmax over the wrong dimension? each row of wei "
         "(dim=-1) must sum to 1, F.softmax(wei, dim=-1)")
 SCALED_BY_C = ("scaled by C (n_embd) instead of head_size - the lecture writes C**-0.5 around 1:20:05 and that is "
@@ -94,12 +90,11 @@ def head(Head, device="cpu"):
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
             out = model(x)
             if not same(out, reference(x)):
-                diagnose(out, head_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE, N_EMBD))
-                if leaks_future(model, x, g):
-                    fail(FUTURE)
-                fail("the output differs from the reference: k = self.key(x), q = self.query(x); "
-                     "wei = q @ k.transpose(-2, -1) * head_size**-0.5; mask the future; softmax(dim=-1); "
-                     "return wei @ self.value(x)")
+                explain_mismatch(out, head_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE,
+                                                    N_EMBD), model, x, g,
+                                 "the output differs from the reference: k = self.key(x), q = self.query(x); "
+                                 "wei = q @ k.transpose(-2, -1) * head_size**-0.5; mask the future; softmax(dim=-1); "
+                                 "return wei @ self.value(x)")
 
     dropped = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.5), signature).to(device)
     copy_weights(reference, dropped, "Head")

@@ -16,14 +16,13 @@ from lecture_utils.checks._helpers import (
     call,
     check_dropout,
     copy_weights,
-    diagnose,
+    explain_mismatch,
     isolated_rng,
-    leaks_future,
     randomize_,
     same,
     tensor_output,
 )
-from lecture_utils.checks.ch04_attention import FUTURE, NOT_SCALED, SCALED_BY_C
+from lecture_utils.checks.ch04_attention import NOT_SCALED, SCALED_BY_C
 
 N_EMBD, N_HEAD, BLOCK_SIZE = 16, 4, 8
 HEAD_SIZE = N_EMBD // N_HEAD
@@ -78,11 +77,9 @@ def multi_head(MultiHeadAttention, device="cpu"):
             out = call(model, x, hints=(("cannot be multiplied", CAT_DIM),))
             tensor_output(out, "MultiHeadAttention", (B, T, N_EMBD), "back to n_embd features after self.proj")
             if not same(out, reference(x)):
-                diagnose(out, _multi_head_variants(reference, x))
-                if leaks_future(model, x, g):
-                    fail(FUTURE)
-                fail("the output differs from the reference: out = torch.cat([h(x) for h in self.heads], dim=-1), "
-                     "then self.dropout(self.proj(out))")
+                explain_mismatch(out, _multi_head_variants(reference, x), model, x, g,
+                                 "the output differs from the reference: out = torch.cat([h(x) for h in self.heads], dim=-1), "
+                                 "then self.dropout(self.proj(out))")
 
     dropped = build(MultiHeadAttention, args[:-1] + (0.5,), signature).to(device)
     copy_weights(reference, dropped, "MultiHeadAttention")
@@ -165,12 +162,10 @@ def batched_multi_head(CausalSelfAttention, device="cpu"):
             out = call(model, x, hints=hints)
             tensor_output(out, "CausalSelfAttention", (B, T, N_EMBD))
             if not same(out, heads(x)):
-                diagnose(out, _batched_variants(reference, x))
-                if leaks_future(model, x, g):
-                    fail(FUTURE)
-                fail("the output differs from MultiHeadAttention with the same weights: q, k, v = "
-                     "self.qkv(x).split(C, dim=2); each .view(B, T, nh, hs).transpose(1, 2); causal attention scaled "
-                     "by hs**-0.5; out.transpose(1, 2).reshape(B, T, C); self.proj")
+                explain_mismatch(out, _batched_variants(reference, x), model, x, g,
+                                 "the output differs from MultiHeadAttention with the same weights: q, k, v = "
+                                 "self.qkv(x).split(C, dim=2); each .view(B, T, nh, hs).transpose(1, 2); causal attention scaled "
+                                 "by hs**-0.5; out.transpose(1, 2).reshape(B, T, C); self.proj")
 
     dropped = build(CausalSelfAttention, (N_EMBD, N_HEAD, BLOCK_SIZE, 0.5), signature).to(device)
     copy_weights(reference, dropped, "CausalSelfAttention")
