@@ -22,6 +22,7 @@ check the two paths agree, so the pictures show what the model computes.
 from __future__ import annotations
 
 import contextlib
+import math
 from dataclasses import asdict, dataclass, fields
 
 import torch
@@ -222,7 +223,7 @@ class CausalSelfAttention(nn.Module, _KeepsAttention):
     copies weights from one to the other.
     """
 
-    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0):
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, rope: bool = False):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
@@ -232,6 +233,11 @@ class CausalSelfAttention(nn.Module, _KeepsAttention):
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)  # [q | k | v], each head_size per head
         self.proj = nn.Linear(n_embd, n_embd)
         self.dropout = nn.Dropout(dropout)
+        self.rope = rope
+        if rope:  # chapter 12: rotary position embeddings on the queries and keys
+            cos, sin = rope_tables(block_size, n_embd // n_head)
+            self.register_buffer("rope_cos", cos, persistent=False)
+            self.register_buffer("rope_sin", sin, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
@@ -241,6 +247,9 @@ class CausalSelfAttention(nn.Module, _KeepsAttention):
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
+        if self.rope:
+            cos, sin = self.rope_cos[:T].to(q.dtype), self.rope_sin[:T].to(q.dtype)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         p = self.attn_dropout if self.training else 0.0
         out, wei = causal_attention(q, k, v, p, need_weights=self.keep_attention)
         self.attention = wei.detach() if wei is not None else None
@@ -276,13 +285,17 @@ def _check_length(T: int, block_size: int | None) -> None:
 
 
 class FeedForward(nn.Module):
-    """Per-token computation after communication: Linear (4x wider), ReLU, Linear back, dropout."""
+    """Per-token computation after communication: Linear (4x wider), ReLU, Linear back, dropout.
 
-    def __init__(self, n_embd: int, dropout: float = 0.0):
+    ``activation="gelu"`` (chapter 12) puts GELU where the ReLU is, as GPT-2 does."""
+
+    def __init__(self, n_embd: int, dropout: float = 0.0, activation: str = "relu"):
         super().__init__()
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"FeedForward activation must be 'relu' or 'gelu', got {activation!r} (SwiGLU is its own module)")
         self.net = nn.Sequential(
             nn.Linear(n_embd, 4 * n_embd),
-            nn.ReLU(),
+            nn.ReLU() if activation == "relu" else nn.GELU(),
             nn.Linear(4 * n_embd, n_embd),
             nn.Dropout(dropout),
         )
@@ -311,25 +324,118 @@ class LayerNorm(nn.Module):
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
+# ---------------------------------------------------------------------------------------------
+# chapter 12: what modern GPTs change (each behind a GPTConfig flag)
+# ---------------------------------------------------------------------------------------------
+
+
+def gelu(x: torch.Tensor) -> torch.Tensor:
+    """GELU, ``x * Phi(x)`` with ``Phi`` the standard normal CDF: a smooth ReLU that lets a little
+    negative signal (and gradient) through. Same as ``F.gelu(x)``."""
+    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
+
+
+class RMSNorm(nn.Module):
+    """RMSNorm: LayerNorm without the mean subtraction and without the bias - each token's features
+    are divided by their root mean square, then scaled by a learned weight. Cheaper, and in practice
+    as good (LLaMA and most recent GPTs use it)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5):
+        super().__init__()
+        self.eps = eps
+        self.weight = nn.Parameter(torch.ones(dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
+
+
+def swiglu_hidden(n_embd: int) -> int:
+    """Hidden width of :class:`SwiGLU` that keeps the parameter count of the 4x ReLU feed-forward
+    (three matrices of ``n_embd x hidden`` instead of two of ``n_embd x 4 n_embd``): ``8/3 n_embd``."""
+    return 8 * n_embd // 3
+
+
+class SwiGLU(nn.Module):
+    """Gated feed-forward: ``down(silu(gate(x)) * up(x))``. One linear layer decides, per hidden unit,
+    how much of the other's output to let through. No biases, as in LLaMA."""
+
+    def __init__(self, n_embd: int, dropout: float = 0.0, hidden: int | None = None):
+        super().__init__()
+        hidden = hidden or swiglu_hidden(n_embd)
+        self.gate = nn.Linear(n_embd, hidden, bias=False)
+        self.up = nn.Linear(n_embd, hidden, bias=False)
+        self.down = nn.Linear(hidden, n_embd, bias=False)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
+
+
+def rope_tables(T: int, head_size: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cosines and sines of the rotary angles, each ``(T, head_size // 2)``: position ``m`` and
+    frequency ``i`` give the angle ``m * base ** (-2 i / head_size)``."""
+    if head_size % 2:
+        raise ValueError(f"RoPE needs an even head_size, got {head_size}")
+    inv_freq = base ** (-torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
+    angles = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
+    return angles.cos(), angles.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate ``x`` (``(..., T, head_size)``) by the angles of :func:`rope_tables`: dimension ``i`` is
+    paired with ``i + head_size // 2`` (the "half-split" convention of GPT-NeoX and LLaMA) and each
+    pair turned by its position's angle. Dot products of rotated queries and keys then depend only
+    on how far apart the two positions are."""
+    half = x.shape[-1] // 2
+    x1, x2 = x[..., :half], x[..., half:]
+    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+def make_norm(kind: str, dim: int) -> nn.Module:
+    """``"layernorm"`` (``nn.LayerNorm``, as in the lecture) or ``"rmsnorm"`` (:class:`RMSNorm`)."""
+    if kind == "layernorm":
+        return nn.LayerNorm(dim)
+    if kind == "rmsnorm":
+        return RMSNorm(dim)
+    raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {kind!r}")
+
+
+def make_feed_forward(activation: str, n_embd: int, dropout: float = 0.0) -> nn.Module:
+    """``"relu"`` (the lecture), ``"gelu"`` (GPT-2) or ``"swiglu"`` (LLaMA)."""
+    if activation == "swiglu":
+        return SwiGLU(n_embd, dropout)
+    return FeedForward(n_embd, dropout, activation)
+
+
 class Block(nn.Module):
     """Transformer block: communication (attention) then computation (feed-forward), each applied
     to a LayerNorm'ed copy of the residual stream and added back to it (pre-norm)."""
 
     def __init__(
-        self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, attention: str = "batched"
+        self,
+        n_embd: int,
+        n_head: int,
+        block_size: int,
+        dropout: float = 0.0,
+        attention: str = "batched",
+        activation: str = "relu",
+        norm: str = "layernorm",
+        rope: bool = False,
     ):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         if attention == "batched":
-            self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout)
+            self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout, rope=rope)
         elif attention == "heads":
+            if rope:
+                raise ValueError("RoPE is built into attention='batched' only; use that (same mathematics)")
             self.sa = MultiHeadAttention(n_embd, n_head, n_embd // n_head, block_size, dropout)
         else:
             raise ValueError(f"attention must be 'batched' or 'heads', got {attention!r}")
-        self.ffwd = FeedForward(n_embd, dropout)
-        self.ln1 = nn.LayerNorm(n_embd)
-        self.ln2 = nn.LayerNorm(n_embd)
+        self.ffwd = make_feed_forward(activation, n_embd, dropout)
+        self.ln1 = make_norm(norm, n_embd)
+        self.ln2 = make_norm(norm, n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.sa(self.ln1(x))
@@ -349,6 +455,11 @@ class GPTConfig:
 
     ``attention``: ``"batched"`` (one fused QKV projection, fast) or ``"heads"`` (the lecture's
     list of ``Head`` s); same mathematics, same parameter count.
+
+    Chapter 12's modern features, all off by default (the lecture's model):
+    ``activation`` ``"relu"`` | ``"gelu"`` | ``"swiglu"``; ``norm`` ``"layernorm"`` | ``"rmsnorm"``;
+    ``position`` ``"learned"`` (a position embedding table) | ``"rope"`` (rotary, no table);
+    ``tie_weights``: the output layer shares the token embedding's matrix.
     """
 
     vocab_size: int = 65
@@ -358,6 +469,10 @@ class GPTConfig:
     n_layer: int = 6
     dropout: float = 0.2
     attention: str = "batched"
+    activation: str = "relu"
+    norm: str = "layernorm"
+    position: str = "learned"
+    tie_weights: bool = False
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer"):
@@ -370,6 +485,18 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.attention not in ("batched", "heads"):
             raise ValueError(f"GPTConfig.attention must be 'batched' or 'heads', got {self.attention!r}")
+        choices = {"activation": ("relu", "gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),
+                   "position": ("learned", "rope")}
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.position == "rope":
+            if self.attention != "batched":
+                raise ValueError("GPTConfig: position='rope' needs attention='batched'")
+            if (self.n_embd // self.n_head) % 2:
+                raise ValueError(f"GPTConfig: RoPE needs an even head size, n_embd/n_head = {self.n_embd // self.n_head}")
+        if not isinstance(self.tie_weights, bool):
+            raise ValueError(f"GPTConfig.tie_weights must be True or False, got {self.tie_weights!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -392,16 +519,23 @@ class GPT(nn.Module):
         self.config = config
         self.block_size = config.block_size
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
+        if config.position == "learned":
+            self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
+        else:  # RoPE: positions enter through the rotation of queries and keys
+            self.position_embedding_table = None
+        rope = config.position == "rope"
         self.blocks = nn.Sequential(
             *[
-                Block(config.n_embd, config.n_head, config.block_size, config.dropout, config.attention)
+                Block(config.n_embd, config.n_head, config.block_size, config.dropout, config.attention,
+                      config.activation, config.norm, rope)
                 for _ in range(config.n_layer)
             ]
         )
-        self.ln_f = nn.LayerNorm(config.n_embd)
+        self.ln_f = make_norm(config.norm, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
+        if config.tie_weights:  # one (vocab, n_embd) matrix reads tokens in and writes logits out
+            self.lm_head.weight = self.token_embedding_table.weight
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -418,9 +552,9 @@ class GPT(nn.Module):
         :class:`BigramLanguageModel` (logits ``(B*T, C)`` when targets are given)."""
         B, T = idx.shape
         _check_length(T, self.block_size)
-        tok_emb = self.token_embedding_table(idx)  # (B, T, C)
-        pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))  # (T, C)
-        x = tok_emb + pos_emb
+        x = self.token_embedding_table(idx)  # (B, T, C)
+        if self.position_embedding_table is not None:
+            x = x + self.position_embedding_table(torch.arange(T, device=idx.device))  # + (T, C)
         x = self.blocks(x)
         x = self.ln_f(x)
         logits = self.lm_head(x)  # (B, T, vocab_size)
@@ -481,6 +615,14 @@ __all__ = [
     "heads_to_batched",
     "FeedForward",
     "LayerNorm",
+    "gelu",
+    "RMSNorm",
+    "SwiGLU",
+    "swiglu_hidden",
+    "rope_tables",
+    "apply_rope",
+    "make_norm",
+    "make_feed_forward",
     "Block",
     "GPTConfig",
     "GPT",

@@ -165,3 +165,99 @@ def test_dropout_is_active_in_train_mode_only():
     assert not torch.equal(m(idx)[0], m(idx)[0])
     m.eval()
     assert torch.equal(m(idx)[0], m(idx)[0])
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 12: the modern features behind GPTConfig flags
+# ---------------------------------------------------------------------------------------------
+
+SMALL = dict(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0)
+FLAGS = [dict(activation="gelu"), dict(activation="swiglu"), dict(norm="rmsnorm"), dict(position="rope"),
+         dict(tie_weights=True), dict(activation="swiglu", norm="rmsnorm", position="rope", tie_weights=True)]
+
+
+def test_gelu_and_rmsnorm_match_their_definitions():
+    x = torch.randn(4, 7, 32)
+    assert torch.allclose(M.gelu(x), F.gelu(x), atol=1e-6)
+    norm = M.RMSNorm(32)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+    want = x / torch.sqrt((x**2).mean(-1, keepdim=True) + norm.eps) * norm.weight
+    assert torch.allclose(norm(x), want, atol=1e-6)
+    assert sum(p.numel() for p in norm.parameters()) == 32  # a weight, no bias
+
+
+def test_swiglu_keeps_the_feed_forward_parameter_count_and_gates():
+    ff, sw = M.FeedForward(96), M.SwiGLU(96)
+    n_ff, n_sw = (sum(p.numel() for p in m.parameters()) for m in (ff, sw))
+    assert abs(n_sw - n_ff) / n_ff < 0.01
+    x = torch.randn(3, 5, 96)
+    assert torch.allclose(sw(x), sw.down(F.silu(sw.gate(x)) * sw.up(x)))
+
+
+def test_rope_rotates_pairs_and_depends_only_on_relative_position():
+    hs, T = 16, 12
+    cos, sin = M.rope_tables(T, hs)
+    q, k = torch.randn(hs), torch.randn(hs)
+    rq = M.apply_rope(q.expand(T, hs), cos, sin)
+    rk = M.apply_rope(k.expand(T, hs), cos, sin)
+    assert torch.allclose(rq.norm(dim=-1), q.norm().expand(T), atol=1e-5)  # a rotation keeps lengths
+    assert torch.allclose(rq[0], q)  # position 0 is not turned
+    scores = rq @ rk.T  # scores[m, n] = q at m . k at n
+    for offset in (0, 1, 5):
+        diag = torch.diagonal(scores, offset=-offset)
+        assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-4)
+    with pytest.raises(ValueError, match="even"):
+        M.rope_tables(4, 7)
+
+
+@pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "+".join(f"{k}={v}" for k, v in f.items()))
+def test_every_flag_builds_a_causal_gpt_that_learns(flags):
+    torch.manual_seed(0)
+    model = M.GPT(M.GPTConfig(**SMALL, **flags))
+    x = torch.randint(65, (2, 16))
+    logits, _ = model(x)
+    y = x.clone()
+    y[:, 10:] = torch.randint(65, (2, 6))
+    logits2, _ = model(y)
+    assert torch.allclose(logits[:, :10], logits2[:, :10], atol=1e-5)  # the future does not leak
+    maps = model.attention_maps(x)
+    assert torch.allclose(maps.sum(-1), torch.ones(()), atol=1e-5)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    batch = torch.arange(17).repeat(4, 1) % 5  # a pattern any of them learns quickly
+    first = None
+    for _ in range(30):
+        _, loss = model(batch[:, :-1], batch[:, 1:])
+        first = first if first is not None else loss.item()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+def test_rope_model_has_no_position_table_and_tied_model_shares_one_matrix():
+    rope = M.GPT(M.GPTConfig(**SMALL, position="rope"))
+    assert rope.position_embedding_table is None
+    assert M.GPT(M.GPTConfig(**SMALL)).num_parameters() - rope.num_parameters() == 16 * 32
+    tied = M.GPT(M.GPTConfig(**SMALL, tie_weights=True))
+    assert tied.lm_head.weight is tied.token_embedding_table.weight
+    assert M.GPT(M.GPTConfig(**SMALL)).num_parameters() - tied.num_parameters() == 65 * 32
+
+
+def test_tied_weights_survive_a_checkpoint(tmp_path):
+    from lecture_utils.train import TrainConfig, load_checkpoint, save_checkpoint
+
+    model = M.GPT(M.GPTConfig(**SMALL, tie_weights=True, position="rope", norm="rmsnorm", activation="swiglu"))
+    path = save_checkpoint(tmp_path / "m.pt", model, train_config=TrainConfig(max_iters=1))
+    loaded = load_checkpoint(path)[0]
+    assert loaded.lm_head.weight is loaded.token_embedding_table.weight
+    x = torch.randint(65, (1, 16))
+    assert torch.allclose(model.eval()(x)[0], loaded.eval()(x)[0])
+
+
+def test_modern_flags_are_validated():
+    for bad, match in [(dict(activation="tanh"), "activation"), (dict(norm="batchnorm"), "norm"),
+                       (dict(position="sinusoidal"), "position"), (dict(position="rope", attention="heads"), "batched"),
+                       (dict(tie_weights="yes"), "tie_weights")]:
+        with pytest.raises(ValueError, match=match):
+            M.GPTConfig(**SMALL, **bad)

@@ -1,0 +1,105 @@
+"""Chapter 12's ablation: what each modern feature does to the validation loss at a fixed CPU budget.
+
+Every variant is chapter 08's CPU configuration (the package's ``cpu`` preset: 4 layers, 4 heads,
+n_embd 128, block 64, batch 12, AdamW lr 1e-3, beta2 0.99, dropout 0, linear warmup over 100 steps
+and cosine decay over the budget) with one thing changed, trained for the same wall-clock budget
+(evaluation included) from the same seed:
+
+- ``baseline``      the ``cpu`` preset as it is (ReLU, LayerNorm, learned positions, untied, warmup+cosine)
+- ``gelu``          GELU instead of ReLU in the feed-forward
+- ``swiglu``        a SwiGLU feed-forward (hidden 8/3 n_embd: about the same parameter count)
+- ``rmsnorm``       RMSNorm instead of LayerNorm
+- ``rope``          rotary position embeddings instead of the learned position table
+- ``tied``          the output layer shares the token embedding matrix
+- ``constant-lr``   the schedule taken away: constant lr 1e-3 (so this row measures warmup+cosine)
+- ``all``           SwiGLU + RMSNorm + RoPE + tied weights, with the schedule
+
+Prints one line per run and then a table of best val loss (mean over seeds) and its difference from
+the baseline.
+
+    python benchmarks/ablation.py                      # every variant, 240 s each, 1 seed
+    python benchmarks/ablation.py --budget 120 --variants baseline rope --seeds 1337 1338
+    python benchmarks/ablation.py --quick              # a few seconds each, to prove it runs
+
+The budget is wall clock: pin the run to the cores you mean to measure (e.g. ``taskset -c 1``) and do
+not run anything else heavy at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+from dataclasses import replace
+
+import torch
+
+from lecture_utils import data
+from lecture_utils.device import describe, pick_device, set_threads
+from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.train import PRESETS, TrainConfig, train
+
+BASE_MODEL: GPTConfig = PRESETS["cpu"].model
+BASE_TRAIN: TrainConfig = PRESETS["cpu"].train
+
+VARIANTS: dict[str, tuple[GPTConfig, TrainConfig]] = {
+    "baseline": (BASE_MODEL, BASE_TRAIN),
+    "gelu": (replace(BASE_MODEL, activation="gelu"), BASE_TRAIN),
+    "swiglu": (replace(BASE_MODEL, activation="swiglu"), BASE_TRAIN),
+    "rmsnorm": (replace(BASE_MODEL, norm="rmsnorm"), BASE_TRAIN),
+    "rope": (replace(BASE_MODEL, position="rope"), BASE_TRAIN),
+    "tied": (replace(BASE_MODEL, tie_weights=True), BASE_TRAIN),
+    "constant-lr": (BASE_MODEL, replace(BASE_TRAIN, warmup_iters=0, lr_decay=False)),
+    "all": (replace(BASE_MODEL, activation="swiglu", norm="rmsnorm", position="rope", tie_weights=True), BASE_TRAIN),
+}
+
+
+def run(name: str, budget: float, seed: int, device: torch.device, splits, quick: bool = False):
+    mcfg, tcfg = VARIANTS[name]
+    _, tok, tr, va = splits
+    tcfg = replace(tcfg, time_budget=budget, seed=seed)
+    if quick:
+        tcfg = replace(tcfg, eval_interval=10, eval_iters=2, warmup_iters=min(tcfg.warmup_iters, 5))
+    torch.manual_seed(seed)
+    model = GPT(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
+    res = train(model, tr, va, tcfg, progress=False)
+    return res, model.num_parameters()
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--budget", type=float, default=240.0, help="seconds per run, evaluation included (default 240)")
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[1337])
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--quick", action="store_true", help="3 s per variant: proves the script runs")
+    args = p.parse_args(argv)
+    budget = 3.0 if args.quick else args.budget
+    device = pick_device(args.device)
+    threads = set_threads()
+    print(f"{describe(device)}; {threads} thread(s); budget {budget:.0f} s per run")
+    splits = data.load_dataset()
+    table: dict[str, list] = {}
+    for name in args.variants:
+        for seed in args.seeds:
+            res, n_params = run(name, budget, seed, device, splits, args.quick)
+            table.setdefault(name, []).append((res, n_params))
+            print(f"{name:<12} seed {seed}: {n_params:,} params, {res.iters_done} iters in {res.seconds:.0f} s, "
+                  f"best val {res.best_val:.4f} (iter {res.best_iter}), last val {res.last_val:.4f}", flush=True)
+
+    def mean_best(name):
+        return statistics.fmean(r.best_val for r, _ in table[name])
+
+    base = mean_best("baseline") if "baseline" in table else None
+    print(f"\n| variant | params | iterations | best val | vs baseline |\n|---|---:|---:|---:|---:|")
+    for name in table:
+        runs = table[name]
+        vals = [r.best_val for r, _ in runs]
+        spread = f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else ""
+        iters = round(statistics.fmean(r.iters_done for r, _ in runs))
+        diff = f"{mean_best(name) - base:+.4f}" if base is not None and name != "baseline" else ""
+        print(f"| {name} | {runs[0][1]:,} | {iters:,} | {mean_best(name):.4f}{spread} | {diff} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
