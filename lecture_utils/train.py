@@ -92,18 +92,31 @@ class TrainConfig:
     grad_accum: int = 1  # micro-batches per step (split across processes under torchrun)
 
     def lr_at(self, it: int, elapsed: float | None = None) -> float:
-        """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay. With a
-        ``time_budget`` the decay follows the elapsed fraction of the budget instead of iterations."""
-        if self.warmup_iters and it < self.warmup_iters:
-            return self.learning_rate * (it + 1) / self.warmup_iters
-        if not self.lr_decay:
-            return self.learning_rate
+        """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay
+        (:func:`warmup_cosine_lr`). With a ``time_budget`` the decay follows the elapsed fraction of
+        the budget instead of iterations."""
+        if (self.warmup_iters and it < self.warmup_iters) or not self.lr_decay:
+            return warmup_cosine_lr(it, self.learning_rate, self.learning_rate, self.warmup_iters, self.max_iters)
         if self.time_budget and elapsed is not None:
-            progress = min(1.0, elapsed / self.time_budget)
-        else:
-            span = max(1, self.max_iters - self.warmup_iters)
-            progress = min(1.0, (it - self.warmup_iters) / span)
-        return self.min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (self.learning_rate - self.min_lr)
+            return _cosine(min(1.0, elapsed / self.time_budget), self.learning_rate, self.min_lr)
+        return warmup_cosine_lr(it, self.learning_rate, self.min_lr, self.warmup_iters, self.max_iters)
+
+
+def _cosine(progress: float, max_lr: float, min_lr: float) -> float:
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (max_lr - min_lr)
+
+
+def warmup_cosine_lr(it: int, max_lr: float, min_lr: float, warmup_iters: int, max_iters: int) -> float:
+    """Linear warmup then cosine decay (chapter 12).
+
+    Steps ``0 .. warmup_iters-1`` rise linearly to ``max_lr`` (``max_lr * (it + 1) / warmup_iters``,
+    so the first step already learns a little); from ``warmup_iters`` to ``max_iters`` the rate follows
+    half a cosine from ``max_lr`` down to ``min_lr``; after ``max_iters`` it stays at ``min_lr``.
+    """
+    if it < warmup_iters:
+        return max_lr * (it + 1) / warmup_iters
+    progress = min(1.0, (it - warmup_iters) / max(1, max_iters - warmup_iters))
+    return _cosine(progress, max_lr, min_lr)
 
 
 @dataclass

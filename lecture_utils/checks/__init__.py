@@ -25,3 +25,11 @@ from lecture_utils.checks.ch06_feed_forward import feed_forward  # noqa: F401
 from lecture_utils.checks.ch07_residual_layernorm import block, layer_norm  # noqa: F401
 from lecture_utils.checks.ch08_gpt import gpt  # noqa: F401
 from lecture_utils.checks.ch10_addition import addition_accuracy, encode_problem, make_batch  # noqa: F401
+from lecture_utils.checks.ch12_modern import (  # noqa: F401
+    gelu,
+    lr_schedule,
+    rms_norm,
+    rope,
+    swiglu,
+    tie_weights,
+)
