@@ -3,7 +3,8 @@
 (a) "heads": ``GPT(attention="heads")`` with every head on the readable path the lecture writes
     (``q @ k^T``, ``masked_fill``, softmax, dropout on the weights, ``@ v``), one head at a time;
 (b) "batched": the reference ``GPT`` - one fused QKV projection, heads as a batch dimension,
-    ``F.scaled_dot_product_attention``.
+    ``F.scaled_dot_product_attention``; and (b0), the same model with the readable attention of (a), which
+    separates what batching the heads buys from what SDPA buys.
 
 Both have the same parameters (10,788,929 at the lecture's size) and compute the same function
 (``tests/test_model.py`` checks it). Each configuration times full training steps (forward,
@@ -18,47 +19,18 @@ the ratio b/a.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import statistics
-import time
 
 import torch
 
-from lecture_utils.device import autocast_dtype, describe, pick_device, set_threads
-from lecture_utils.model import GPT, GPTConfig, keep_attention
+from lecture_utils.device import describe, pick_device, set_threads
+from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.timing import median_seconds, training_step
 
 CONFIGS = {
     # name: (model config, batch size)
     "lecture": (GPTConfig(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2), 8),
     "small": (GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.0), 32),
 }
-
-
-def _sync(device):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    elif device.type == "mps":
-        torch.mps.synchronize()
-
-
-def time_steps(model, batches, device, readable: bool, compile_: bool):
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
-    step_model = torch.compile(model) if compile_ else model
-    amp = autocast_dtype(device)
-    ctx = keep_attention(model) if readable else contextlib.nullcontext()
-    times = []
-    with ctx:
-        for x, y in batches:
-            _sync(device)
-            t0 = time.perf_counter()
-            with (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
-                _, loss = step_model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            _sync(device)
-            times.append(time.perf_counter() - t0)
-    return times
 
 
 def main(argv=None) -> int:
@@ -87,6 +59,7 @@ def main(argv=None) -> int:
                     torch.randint(65, (batch, cfg.block_size), generator=g).to(device)) for _ in range(n)]
         tokens = batch * cfg.block_size
         variants = [("a: list of heads, readable", "heads", True, False),
+                    ("b0: batched, readable attention", "batched", True, False),
                     ("b: reference GPT (batched, SDPA)", "batched", False, False)]
         if args.compile:
             variants.append(("b + torch.compile", "batched", False, True))
@@ -94,8 +67,8 @@ def main(argv=None) -> int:
         for label, attention, readable, comp in variants:
             torch.manual_seed(0)
             model = GPT(GPTConfig(**{**cfg.to_dict(), "attention": attention})).to(device).train()
-            times = time_steps(model, batches, device, readable, comp)[args.warmup:]
-            med = statistics.median(times)
+            step = training_step(torch.compile(model) if comp else model, batches, device, readable)
+            med = median_seconds(step, args.warmup, args.steps, device)
             results[label] = tokens / med
             print(f"{name:<8} {label:<34} {med * 1e3:9.1f} ms/step  {tokens / med:10.0f} tokens/s", flush=True)
         a = results["a: list of heads, readable"]

@@ -19,7 +19,7 @@ from torch import nn
 from wrong_solutions import CATALOGUE, WrongSolution
 
 import lecture_utils.checks as check
-from lecture_utils import addition, data, train
+from lecture_utils import addition, data, timing, train
 from lecture_utils import model as M
 from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
 from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
@@ -54,6 +54,8 @@ REFERENCES = {
     "7.1": lambda: (M.LayerNorm,),
     "7.2": lambda: (M.Block,),
     "8.1": lambda: (M.GPT,),
+    "9.1": lambda: (M.heads_to_batched,),
+    "9.2": lambda: (timing.median_seconds,),
     "10.1": lambda: (addition.encode_problem,),
     "10.2": lambda: (addition.make_batch,),
     "10.3": lambda: (addition.accuracy,),

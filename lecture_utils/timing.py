@@ -1,0 +1,75 @@
+"""Timing code honestly (chapter 09 and ``benchmarks/throughput.py``).
+
+Three rules: warm up first (the first calls pay for memory allocation, kernel selection, caches and,
+under ``torch.compile``, compilation); wait for the device before reading the clock (CUDA and MPS run
+asynchronously: a Python call returns before the GPU has finished); report the median of several
+runs (one slow run - another process, a garbage collection - moves the mean, not the median).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from lecture_utils.device import autocast_dtype
+from lecture_utils.model import keep_attention
+
+
+def synchronize(device: torch.device | str | None) -> None:
+    """Wait until ``device`` has finished its queued work (no-op on the CPU)."""
+    if device is None:
+        return
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def median_seconds(fn: Callable[[], object], warmup: int = 2, reps: int = 10, device=None) -> float:
+    """Median wall-clock seconds of one call of ``fn()``: ``warmup`` untimed calls, then ``reps``
+    timed ones, each between two :func:`synchronize` of ``device``."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(reps):
+        synchronize(device)
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def training_step(model: nn.Module, batches, device: torch.device | str, readable: bool = False,
+                  lr: float = 3e-4) -> Callable[[], float]:
+    """A function doing one full training step (forward, backward, AdamW) on the next batch of
+    ``batches`` (cycled), under bf16 autocast where :func:`autocast_dtype` says so. With
+    ``readable=True`` attention takes the written-out path (``q @ k^T``, mask, softmax, ``@ v``)
+    instead of ``F.scaled_dot_product_attention``."""
+    device = torch.device(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    amp = autocast_dtype(device)
+    batches = list(batches)
+    state = {"i": 0}
+
+    def step() -> float:
+        x, y = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        ctx = keep_attention(model) if readable else contextlib.nullcontext()
+        with ctx, (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
+            _, loss = model(x, y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+__all__ = ["synchronize", "median_seconds", "training_step"]
