@@ -2,8 +2,13 @@
 
 Every variant is chapter 08's CPU configuration (the package's ``cpu`` preset: 4 layers, 4 heads,
 n_embd 128, block 64, batch 12, AdamW lr 1e-3, beta2 0.99, dropout 0, linear warmup over 100 steps
-and cosine decay over the budget) with one thing changed, trained for the same wall-clock budget
-(evaluation included) from the same seed:
+and cosine decay to 1e-4) with one thing changed, trained from the same seed for the same number of
+steps (default 3000, about 4 minutes of one core for the baseline), the cosine decaying over them.
+
+The budget is counted in steps, not seconds, so that the losses do not depend on what else the machine
+was doing; what each change costs in time is measured separately, as the median time of a training
+step (``lecture_utils.timing``), and printed as a ratio to the baseline. A variant that is 10 % slower
+per step would get 10 % fewer steps in a wall-clock budget.
 
 - ``baseline``      the ``cpu`` preset as it is (ReLU, LayerNorm, learned positions, untied, warmup+cosine)
 - ``gelu``          GELU instead of ReLU in the feed-forward
@@ -17,12 +22,10 @@ and cosine decay over the budget) with one thing changed, trained for the same w
 Prints one line per run and then a table of best val loss (mean over seeds) and its difference from
 the baseline.
 
-    python benchmarks/ablation.py                      # every variant, 240 s each, 1 seed
-    python benchmarks/ablation.py --budget 120 --variants baseline rope --seeds 1337 1338
-    python benchmarks/ablation.py --quick              # a few seconds each, to prove it runs
-
-The budget is wall clock: pin the run to the cores you mean to measure (e.g. ``taskset -c 1``) and do
-not run anything else heavy at the same time.
+    python benchmarks/ablation.py                      # every variant, 3000 steps each, 1 seed
+    python benchmarks/ablation.py --iters 1000 --variants baseline rope --seeds 1337 1338
+    python benchmarks/ablation.py --speed-only         # only the time per step of each variant
+    python benchmarks/ablation.py --quick              # a few steps each, to prove it runs
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ import torch
 from lecture_utils import data
 from lecture_utils.device import describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.timing import median_seconds, training_step
 from lecture_utils.train import PRESETS, TrainConfig, train
 
 BASE_MODEL: GPTConfig = PRESETS["cpu"].model
@@ -53,10 +57,10 @@ VARIANTS: dict[str, tuple[GPTConfig, TrainConfig]] = {
 }
 
 
-def run(name: str, budget: float, seed: int, device: torch.device, splits, quick: bool = False):
+def run(name: str, iters: int, seed: int, device: torch.device, splits, quick: bool = False):
     mcfg, tcfg = VARIANTS[name]
     _, tok, tr, va = splits
-    tcfg = replace(tcfg, time_budget=budget, seed=seed)
+    tcfg = replace(tcfg, time_budget=0.0, max_iters=iters, seed=seed)
     if quick:
         tcfg = replace(tcfg, eval_interval=10, eval_iters=2, warmup_iters=min(tcfg.warmup_iters, 5))
     torch.manual_seed(seed)
@@ -65,23 +69,43 @@ def run(name: str, budget: float, seed: int, device: torch.device, splits, quick
     return res, model.num_parameters()
 
 
+def step_seconds(name: str, device: torch.device, vocab_size: int, reps: int) -> float:
+    """Median seconds of one training step of the variant (batch 12 x block 64, random tokens)."""
+    mcfg, tcfg = VARIANTS[name]
+    torch.manual_seed(0)
+    model = GPT(replace(mcfg, vocab_size=vocab_size)).to(device)
+    g = torch.Generator().manual_seed(0)
+    batches = [(torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device),
+                torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device))
+               for _ in range(4)]
+    return median_seconds(training_step(model, batches, device), warmup=5, reps=reps, device=device)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--budget", type=float, default=240.0, help="seconds per run, evaluation included (default 240)")
+    p.add_argument("--iters", type=int, default=3000, help="training steps per run (default 3000)")
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", type=int, nargs="+", default=[1337])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--quick", action="store_true", help="3 s per variant: proves the script runs")
+    p.add_argument("--speed-only", action="store_true", help="only time a training step of each variant (a minute)")
+    p.add_argument("--quick", action="store_true", help="20 steps per variant: proves the script runs")
     args = p.parse_args(argv)
-    budget = 3.0 if args.quick else args.budget
+    iters = 20 if args.quick else args.iters
     device = pick_device(args.device)
     threads = set_threads()
-    print(f"{describe(device)}; {threads} thread(s); budget {budget:.0f} s per run")
+    print(f"{describe(device)}; {threads} thread(s); {iters} steps per run")
     splits = data.load_dataset()
+    vocab_size = splits[1].vocab_size
+    speed = {name: step_seconds(name, device, vocab_size, 3 if args.quick else 40) for name in args.variants}
+    for name, sec in speed.items():
+        print(f"{name:<12} {sec * 1e3:6.1f} ms per training step ({sec / speed[args.variants[0]]:.2f}x {args.variants[0]})",
+              flush=True)
+    if args.speed_only:
+        return 0
     table: dict[str, list] = {}
     for name in args.variants:
         for seed in args.seeds:
-            res, n_params = run(name, budget, seed, device, splits, args.quick)
+            res, n_params = run(name, iters, seed, device, splits, args.quick)
             table.setdefault(name, []).append((res, n_params))
             print(f"{name:<12} seed {seed}: {n_params:,} params, {res.iters_done} iters in {res.seconds:.0f} s, "
                   f"best val {res.best_val:.4f} (iter {res.best_iter}), last val {res.last_val:.4f}", flush=True)
@@ -90,14 +114,16 @@ def main(argv=None) -> int:
         return statistics.fmean(r.best_val for r, _ in table[name])
 
     base = mean_best("baseline") if "baseline" in table else None
-    print(f"\n| variant | params | iterations | best val | vs baseline |\n|---|---:|---:|---:|---:|")
+    base_speed = speed.get("baseline")
+    print(f"\n{iters} steps per run, seeds {args.seeds}")
+    print("| variant | params | time per step (vs baseline) | best val | vs baseline |\n|---|---:|---:|---:|---:|")
     for name in table:
         runs = table[name]
         vals = [r.best_val for r, _ in runs]
         spread = f" ± {statistics.stdev(vals):.4f}" if len(vals) > 1 else ""
-        iters = round(statistics.fmean(r.iters_done for r, _ in runs))
         diff = f"{mean_best(name) - base:+.4f}" if base is not None and name != "baseline" else ""
-        print(f"| {name} | {runs[0][1]:,} | {iters:,} | {mean_best(name):.4f}{spread} | {diff} |")
+        rel = f" ({speed[name] / base_speed:.2f}×)" if base_speed else ""
+        print(f"| {name} | {runs[0][1]:,} | {speed[name] * 1e3:.1f} ms{rel} | {mean_best(name):.4f}{spread} | {diff} |")
     return 0
 
 

@@ -43,6 +43,11 @@ def _add_train(sub) -> None:
     p.add_argument("--n-head", type=int)
     p.add_argument("--n-layer", type=int)
     p.add_argument("--dropout", type=float)
+    p.add_argument("--activation", choices=["relu", "gelu", "swiglu"], help="feed-forward activation (chapter 12)")
+    p.add_argument("--norm", choices=["layernorm", "rmsnorm"], help="normalisation layer (chapter 12)")
+    p.add_argument("--position", choices=["learned", "rope"], help="position embeddings (chapter 12)")
+    p.add_argument("--tie-weights", action="store_true", default=None, dest="tie_weights",
+                   help="share the token embedding with the output layer (chapter 12)")
     p.add_argument("--seed", type=int)
     p.add_argument("--time-budget", type=float, dest="time_budget", metavar="SECONDS",
                    help="stop after this much wall-clock time (evaluation included); 0 = run --max-iters")
@@ -99,11 +104,13 @@ def cmd_train(args) -> int:
     tcfg = replace(preset.train, **overrides)
     mcfg = preset.model
     if mcfg is not None:
-        m_over = {k: getattr(args, k) for k in ("n_embd", "n_head", "n_layer", "dropout") if getattr(args, k) is not None}
+        m_over = {k: getattr(args, k) for k in ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm",
+                                                "position", "tie_weights") if getattr(args, k) is not None}
         m_over["block_size"] = tcfg.block_size
         mcfg = replace(mcfg, **m_over)
-    elif any(getattr(args, k) is not None for k in ("n_embd", "n_head", "n_layer", "dropout")):
-        print("error: the bigram preset has no n_embd/n_head/n_layer/dropout", file=sys.stderr)
+    elif any(getattr(args, k) is not None for k in ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm",
+                                                     "position", "tie_weights")):
+        print("error: the bigram preset has no n_embd/n_head/n_layer/dropout or chapter-12 flags", file=sys.stderr)
         return 2
     preset = replace(preset, model=mcfg, train=tcfg)
     dist = _Distributed.from_env(args.device)

@@ -19,7 +19,7 @@ from torch import nn
 from wrong_solutions import CATALOGUE, WrongSolution
 
 import lecture_utils.checks as check
-from lecture_utils import addition, data, timing, train
+from lecture_utils import addition, data, pretrain, timing, train
 from lecture_utils import model as M
 from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
 from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
@@ -59,6 +59,8 @@ REFERENCES = {
     "10.1": lambda: (addition.encode_problem,),
     "10.2": lambda: (addition.make_batch,),
     "10.3": lambda: (addition.accuracy,),
+    "11.1": lambda: (pretrain.to_vocabulary,),
+    "11.2": lambda: (pretrain.copy_for_finetuning,),
     "12.1": lambda: (M.gelu,),
     "12.2": lambda: (M.RMSNorm,),
     "12.3": lambda: (M.apply_rope,),

@@ -30,6 +30,20 @@ def test_train_then_sample(tmp_path):
     assert out.stdout.startswith("ROMEO:") and len(out.stdout.rstrip("\n")) >= 20
 
 
+def test_modern_flags_reach_the_model_and_the_checkpoint(tmp_path):
+    ckpt = tmp_path / "modern.pt"
+    out = run("train", "--preset", "lecture-small", "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1",
+              "--activation", "swiglu", "--norm", "rmsnorm", "--position", "rope", "--tie-weights",
+              "--device", "cpu", "--out", str(ckpt), "--no-progress")
+    assert out.returncode == 0, out.stderr
+    from lecture_utils.train import read_checkpoint
+
+    cfg = read_checkpoint(ckpt)["config"]
+    assert (cfg["activation"], cfg["norm"], cfg["position"], cfg["tie_weights"]) == ("swiglu", "rmsnorm", "rope", True)
+    out = run("train", "--preset", "bigram", "--max-iters", "1", "--norm", "rmsnorm", "--no-progress")
+    assert out.returncode == 2 and "chapter-12 flags" in out.stderr
+
+
 def test_lecture_preset_runs_two_iterations_on_cpu(tmp_path):
     out = run("train", "--preset", "lecture", "--device", "cpu", "--max-iters", "2", "--eval-iters", "1",
               "--batch-size", "2", "--out", str(tmp_path / "l.pt"), "--no-progress")

@@ -26,6 +26,7 @@ from lecture_utils.checks.ch07_residual_layernorm import block, layer_norm  # no
 from lecture_utils.checks.ch08_gpt import gpt  # noqa: F401
 from lecture_utils.checks.ch09_batched_heads import heads_to_batched, median_seconds  # noqa: F401
 from lecture_utils.checks.ch10_addition import addition_accuracy, encode_problem, make_batch  # noqa: F401
+from lecture_utils.checks.ch11_pretrain import copy_for_finetuning, to_vocabulary  # noqa: F401
 from lecture_utils.checks.ch12_modern import (  # noqa: F401
     gelu,
     lr_schedule,
