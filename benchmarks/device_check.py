@@ -59,6 +59,11 @@ def main(argv=None) -> int:
     print(f"[OK]   generate: reproducible with a CPU generator: {torch.equal(a, b)}; without: {tuple(c.shape)} on {c.device}")
     maps = model.attention_maps(ctx[:1, :1].repeat(1, 16)).cpu()
     print(f"[OK]   attention maps {tuple(maps.shape)}, rows sum to 1: {torch.allclose(maps.sum(-1), torch.ones(()))}")
+    modern = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_embd=128, n_head=4, n_layer=2,
+                           activation="swiglu", norm="rmsnorm", position="rope", tie_weights=True)).to(device)
+    res = train(modern, tr, va, TrainConfig(max_iters=20, eval_interval=20, eval_iters=2, batch_size=8, block_size=64,
+                                            cpu_bf16=True), progress=False)
+    print(f"[OK]   chapter 12's features (SwiGLU, RMSNorm, RoPE, tied) train under autocast: {res.summary()}")
     print("device check:", "all passed" if failures == 0 else f"{failures} check(s) failed")
     return 1 if failures else 0
 

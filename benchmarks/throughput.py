@@ -4,7 +4,8 @@
     (``q @ k^T``, ``masked_fill``, softmax, dropout on the weights, ``@ v``), one head at a time;
 (b) "batched": the reference ``GPT`` - one fused QKV projection, heads as a batch dimension,
     ``F.scaled_dot_product_attention``; and (b0), the same model with the readable attention of (a), which
-    separates what batching the heads buys from what SDPA buys.
+    separates what batching the heads buys from what SDPA buys; on a CPU with native bf16 (AVX512-BF16
+    or AMX), also (b) under bf16 autocast - the same model, its training arithmetic in bf16.
 
 Both have the same parameters (10,788,929 at the lecture's size) and compute the same function
 (``tests/test_model.py`` checks it). Each configuration times full training steps (forward,
@@ -22,7 +23,7 @@ import argparse
 
 import torch
 
-from lecture_utils.device import describe, pick_device, set_threads
+from lecture_utils.device import cpu_has_native_bf16, describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
 from lecture_utils.timing import median_seconds, training_step
 
@@ -63,11 +64,14 @@ def main(argv=None) -> int:
                     ("b: reference GPT (batched, SDPA)", "batched", False, False)]
         if args.compile:
             variants.append(("b + torch.compile", "batched", False, True))
+        if device.type == "cpu" and cpu_has_native_bf16():
+            variants.append(("b + bf16 autocast (CPU)", "batched", False, "bf16"))
         results = {}
         for label, attention, readable, comp in variants:
             torch.manual_seed(0)
             model = GPT(GPTConfig(**{**cfg.to_dict(), "attention": attention})).to(device).train()
-            step = training_step(torch.compile(model) if comp else model, batches, device, readable)
+            step = training_step(torch.compile(model) if comp is True else model, batches, device, readable,
+                                 cpu_bf16=comp == "bf16")
             med = median_seconds(step, args.warmup, args.steps, device)
             results[label] = tokens / med
             print(f"{name:<8} {label:<34} {med * 1e3:9.1f} ms/step  {tokens / med:10.0f} tokens/s", flush=True)

@@ -47,14 +47,15 @@ def median_seconds(fn: Callable[[], object], warmup: int = 2, reps: int = 10, de
 
 
 def training_step(model: nn.Module, batches, device: torch.device | str, readable: bool = False,
-                  lr: float = 3e-4) -> Callable[[], float]:
+                  lr: float = 3e-4, cpu_bf16: bool = False) -> Callable[[], float]:
     """A function doing one full training step (forward, backward, AdamW) on the next batch of
-    ``batches`` (cycled), under bf16 autocast where :func:`autocast_dtype` says so. With
+    ``batches`` (cycled), under bf16 autocast where :func:`autocast_dtype` says so (on a CPU: with
+    ``cpu_bf16=True`` on CPUs with native bf16). With
     ``readable=True`` attention takes the written-out path (``q @ k^T``, mask, softmax, ``@ v``)
     instead of ``F.scaled_dot_product_attention``."""
     device = torch.device(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    amp = autocast_dtype(device)
+    amp = autocast_dtype(device, cpu_bf16)
     batches = list(batches)
     state = {"i": 0}
 

@@ -90,6 +90,7 @@ class TrainConfig:
     compile: bool = False
     time_budget: float = 0.0  # seconds of wall clock (evaluation included); 0 = run max_iters
     grad_accum: int = 1  # micro-batches per step (split across processes under torchrun)
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with native bf16 (AVX512-BF16/AMX); evaluation stays fp32
 
     def lr_at(self, it: int, elapsed: float | None = None) -> float:
         """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay
@@ -189,7 +190,7 @@ def train(
         torch.backends.cudnn.allow_tf32 = True
     optimizer = make_optimizer(raw, config, device)
     step_model = torch.compile(model) if config.compile else model
-    amp_dtype = autocast_dtype(device)
+    amp_dtype = autocast_dtype(device, config.cpu_bf16)
     autocast = (
         (lambda: torch.autocast(device_type=device.type, dtype=amp_dtype))
         if amp_dtype is not None

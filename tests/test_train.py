@@ -146,3 +146,18 @@ def test_time_budget_stops_training_and_decays_over_the_budget():
     assert res.seconds < 1.5 + 1.0  # stops near the budget, final evaluation included
     assert res.history[-1]["lr"] < 1e-3  # the learning rate decayed with the elapsed time
     assert cfg.lr_at(10, elapsed=0.75) == pytest.approx((1e-3 + 1e-4) / 2)
+
+
+def test_cpu_bf16_is_opt_in_and_trains():
+    from lecture_utils.device import autocast_dtype, cpu_has_native_bf16
+
+    assert autocast_dtype("cpu") is None  # fp32 on a CPU unless asked
+    assert autocast_dtype("cpu", cpu_bf16=True) == (torch.bfloat16 if cpu_has_native_bf16() else None)
+    _, tok, tr, va = data.load_dataset()
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0))
+    cfg = TrainConfig(max_iters=30, eval_interval=30, eval_iters=2, batch_size=8, block_size=16, learning_rate=3e-3,
+                      cpu_bf16=True)
+    res = train(model, tr, va, cfg, progress=False)
+    assert res.history[-1]["val"] < res.history[0]["val"] - 0.3
+    assert next(model.parameters()).dtype == torch.float32  # autocast leaves the weights in fp32
