@@ -50,3 +50,20 @@ def test_explorer_updates_in_under_a_second_on_the_shipped_model(shipped):
     elapsed = (time.perf_counter() - start) / 2
     assert e.last_error is None and e.state["layer"] == model.config.n_layer - 1
     print(f"explorer update: {elapsed * 1e3:.0f} ms")
+
+
+# --- chapter 11's pretrained model (King James Bible) ----------------------------------------
+
+
+@pytest.mark.slow
+def test_pretrained_kjv_checkpoint_matches_its_record():
+    from lecture_utils import pretrain
+
+    model, tok, record = load_shipped(pretrain.SHIPPED_PRETRAINED)
+    assert shipped_checkpoint_path(pretrain.SHIPPED_PRETRAINED).stat().st_size < 15 * 2**20
+    assert model.config.to_dict() == record["model_config"] and not model.training
+    assert tok == data.CharTokenizer.from_text(data.load_text())  # Shakespeare's vocabulary, ready to fine-tune
+    _, kjv_val = pretrain.pretraining_splits(tok)
+    got = estimate_loss(model, {"val": kjv_val}, eval_iters=100, block_size=model.config.block_size, batch_size=12,
+                        generator=torch.Generator().manual_seed(123))["val"]
+    assert abs(got - record["kjv_val"]) < 0.03, (got, record["kjv_val"])
