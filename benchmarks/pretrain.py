@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import platform
 import sys
 import time
 from dataclasses import replace
@@ -75,7 +76,8 @@ def main(argv=None) -> int:
                   "corpus": str(args.source), "model_config": model_cfg.to_dict(),
                   "train_config": cfgs["pretrain"].__dict__, "iters": res_pre.iters_done,
                   "kjv_val": round(res_pre.last_val, 4), "shakespeare_val_before_finetuning": round(zero_shot, 4),
-                  "wall_seconds": round(pre_seconds), "machine": describe(device)}
+                  "wall_seconds": round(pre_seconds), "machine": f"{platform.machine()} {platform.processor() or ''}, "
+                  f"{threads} thread(s), torch {torch.__version__}".replace(" ,", ","), "date": time.strftime("%Y-%m-%d")}
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, indent=2) + "\n")
         tmp.replace(path.with_suffix(".json"))
