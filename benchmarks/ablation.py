@@ -69,16 +69,27 @@ def run(name: str, iters: int, seed: int, device: torch.device, splits, quick: b
     return res, model.num_parameters()
 
 
-def step_seconds(name: str, device: torch.device, vocab_size: int, reps: int) -> float:
-    """Median seconds of one training step of the variant (batch 12 x block 64, random tokens)."""
-    mcfg, tcfg = VARIANTS[name]
-    torch.manual_seed(0)
-    model = GPT(replace(mcfg, vocab_size=vocab_size)).to(device)
-    g = torch.Generator().manual_seed(0)
-    batches = [(torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device),
-                torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device))
-               for _ in range(4)]
-    return median_seconds(training_step(model, batches, device), warmup=5, reps=reps, device=device)
+def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dict[str, float]:
+    """Median seconds of one training step of each variant (batch 12 x block 64, random tokens), the
+    variants timed in turn, one step each per round, so that a change in the machine's load affects all
+    of them alike."""
+    steps = {}
+    for name in names:
+        mcfg, tcfg = VARIANTS[name]
+        torch.manual_seed(0)
+        model = GPT(replace(mcfg, vocab_size=vocab_size)).to(device)
+        g = torch.Generator().manual_seed(0)
+        batches = [(torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device),
+                    torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device))
+                   for _ in range(4)]
+        steps[name] = training_step(model, batches, device)
+    times: dict[str, list[float]] = {name: [] for name in names}
+    for name, step in steps.items():  # warm-up
+        median_seconds(step, warmup=3, reps=1, device=device)
+    for _ in range(reps):
+        for name, step in steps.items():
+            times[name].append(median_seconds(step, warmup=0, reps=1, device=device))
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main(argv=None) -> int:
@@ -96,7 +107,7 @@ def main(argv=None) -> int:
     print(f"{describe(device)}; {threads} thread(s); {iters} steps per run")
     splits = data.load_dataset()
     vocab_size = splits[1].vocab_size
-    speed = {name: step_seconds(name, device, vocab_size, 3 if args.quick else 40) for name in args.variants}
+    speed = step_seconds(args.variants, device, vocab_size, 3 if args.quick else 40)
     for name, sec in speed.items():
         print(f"{name:<12} {sec * 1e3:6.1f} ms per training step ({sec / speed[args.variants[0]]:.2f}x {args.variants[0]})",
               flush=True)
