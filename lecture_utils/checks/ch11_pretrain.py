@@ -13,7 +13,7 @@ from lecture_utils.checks._helpers import call, isolated_rng
 _OUTSIDE = "()[]0123456789éœ—\t“”*#"
 
 
-@exercise("11.1", "a corpus in the fine-tuning vocabulary", reference=lambda: ref.to_vocabulary)
+@exercise("11.1", "one vocabulary for both corpora", reference=lambda: ref.to_vocabulary)
 def to_vocabulary(to_vocabulary, device="cpu"):
     """``to_vocabulary(text, chars)``: ``text`` with every character not in ``chars`` removed."""
     g = rng(fresh_seed())
