@@ -66,7 +66,7 @@ def main(argv=None) -> int:
         mcfg, tcfg = runs[name]
         tcfg = replace(tcfg, time_budget=budget)
         if args.quick:
-            tcfg = replace(tcfg, eval_interval=20, eval_iters=2, warmup_iters=5)
+            tcfg = replace(tcfg, eval_interval=20, eval_iters=2, warmup_iters=5, compile=False)  # no 40 s compile
         torch.manual_seed(1337)
         model = GPT(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
         res = train(model, tr, va, tcfg, progress=False)
