@@ -39,7 +39,7 @@ import torch
 from lecture_utils import data
 from lecture_utils.device import describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
-from lecture_utils.timing import median_seconds, training_step
+from lecture_utils.timing import median_seconds, random_batches, training_step
 from lecture_utils.train import PRESETS, TrainConfig, train
 
 BASE_MODEL: GPTConfig = PRESETS["cpu"].model
@@ -78,11 +78,8 @@ def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dic
         mcfg, tcfg = VARIANTS[name]
         torch.manual_seed(0)
         model = GPT(replace(mcfg, vocab_size=vocab_size)).to(device)
-        g = torch.Generator().manual_seed(0)
-        batches = [(torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device),
-                    torch.randint(vocab_size, (tcfg.batch_size, tcfg.block_size), generator=g).to(device))
-                   for _ in range(4)]
-        steps[name] = training_step(model, batches, device)
+        steps[name] = training_step(model, random_batches(vocab_size, tcfg.batch_size, tcfg.block_size, 4, device),
+                                    device)
     times: dict[str, list[float]] = {name: [] for name in names}
     for name, step in steps.items():  # warm-up
         median_seconds(step, warmup=3, reps=1, device=device)

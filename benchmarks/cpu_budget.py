@@ -40,7 +40,8 @@ CANDIDATES = {
     # RMSNorm changed nothing but time; so: the two that helped, at the baseline's shape and schedule
     "swiglu-rope": (replace(BASELINE[0], activation="swiglu", position="rope"), BASELINE[1]),
     # swiglu-rope's val loss rose from 1.505 (step 9500) to 1.545 at the end: it overfits; add dropout
-    # torch.compile on this CPU: 40 ms instead of 50 ms per step after a 38 s compilation (measured once)
+    # torch.compile on this CPU: no faster per step at this size (python benchmarks/throughput.py --configs cpu
+    # --compile: 51.3 ms compiled vs 49.3 ms eager), tried here anyway with its compilation inside the budget
     "swiglu-rope-compile": (replace(BASELINE[0], activation="swiglu", position="rope"),
                             replace(BASELINE[1], compile=True)),
     "swiglu-rope-dropout0.1": (replace(BASELINE[0], activation="swiglu", position="rope", dropout=0.1), BASELINE[1]),

@@ -25,12 +25,14 @@ import torch
 
 from lecture_utils.device import cpu_has_native_bf16, describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
-from lecture_utils.timing import median_seconds, training_step
+from lecture_utils.timing import median_seconds, random_batches, training_step
 
 CONFIGS = {
     # name: (model config, batch size)
     "lecture": (GPTConfig(vocab_size=65, block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2), 8),
     "small": (GPTConfig(vocab_size=65, block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.0), 32),
+    # the package's cpu preset (not in the default run): python benchmarks/throughput.py --configs cpu --compile
+    "cpu": (GPTConfig(vocab_size=65, block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0), 12),
 }
 
 
@@ -40,7 +42,7 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=8, help="timed steps per model (after --warmup)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=None, help="override the batch size of every configuration")
-    p.add_argument("--configs", nargs="*", default=list(CONFIGS), choices=list(CONFIGS))
+    p.add_argument("--configs", nargs="*", default=["lecture", "small"], choices=list(CONFIGS))
     p.add_argument("--compile", action="store_true", help="also time (b) under torch.compile")
     p.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up, batch 2: proves the script runs")
     args = p.parse_args(argv)
@@ -54,10 +56,7 @@ def main(argv=None) -> int:
     for name in args.configs:
         cfg, batch = CONFIGS[name]
         batch = args.batch or batch
-        g = torch.Generator().manual_seed(0)
-        n = args.warmup + args.steps
-        batches = [(torch.randint(65, (batch, cfg.block_size), generator=g).to(device),
-                    torch.randint(65, (batch, cfg.block_size), generator=g).to(device)) for _ in range(n)]
+        batches = random_batches(65, batch, cfg.block_size, args.warmup + args.steps, device)
         tokens = batch * cfg.block_size
         variants = [("a: list of heads, readable", "heads", True, False),
                     ("b0: batched, readable attention", "batched", True, False),

@@ -391,6 +391,13 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
 
 
+def tie_weights(model: nn.Module) -> nn.Module:
+    """Make ``model.lm_head.weight`` the very same Parameter as ``model.token_embedding_table.weight``:
+    one ``(vocab_size, n_embd)`` matrix reads tokens in and writes logits out. Returns ``model``."""
+    model.lm_head.weight = model.token_embedding_table.weight
+    return model
+
+
 def make_norm(kind: str, dim: int) -> nn.Module:
     """``"layernorm"`` (``nn.LayerNorm``, as in the lecture) or ``"rmsnorm"`` (:class:`RMSNorm`)."""
     if kind == "layernorm":
@@ -534,8 +541,8 @@ class GPT(nn.Module):
         self.ln_f = make_norm(config.norm, config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
-        if config.tie_weights:  # one (vocab, n_embd) matrix reads tokens in and writes logits out
-            self.lm_head.weight = self.token_embedding_table.weight
+        if config.tie_weights:
+            tie_weights(self)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -621,6 +628,7 @@ __all__ = [
     "swiglu_hidden",
     "rope_tables",
     "apply_rope",
+    "tie_weights",
     "make_norm",
     "make_feed_forward",
     "Block",

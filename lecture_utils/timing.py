@@ -46,6 +46,14 @@ def median_seconds(fn: Callable[[], object], warmup: int = 2, reps: int = 10, de
     return statistics.median(times)
 
 
+def random_batches(vocab_size: int, batch_size: int, block_size: int, n: int = 4, device="cpu", seed: int = 0):
+    """``n`` pairs ``(x, y)`` of random token ids, ``(batch_size, block_size)`` each, on ``device``: inputs
+    for timing a training step (the values do not matter for speed)."""
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randint(vocab_size, (batch_size, block_size), generator=g).to(device),
+             torch.randint(vocab_size, (batch_size, block_size), generator=g).to(device)) for _ in range(n)]
+
+
 def training_step(model: nn.Module, batches, device: torch.device | str, readable: bool = False,
                   lr: float = 3e-4, cpu_bf16: bool = False) -> Callable[[], float]:
     """A function doing one full training step (forward, backward, AdamW) on the next batch of
@@ -73,4 +81,4 @@ def training_step(model: nn.Module, batches, device: torch.device | str, readabl
     return step
 
 
-__all__ = ["synchronize", "median_seconds", "training_step"]
+__all__ = ["synchronize", "median_seconds", "random_batches", "training_step"]

@@ -24,7 +24,6 @@ from lecture_utils import model as M
 from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
 from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
 from lecture_utils.checks.ch03_averaging import reference_average_v1, reference_average_v2, reference_average_v3
-from lecture_utils.checks.ch12_modern import ref_tie_weights
 
 HAS_CORPUS = data.corpus_path().is_file()
 needs_corpus = pytest.mark.skipif(not HAS_CORPUS, reason="the corpus file is not installed")
@@ -65,7 +64,7 @@ REFERENCES = {
     "12.2": lambda: (M.RMSNorm,),
     "12.3": lambda: (M.apply_rope,),
     "12.4": lambda: (M.SwiGLU,),
-    "12.5": lambda: (ref_tie_weights,),
+    "12.5": lambda: (M.tie_weights,),
     "12.6": lambda: (train.warmup_cosine_lr,),
 }
 CLASS_EXERCISES = {"2.1", "3.4", "4.1", "5.1", "5.2", "6.1", "7.1", "7.2", "8.1", "12.2", "12.4"}

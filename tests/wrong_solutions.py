@@ -1757,3 +1757,49 @@ def finetune_switches_original_to_train():
         return copy.deepcopy(pretrained)
 
     return (copy_for_finetuning,)
+
+
+# more chapter 12 mistakes, one per diagnosis the catalogue above does not reach
+
+
+@wrong("12.1", "gelu", "that is ReLU")
+def gelu_is_relu():
+    return (lambda x: torch.clamp(x, min=0),)
+
+
+@wrong("12.2", "rms_norm", "x.std() subtracts the mean")
+def rmsnorm_divides_by_std():
+    class RMSNorm(_RMSNorm):
+        def forward(self, x):
+            return x / torch.sqrt(x.var(-1, keepdim=True) + self.eps) * self.weight
+
+    return (RMSNorm,)
+
+
+@wrong("12.3", "rope", "cos and sin are swapped")
+def rope_cos_sin_swapped():
+    def apply_rope(x, cos, sin):
+        x1, x2 = _halves(x)
+        return torch.cat([x1 * sin - x2 * cos, x1 * cos + x2 * sin], dim=-1)
+
+    return (apply_rope,)
+
+
+@wrong("12.4", "swiglu", "GEGLU")
+def swiglu_with_gelu():
+    class SwiGLU(M.SwiGLU):
+        def forward(self, x):
+            return self.dropout(self.down(F.gelu(self.gate(x)) * self.up(x)))
+
+    return (SwiGLU,)
+
+
+@wrong("12.6", "lr_schedule", "cos needs pi")
+def lr_cosine_without_pi():
+    def lr_at(it, max_lr, min_lr, warmup_iters, max_iters):
+        if it < warmup_iters:
+            return max_lr * (it + 1) / warmup_iters
+        progress = min(1.0, (it - warmup_iters) / (max_iters - warmup_iters))
+        return min_lr + 0.5 * (1 + math.cos(progress)) * (max_lr - min_lr)
+
+    return (lr_at,)

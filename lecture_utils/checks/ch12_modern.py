@@ -256,7 +256,7 @@ def swiglu(SwiGLU, device="cpu"):
 # ---------------------------------------------------------------------------------------------
 
 
-@exercise("12.5", "weight tying", reference=lambda: ref_tie_weights)
+@exercise("12.5", "weight tying", reference=lambda: ref.tie_weights)
 @isolated_rng
 def tie_weights(tie_weights, device="cpu"):
     """``tie_weights(model)``: makes ``model.lm_head.weight`` and ``model.token_embedding_table.weight``
@@ -291,12 +291,6 @@ def tie_weights(tie_weights, device="cpu"):
     opt.step()
     expect(model.lm_head.weight is model.token_embedding_table.weight, "the tie did not survive a training step")
     return passed("one shared Parameter (vocab_size x n_embd fewer parameters), still shared after a step", tie_weights)
-
-
-def ref_tie_weights(model: nn.Module) -> nn.Module:
-    """Reference for 12.5 (what ``GPTConfig(tie_weights=True)`` does)."""
-    model.lm_head.weight = model.token_embedding_table.weight
-    return model
 
 
 # ---------------------------------------------------------------------------------------------
