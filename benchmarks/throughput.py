@@ -3,9 +3,12 @@
 (a) "heads": ``GPT(attention="heads")`` with every head on the readable path the lecture writes
     (``q @ k^T``, ``masked_fill``, softmax, dropout on the weights, ``@ v``), one head at a time;
 (b) "batched": the reference ``GPT`` - one fused QKV projection, heads as a batch dimension,
-    ``F.scaled_dot_product_attention``; and (b0), the same model with the readable attention of (a), which
-    separates what batching the heads buys from what SDPA buys; on a CPU with native bf16 (AVX512-BF16
-    or AMX), also (b) under bf16 autocast - the same model, its training arithmetic in bf16.
+    ``F.scaled_dot_product_attention`` (on a CPU, while training with dropout, the written-out attention
+    with dropout masks from :func:`lecture_utils.model.cpu_dropout`, because torch draws its own masks
+    slowly there); and (b0), the same model with the readable attention of (a), which separates what
+    batching the heads buys from what SDPA buys; on a CPU with dropout, also (b) with torch's own
+    dropout, which shows what the fast masks buy; on a CPU with native bf16 (AVX512-BF16 or AMX), also
+    (b) under bf16 autocast - the same model, its training arithmetic in bf16.
 
 Both have the same parameters (10,788,929 at the lecture's size) and compute the same function
 (``tests/test_model.py`` checks it). Each configuration times full training steps (forward,
@@ -15,14 +18,17 @@ the ratio b/a.
     python benchmarks/throughput.py                 # lecture + small configurations
     python benchmarks/throughput.py --quick         # a couple of steps, to prove it runs
     python benchmarks/throughput.py --device cuda   # the same on a GPU (bf16 autocast there)
+    python benchmarks/throughput.py --configs lecture --convergence 150   # + does bf16 train like fp32?
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 
 import torch
 
+from lecture_utils import model as model_module
 from lecture_utils.device import cpu_has_native_bf16, describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
 from lecture_utils.timing import median_seconds, random_batches, training_step
@@ -39,12 +45,15 @@ CONFIGS = {
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default=None)
-    p.add_argument("--steps", type=int, default=8, help="timed steps per model (after --warmup)")
+    p.add_argument("--steps", type=int, default=8, help="timed steps per model (after --warmup); 0: no timing")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--batch", type=int, default=None, help="override the batch size of every configuration")
     p.add_argument("--configs", nargs="*", default=["lecture", "small"], choices=list(CONFIGS))
     p.add_argument("--compile", action="store_true", help="also time (b) under torch.compile")
     p.add_argument("--quick", action="store_true", help="2 steps, 1 warm-up, batch 2: proves the script runs")
+    p.add_argument("--convergence", type=int, default=0, metavar="STEPS",
+                   help="also train (b) for STEPS steps on Tiny Shakespeare in fp32 and under bf16 autocast, from "
+                        "the same seed and batches, and print both losses (CPU with native bf16 only)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.warmup, args.batch = 2, 1, 2
@@ -53,14 +62,16 @@ def main(argv=None) -> int:
         set_threads()
     print(describe(device))
     rows = []
-    for name in args.configs:
+    for name in args.configs if args.steps > 0 else []:
         cfg, batch = CONFIGS[name]
         batch = args.batch or batch
         batches = random_batches(65, batch, cfg.block_size, args.warmup + args.steps, device)
         tokens = batch * cfg.block_size
         variants = [("a: list of heads, readable", "heads", True, False),
-                    ("b0: batched, readable attention", "batched", True, False),
-                    ("b: reference GPT (batched, SDPA)", "batched", False, False)]
+                    ("b0: batched, readable attention", "batched", True, False)]
+        if device.type == "cpu" and cfg.dropout > 0:
+            variants.append(("b with torch's dropout masks", "batched", False, "torch-dropout"))
+        variants.append(("b: reference GPT (batched, SDPA)", "batched", False, False))
         if args.compile:
             variants.append(("b + torch.compile", "batched", False, True))
         if device.type == "cpu" and cpu_has_native_bf16():
@@ -71,17 +82,48 @@ def main(argv=None) -> int:
             model = GPT(GPTConfig(**{**cfg.to_dict(), "attention": attention})).to(device).train()
             step = training_step(torch.compile(model) if comp is True else model, batches, device, readable,
                                  cpu_bf16=comp == "bf16")
-            med = median_seconds(step, args.warmup, args.steps, device)
+            model_module.FAST_CPU_DROPOUT = comp != "torch-dropout"
+            try:
+                med = median_seconds(step, args.warmup, args.steps, device)
+            finally:
+                model_module.FAST_CPU_DROPOUT = True
             results[label] = tokens / med
             print(f"{name:<8} {label:<34} {med * 1e3:9.1f} ms/step  {tokens / med:10.0f} tokens/s", flush=True)
         a = results["a: list of heads, readable"]
         rows.append((name, batch, cfg.block_size, {k: v / a for k, v in results.items()}))
+    if args.convergence and device.type == "cpu" and cpu_has_native_bf16():
+        for name in args.configs:
+            cfg, batch = CONFIGS[name]
+            _convergence(cfg, args.batch or batch, 3 if args.quick else args.convergence, device)
     print()
     for name, batch, T, ratios in rows:
         for label, r in ratios.items():
             if not label.startswith("a:"):
                 print(f"{name} (batch {batch} x block {T}): {label} / list of heads = {r:.2f}x")
     return 0
+
+
+def _convergence(cfg: GPTConfig, batch: int, steps: int, device: torch.device) -> None:
+    """Train the reference GPT for ``steps`` steps in fp32 and under bf16 autocast on the same batches of
+    Tiny Shakespeare (AdamW, lr 3e-4 as in the lecture); print the training loss along the way and the
+    validation loss at the end (in fp32, 20 batches) of each."""
+    from lecture_utils import data
+    from lecture_utils.data import get_batch
+    from lecture_utils.train import estimate_loss
+
+    _, tok, train_data, val_data = data.load_dataset()
+    gen = torch.Generator().manual_seed(0)
+    batches = [get_batch(train_data, cfg.block_size, batch, device=device, generator=gen) for _ in range(steps)]
+    for label, bf16 in [("fp32", False), ("bf16 autocast", True)]:
+        torch.manual_seed(0)
+        model = GPT(replace(cfg, vocab_size=tok.vocab_size)).to(device).train()
+        step = training_step(model, batches, device, cpu_bf16=bf16)
+        losses = [step() for _ in range(steps)]
+        val = estimate_loss(model, {"val": val_data}, 20, cfg.block_size, batch,
+                            generator=torch.Generator().manual_seed(1))["val"]
+        marks = " ".join(f"{losses[i]:.3f}" for i in range(0, steps, max(1, steps // 5)))
+        print(f"{label:<14} train loss every {max(1, steps // 5)} steps: {marks}; val after {steps} steps "
+              f"{val:.4f}", flush=True)
 
 
 if __name__ == "__main__":

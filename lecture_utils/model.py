@@ -17,6 +17,10 @@ Attention weights for the heatmaps come out of the same function that computes t
 (:func:`causal_attention`): with ``need_weights`` it takes the readable path (mask, softmax,
 matmul) and keeps the weights; without, it calls ``F.scaled_dot_product_attention``. The tests
 check the two paths agree, so the pictures show what the model computes.
+
+Speed on a CPU (``benchmarks/throughput.py``): the reference ``GPT`` draws its dropout masks with
+:func:`cpu_dropout` (numpy's generator; torch's ``bernoulli_`` took a quarter of a lecture-sized
+training step); the lecture's modules keep ``nn.Dropout``.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass, fields
 
+import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -149,17 +154,68 @@ def causal_attention(
     ``q``, ``k``, ``v``: ``(..., T, head_size)``. Returns ``(out, weights)``: ``out`` is
     ``(..., T, head_size)``; ``weights`` ``(..., T, T)`` (before dropout) when ``need_weights``,
     else None. The scale is ``1/sqrt(head_size)``, so affinities keep unit variance.
+
+    Three paths, one function: with ``need_weights``, the readable one (the lecture's code, with
+    ``F.dropout``); otherwise ``F.scaled_dot_product_attention``, except when training with dropout
+    on a CPU, where its fused kernel refuses dropout and its fallback draws the mask with torch's
+    slow CPU random numbers: there the readable path runs with :func:`cpu_dropout` instead.
     """
     T, head_size = q.shape[-2], q.shape[-1]
-    if need_weights:
+    fast_cpu_dropout = dropout > 0 and q.device.type == "cpu" and not need_weights and FAST_CPU_DROPOUT
+    if need_weights or fast_cpu_dropout:
         wei = q @ k.transpose(-2, -1) * head_size**-0.5  # (..., T, T)
         mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
         wei = wei.masked_fill(~mask, float("-inf"))
         wei = F.softmax(wei, dim=-1)
+        if fast_cpu_dropout:
+            return cpu_dropout(wei, dropout) @ v, None
         out = F.dropout(wei, p=dropout, training=dropout > 0) @ v
         return out, wei
     out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
     return out, None
+
+
+FAST_CPU_DROPOUT = True  # False: every dropout is torch's own (benchmarks/throughput.py compares the two)
+
+
+def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Dropout, as ``F.dropout(x, p, training)``, with the mask drawn quickly on a CPU.
+
+    Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``, like
+    ``F.dropout``. On a CPU torch draws its dropout masks one number at a time (``bernoulli_``:
+    a quarter of a lecture-sized training step on a 2-core CPU, measured by
+    ``benchmarks/throughput.py``), so here the mask comes from numpy's SFC64 generator: 16 random
+    bits per element, kept when they are at least ``round(p * 65536)`` (so ``p`` is exact to
+    1/65536). The generator is seeded from torch's, so ``torch.manual_seed`` still makes a run
+    repeatable. Off a CPU (cuda, mps), or out of training, this is ``F.dropout``.
+    """
+    threshold = round(p * 65536)
+    if not (training and FAST_CPU_DROPOUT and x.device.type == "cpu" and 0 < threshold < 65536):
+        return F.dropout(x, p=p, training=training)
+    with torch.profiler.record_function("cpu_dropout mask"):  # numpy's time, named in a torch.profiler table
+        seed = int(torch.empty((), dtype=torch.int64).random_())  # from torch's generator: manual_seed repeats it
+        bits = np.random.Generator(np.random.SFC64(seed)).integers(-32768, 32768, x.numel(), dtype=np.int16)
+        keep = torch.from_numpy(bits).view(x.shape) >= threshold - 32768
+    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose mask is drawn by :func:`cpu_dropout` (fast on a CPU, ``F.dropout``
+    elsewhere). The reference ``GPT`` uses it; the lecture's modules keep ``nn.Dropout``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return cpu_dropout(x, self.p, self.training)
+
+
+def _use_cpu_dropout(module: nn.Module) -> nn.Module:
+    """Swap every plain ``nn.Dropout`` inside ``module``, at any depth, for :class:`Dropout` with the
+    same ``p``. Returns ``module``."""
+    for name, child in module.named_children():
+        if type(child) is nn.Dropout:
+            setattr(module, name, Dropout(child.p))
+        else:
+            _use_cpu_dropout(child)
+    return module
 
 
 class _KeepsAttention:
@@ -232,7 +288,7 @@ class CausalSelfAttention(nn.Module, _KeepsAttention):
         self.attn_dropout = dropout
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)  # [q | k | v], each head_size per head
         self.proj = nn.Linear(n_embd, n_embd)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.rope = rope
         if rope:  # chapter 12: rotary position embeddings on the queries and keys
             cos, sin = rope_tables(block_size, n_embd // n_head)
@@ -441,6 +497,8 @@ class Block(nn.Module):
         else:
             raise ValueError(f"attention must be 'batched' or 'heads', got {attention!r}")
         self.ffwd = make_feed_forward(activation, n_embd, dropout)
+        if attention == "batched":  # the course's model: dropout masks drawn quickly on a CPU
+            _use_cpu_dropout(self.ffwd)
         self.ln1 = make_norm(norm, n_embd)
         self.ln2 = make_norm(norm, n_embd)
 
@@ -616,6 +674,8 @@ __all__ = [
     "BigramWithPositions",
     "generate",
     "causal_attention",
+    "cpu_dropout",
+    "Dropout",
     "Head",
     "MultiHeadAttention",
     "CausalSelfAttention",

@@ -261,3 +261,93 @@ def test_modern_flags_are_validated():
                        (dict(tie_weights="yes"), "tie_weights")]:
         with pytest.raises(ValueError, match=match):
             M.GPTConfig(**SMALL, **bad)
+
+
+# --- cpu_dropout: the reference GPT's dropout masks, drawn quickly on a CPU ----------------------------------
+
+
+def test_cpu_dropout_keeps_the_right_fraction_scaled():
+    torch.manual_seed(0)
+    x = torch.full((1000, 1000), 3.0)
+    for p in (0.1, 0.2, 0.5):
+        y = M.cpu_dropout(x, p)
+        kept = y != 0
+        # 1e6 draws: the kept fraction's standard deviation is below 5e-4
+        assert abs(kept.float().mean().item() - (1 - p)) < 3e-3, p
+        assert torch.allclose(y[kept], torch.full_like(y[kept], 3.0 / (1 - p)), rtol=1e-6, atol=0)
+        assert abs(y.mean().item() - 3.0) < 0.02  # unbiased, as dropout must be
+
+
+def test_cpu_dropout_neighbours_are_independent():
+    """Pairs of neighbouring elements are both kept with probability (1 - p)^2."""
+    torch.manual_seed(1)
+    kept = M.cpu_dropout(torch.ones(2_000_000), 0.5) != 0
+    both = (kept[0::2] & kept[1::2]).float().mean().item()
+    assert abs(both - 0.25) < 3e-3
+    # and two calls draw different masks
+    assert not torch.equal(M.cpu_dropout(torch.ones(1000), 0.5), M.cpu_dropout(torch.ones(1000), 0.5))
+
+
+def test_cpu_dropout_follows_torch_manual_seed_and_training():
+    x = torch.randn(4, 8, 16)
+    torch.manual_seed(5)
+    a = M.cpu_dropout(x, 0.3)
+    torch.manual_seed(5)
+    b = M.cpu_dropout(x, 0.3)
+    assert torch.equal(a, b)
+    assert torch.equal(M.cpu_dropout(x, 0.3, training=False), x)
+    assert torch.equal(M.cpu_dropout(x, 0.0), x)
+    d = M.Dropout(0.3).eval()
+    assert torch.equal(d(x), x)
+    assert isinstance(d, nn.Dropout) and repr(d) == repr(nn.Dropout(0.3))
+
+
+def test_cpu_dropout_gradient_is_the_mask():
+    torch.manual_seed(2)
+    x = torch.randn(64, 32, requires_grad=True)
+    y = M.cpu_dropout(x, 0.25)
+    y.sum().backward()
+    expected = (y != 0).float() / 0.75
+    assert torch.allclose(x.grad, expected)
+
+
+def test_cpu_dropout_bf16_keeps_dtype():
+    y = M.cpu_dropout(torch.ones(1000, dtype=torch.bfloat16), 0.2)
+    assert y.dtype == torch.bfloat16
+    assert set(y.unique().tolist()) <= {0.0, 1.25}
+
+
+def test_cpu_dropout_can_be_switched_off(monkeypatch):
+    """With FAST_CPU_DROPOUT off, dropout is torch's own (bernoulli masks) again."""
+    monkeypatch.setattr(M, "FAST_CPU_DROPOUT", False)
+    x = torch.randn(50, 50)
+    torch.manual_seed(3)
+    a = M.cpu_dropout(x, 0.4)
+    torch.manual_seed(3)
+    assert torch.equal(a, F.dropout(x, 0.4, training=True))
+
+
+def test_training_attention_with_dropout_on_cpu_uses_cpu_dropout():
+    """The fast path is the readable attention with cpu_dropout's mask on the weights."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 10, 8) for _ in range(3))
+    torch.manual_seed(9)
+    out, wei = M.causal_attention(q, k, v, dropout=0.3)
+    assert wei is None
+    _, weights = M.causal_attention(q, k, v, need_weights=True)
+    torch.manual_seed(9)
+    assert torch.allclose(out, M.cpu_dropout(weights, 0.3) @ v, atol=1e-6)
+    # without dropout the two paths agree exactly in what they compute
+    assert torch.allclose(M.causal_attention(q, k, v)[0], weights @ v, atol=1e-6)
+
+
+def test_reference_gpt_uses_cpu_dropout_and_the_lecture_model_torch_dropout():
+    cfg = dict(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.1)
+    ref = M.GPT(M.GPTConfig(**cfg))
+    lecture = M.GPT(M.GPTConfig(**cfg, attention="heads"))
+    ref_drops = [type(m) for m in ref.modules() if isinstance(m, nn.Dropout)]
+    lecture_drops = [type(m) for m in lecture.modules() if isinstance(m, nn.Dropout)]
+    assert ref_drops and set(ref_drops) == {M.Dropout}
+    assert lecture_drops and set(lecture_drops) == {nn.Dropout}
+    swiglu = M.GPT(M.GPTConfig(**cfg, activation="swiglu"))
+    assert {type(m) for m in swiglu.modules() if isinstance(m, nn.Dropout)} == {M.Dropout}
