@@ -81,7 +81,7 @@ def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dic
         steps[name] = training_step(model, random_batches(vocab_size, tcfg.batch_size, tcfg.block_size, 4, device),
                                     device)
     times: dict[str, list[float]] = {name: [] for name in names}
-    for name, step in steps.items():  # warm-up
+    for step in steps.values():  # warm-up
         median_seconds(step, warmup=3, reps=1, device=device)
     for _ in range(reps):
         for name, step in steps.items():

@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         runs["from scratch, longer"] = _run(f"scratch x{longer.max_iters} steps", GPT(model_cfg).to(device), tr, va,
                                             longer)
 
-    print(f"\n| run | Shakespeare steps | best val | seconds |\n|---|---:|---:|---:|")
+    print("\n| run | Shakespeare steps | best val | seconds |\n|---|---:|---:|---:|")
     print(f"| pretrained only ({res_pre.iters_done} steps of {args.source}) | 0 | {zero_shot:.4f} | {pre_seconds:.0f} |")
     for name, res in runs.items():
         print(f"| {name} | {res.iters_done} | {res.best_val:.4f} | {res.seconds:.0f} |")

@@ -19,6 +19,7 @@ the ratio b/a.
     python benchmarks/throughput.py --quick         # a couple of steps, to prove it runs
     python benchmarks/throughput.py --device cuda   # the same on a GPU (bf16 autocast there)
     python benchmarks/throughput.py --configs lecture --convergence 150   # + does bf16 train like fp32?
+    python benchmarks/throughput.py --steps 0 --matmul   # fp32 vs bf16 matrix multiplies of the lecture's shapes
 """
 
 from __future__ import annotations
@@ -54,6 +55,8 @@ def main(argv=None) -> int:
     p.add_argument("--convergence", type=int, default=0, metavar="STEPS",
                    help="also train (b) for STEPS steps on Tiny Shakespeare in fp32 and under bf16 autocast, from "
                         "the same seed and batches, and print both losses (CPU with native bf16 only)")
+    p.add_argument("--matmul", action="store_true",
+                   help="also time bare matrix multiplies of the lecture's linear-layer shapes in fp32 and bf16")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.warmup, args.batch = 2, 1, 2
@@ -95,12 +98,28 @@ def main(argv=None) -> int:
         for name in args.configs:
             cfg, batch = CONFIGS[name]
             _convergence(cfg, args.batch or batch, 3 if args.quick else args.convergence, device)
+    if args.matmul:
+        _matmuls(device, quick=args.quick)
     print()
     for name, batch, T, ratios in rows:
         for label, r in ratios.items():
             if not label.startswith("a:"):
                 print(f"{name} (batch {batch} x block {T}): {label} / list of heads = {r:.2f}x")
     return 0
+
+
+def _matmuls(device: torch.device, quick: bool = False) -> None:
+    """GFLOP/s of ``a @ b`` in fp32 and bf16 for the lecture's linear layers at batch 8 x 256 tokens:
+    feed-forward up (384 -> 1536), down (1536 -> 384), and the fused QKV (384 -> 1152)."""
+    for m, k, n in [(2048, 384, 1536), (2048, 1536, 384), (2048, 384, 1152)]:
+        if quick:
+            m, k, n = m // 16, k // 16, n // 16
+        a, b = torch.randn(m, k, device=device), torch.randn(k, n, device=device)
+        ab, bb = a.bfloat16(), b.bfloat16()
+        fp32 = median_seconds(lambda a=a, b=b: a @ b, 3, 10, device)
+        bf16 = median_seconds(lambda a=ab, b=bb: a @ b, 3, 10, device)
+        print(f"matmul {m}x{k} @ {k}x{n}: fp32 {2 * m * k * n / fp32 / 1e9:6.0f} GFLOP/s, "
+              f"bf16 {2 * m * k * n / bf16 / 1e9:6.0f} GFLOP/s, bf16 {fp32 / bf16:.2f}x faster", flush=True)
 
 
 def _convergence(cfg: GPTConfig, batch: int, steps: int, device: torch.device) -> None:

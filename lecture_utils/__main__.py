@@ -39,6 +39,10 @@ def _add_train(sub) -> None:
     p.add_argument("--batch-size", type=int)
     p.add_argument("--block-size", type=int, help="context length (also the model's block_size)")
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
+    p.add_argument("--weight-decay", type=float, dest="weight_decay", help="AdamW's weight decay")
+    p.add_argument("--optimizer", choices=["adamw", "muon"],
+                   help="muon: Muon for the blocks' weight matrices, AdamW for the rest")
+    p.add_argument("--muon-lr", type=float, dest="muon_lr", help="Muon's peak learning rate (with --optimizer muon)")
     p.add_argument("--n-embd", type=int)
     p.add_argument("--n-head", type=int)
     p.add_argument("--n-layer", type=int)
@@ -99,7 +103,8 @@ def cmd_train(args) -> int:
 
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("max_iters", "eval_interval", "eval_iters", "batch_size",
-                                               "block_size", "learning_rate", "seed", "time_budget", "grad_accum")
+                                               "block_size", "learning_rate", "seed", "time_budget", "grad_accum",
+                                               "weight_decay", "optimizer", "muon_lr")
                  if getattr(args, k) is not None}
     if args.compile:
         overrides["compile"] = True

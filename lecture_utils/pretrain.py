@@ -20,7 +20,6 @@ from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from lecture_utils.data import CharTokenizer, CorpusError, encode_text, load_text, split_data

@@ -25,3 +25,40 @@ def test_benchmark_quick_mode_runs(script):
                          capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip()
+
+
+@pytest.mark.slow
+def test_throughput_convergence_mode_runs():
+    """--convergence trains fp32 and bf16 side by side (on CPUs with native bf16; elsewhere it says nothing)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--device", "cpu",
+                          "--configs", "small", "--convergence", "2"], capture_output=True, text=True, timeout=600,
+                         cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    from lecture_utils.device import cpu_has_native_bf16
+
+    if cpu_has_native_bf16():
+        assert "fp32" in out.stdout and "bf16 autocast" in out.stdout and "val after 3 steps" in out.stdout
+
+
+def test_cpu_budget_set_names_a_bad_field_or_value():
+    script = str(ROOT / "benchmarks" / "cpu_budget.py")
+    bad_field = subprocess.run([sys.executable, script, "--set", "n_layers=6"], capture_output=True, text=True,
+                               timeout=120)
+    assert bad_field.returncode == 2 and "'n_layers=6'" in bad_field.stderr and "n_layer" in bad_field.stderr
+    bad_value = subprocess.run([sys.executable, script, "--set", "cpu_bf16=maybe"], capture_output=True, text=True,
+                               timeout=120)
+    assert bad_value.returncode == 2 and "cpu_bf16 must be of type bool" in bad_value.stderr
+
+
+def test_cpu_budget_set_overrides_model_and_training():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import argparse
+
+        import cpu_budget
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    got = cpu_budget._parse_overrides(argparse.ArgumentParser(), ["n_layer=6", "cpu_bf16=true", "muon_lr=0.01",
+                                                                   "optimizer=muon", "block_size=128"])
+    assert got == {"n_layer": 6, "cpu_bf16": True, "muon_lr": 0.01, "optimizer": "muon", "block_size": 128}
+    assert "block_size" in cpu_budget._MODEL_FIELDS and "block_size" in cpu_budget._TRAIN_FIELDS
