@@ -29,7 +29,7 @@ import torch
 from lecture_utils import data
 from lecture_utils.device import describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
-from lecture_utils.train import PRESETS, TrainConfig, train
+from lecture_utils.train import PRESETS, TrainConfig, train, whole_split_loss
 
 BASELINE = (
     GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
@@ -135,30 +135,6 @@ def main(argv=None) -> int:
                 if base is not None and name != "baseline" else "")
         print(f"  {name:<16} best val {res.best_val:.4f}, whole val split {whole:.4f}{diff}")
     return 0
-
-
-@torch.no_grad()
-def whole_split_loss(model: torch.nn.Module, split: torch.Tensor, block_size: int, batch_size: int = 64) -> float:
-    """Mean cross-entropy of ``model`` over every character of ``split``, cut into consecutive windows of
-    ``block_size`` (each character predicted once, with the context a training window gives it).
-
-    The training loop's estimates (``eval_iters`` random batches) vary by about 0.01 from one evaluation
-    to the next at this budget's 100 x 12 x 64 characters, and the best of ~20 of them is biased low; this
-    is the exact figure for the final model (111,540 characters; ~2 s on a CPU, after the budget)."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    n = (len(split) - 1) // block_size
-    x = split[: n * block_size].view(n, block_size)
-    y = split[1 : n * block_size + 1].view(n, block_size)
-    total = 0.0
-    for i in range(0, n, batch_size):
-        logits, _ = model(x[i : i + batch_size].to(device))
-        total += torch.nn.functional.cross_entropy(logits.reshape(-1, logits.size(-1)).float(),
-                                                   y[i : i + batch_size].reshape(-1).to(device),
-                                                   reduction="sum").item()
-    model.train(was_training)
-    return total / (n * block_size)
 
 
 if __name__ == "__main__":

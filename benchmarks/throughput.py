@@ -20,6 +20,8 @@ the ratio b/a.
     python benchmarks/throughput.py --device cuda   # the same on a GPU (bf16 autocast there)
     python benchmarks/throughput.py --configs lecture --convergence 150   # + does bf16 train like fp32?
     python benchmarks/throughput.py --steps 0 --matmul   # fp32 vs bf16 matrix multiplies of the lecture's shapes
+    python benchmarks/throughput.py --steps 0 --profile  # where a step's time goes (torch.profiler), per variant
+    python benchmarks/throughput.py --steps 0 --configs cpu --optimizers   # AdamW (loop/fused) and Muon per step
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ def main(argv=None) -> int:
                         "the same seed and batches, and print both losses (CPU with native bf16 only)")
     p.add_argument("--matmul", action="store_true",
                    help="also time bare matrix multiplies of the lecture's linear-layer shapes in fp32 and bf16")
+    p.add_argument("--profile", action="store_true",
+                   help="also profile one step of (b) with torch's masks, (b) and (b) + bf16: shares of its time")
+    p.add_argument("--optimizers", action="store_true",
+                   help="also time one optimizer step: AdamW (for-loop, fused) and Muon, next to a training step")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.warmup, args.batch = 2, 1, 2
@@ -100,12 +106,77 @@ def main(argv=None) -> int:
             _convergence(cfg, args.batch or batch, 3 if args.quick else args.convergence, device)
     if args.matmul:
         _matmuls(device, quick=args.quick)
+    for name in args.configs if args.profile or args.optimizers else []:
+        cfg, batch = CONFIGS[name]
+        batch = args.batch or batch
+        batches = random_batches(65, batch, cfg.block_size, 4, device)
+        if args.profile:
+            _profile(name, cfg, batches, device)
+        if args.optimizers:
+            _optimizers(name, cfg, batches, device)
     print()
     for name, batch, T, ratios in rows:
         for label, r in ratios.items():
             if not label.startswith("a:"):
                 print(f"{name} (batch {batch} x block {T}): {label} / list of heads = {r:.2f}x")
     return 0
+
+
+def _profile(name: str, cfg: GPTConfig, batches, device: torch.device) -> None:
+    """Share of one warm training step's operator time (torch.profiler, self time) by group."""
+    from torch.profiler import ProfilerActivity, profile
+
+    variants = [("b with torch's dropout masks", False), ("b: reference GPT", False)]
+    if device.type == "cpu" and cpu_has_native_bf16():
+        variants.append(("b + bf16 autocast", True))
+    for label, bf16 in variants:
+        torch.manual_seed(0)
+        step = training_step(GPT(cfg).to(device).train(), batches, device, cpu_bf16=bf16)
+        model_module.FAST_CPU_DROPOUT = not label.startswith("b with torch's")
+        try:
+            step()
+            step()
+            with profile(activities=[ProfilerActivity.CPU]) as prof:
+                step()
+        finally:
+            model_module.FAST_CPU_DROPOUT = True
+        groups = {"matmuls (linear)": 0.0, "attention": 0.0, "dropout masks": 0.0, "other": 0.0}
+        for e in prof.key_averages():
+            key, t = e.key, e.self_cpu_time_total
+            if key in ("aten::mm", "aten::addmm"):
+                groups["matmuls (linear)"] += t
+            elif "attention" in key or key in ("aten::bmm", "aten::_softmax", "aten::_softmax_backward_data"):
+                groups["attention"] += t
+            elif key in ("aten::bernoulli_", "cpu_dropout mask"):
+                groups["dropout masks"] += t
+            elif key.startswith("aten::"):
+                groups["other"] += t
+        total = sum(groups.values())
+        print(f"profile {name:<8} {label:<30} " + "  ".join(f"{k} {v / total:5.1%}" for k, v in groups.items()),
+              flush=True)
+
+
+def _optimizers(name: str, cfg: GPTConfig, batches, device: torch.device) -> None:
+    """Milliseconds of one optimizer step for the model's parameters (gradients from one batch): AdamW as a
+    for-loop (torch's default on a CPU), AdamW fused, and Muon (newton_schulz per weight matrix) for the
+    blocks' matrices; and a whole training step for scale."""
+    from lecture_utils.train import Muon
+
+    torch.manual_seed(0)
+    model = GPT(cfg).to(device).train()
+    x, y = batches[0]
+    model(x, y)[1].backward()
+    matrices = [p_ for n, p_ in model.named_parameters() if p_.ndim == 2 and n.startswith("blocks.")]
+    optimizers = {"AdamW (for-loop)": torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False),
+                  "AdamW (fused)": torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True),
+                  "Muon (blocks' matrices only)": Muon(matrices, lr=1e-4)}
+    for label, opt in optimizers.items():
+        print(f"optimizer {name:<8} {label:<30} {median_seconds(opt.step, 3, 20, device) * 1e3:7.2f} ms/step",
+              flush=True)
+    torch.manual_seed(0)
+    step = training_step(GPT(cfg).to(device).train(), batches, device)
+    print(f"optimizer {name:<8} {'(a whole training step)':<30} {median_seconds(step, 3, 20, device) * 1e3:7.2f} "
+          f"ms/step", flush=True)
 
 
 def _matmuls(device: torch.device, quick: bool = False) -> None:

@@ -19,7 +19,7 @@ matmul) and keeps the weights; without, it calls ``F.scaled_dot_product_attentio
 check the two paths agree, so the pictures show what the model computes.
 
 Speed on a CPU (``benchmarks/throughput.py``): the reference ``GPT`` draws its dropout masks with
-:func:`cpu_dropout` (numpy's generator; torch's ``bernoulli_`` took a quarter of a lecture-sized
+:func:`cpu_dropout` (numpy's generator; torch's ``bernoulli_`` took 15 % of a lecture-sized
 training step); the lecture's modules keep ``nn.Dropout``.
 """
 
@@ -183,7 +183,7 @@ def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tenso
 
     Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``, like
     ``F.dropout``. On a CPU torch draws its dropout masks one number at a time (``bernoulli_``:
-    a quarter of a lecture-sized training step on a 2-core CPU, measured by
+    15 % of a lecture-sized fp32 training step on a 2-core CPU, measured by
     ``benchmarks/throughput.py``), so here the mask comes from numpy's SFC64 generator: 16 random
     bits per element, kept when they are at least ``round(p * 65536)`` (so ``p`` is exact to
     1/65536). The generator is seeded from torch's, so ``torch.manual_seed`` still makes a run

@@ -223,3 +223,23 @@ def test_muon_step_goes_downhill_and_training_learns(shakespeare):
                       optimizer="muon", muon_lr=0.02)
     res = train(model, tr, va, cfg, progress=False)
     assert res.history[-1]["val"] < res.history[0]["val"] - 0.5
+
+
+def test_whole_split_loss_is_the_mean_over_every_window():
+    from lecture_utils.train import whole_split_loss
+
+    torch.manual_seed(0)
+    model = GPT(SMALL).train()
+    split = torch.randint(65, (8 * 13 + 5,))  # 13 windows of 8, and a remainder that no window covers
+    got = whole_split_loss(model, split, block_size=8, batch_size=5)  # batches of 5, 5, 3 windows
+    model.eval()
+    with torch.no_grad():
+        logits, _ = model(split[:104].view(13, 8))
+        want = torch.nn.functional.cross_entropy(logits.reshape(-1, 65), split[1:105]).item()
+    assert got == pytest.approx(want, rel=1e-6)
+    model.train()
+    whole_split_loss(model, split, 8)
+    assert model.training  # mode restored (dropout 0.1 was off while measuring: same value twice)
+    assert whole_split_loss(model, split, 8) == pytest.approx(got, rel=1e-6)
+    with pytest.raises(ValueError, match="too short"):
+        whole_split_loss(model, split[:8], 8)

@@ -1378,13 +1378,18 @@ def swiglu_silu_on_up():
     return (SwiGLU,)
 
 
-@wrong("12.4", "swiglu", "GLU")
-def swiglu_with_sigmoid():
+def _swiglu_gated_by(activation):
+    """SwiGLU with another function where the SiLU belongs."""
     class SwiGLU(M.SwiGLU):
         def forward(self, x):
-            return self.dropout(self.down(torch.sigmoid(self.gate(x)) * self.up(x)))
+            return self.dropout(self.down(activation(self.gate(x)) * self.up(x)))
 
     return (SwiGLU,)
+
+
+@wrong("12.4", "swiglu", "GLU")
+def swiglu_with_sigmoid():
+    return _swiglu_gated_by(torch.sigmoid)
 
 
 @wrong("12.4", "swiglu", "no biases")
@@ -1787,11 +1792,7 @@ def rope_cos_sin_swapped():
 
 @wrong("12.4", "swiglu", "GEGLU")
 def swiglu_with_gelu():
-    class SwiGLU(M.SwiGLU):
-        def forward(self, x):
-            return self.dropout(self.down(F.gelu(self.gate(x)) * self.up(x)))
-
-    return (SwiGLU,)
+    return _swiglu_gated_by(F.gelu)
 
 
 @wrong("12.6", "lr_schedule", "cos needs pi")
