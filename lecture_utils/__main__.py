@@ -40,6 +40,8 @@ def _add_train(sub) -> None:
     p.add_argument("--block-size", type=int, help="context length (also the model's block_size)")
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
     p.add_argument("--weight-decay", type=float, dest="weight_decay", help="AdamW's weight decay")
+    p.add_argument("--decay-matrices-only", action="store_const", const=False, dest="decay_all",
+                   help="weight decay on weight matrices and embeddings only, not on biases and norm gains")
     p.add_argument("--optimizer", choices=["adamw", "muon"],
                    help="muon: Muon for the blocks' weight matrices, AdamW for the rest")
     p.add_argument("--muon-lr", type=float, dest="muon_lr", help="Muon's peak learning rate (with --optimizer muon)")
@@ -47,6 +49,8 @@ def _add_train(sub) -> None:
     p.add_argument("--n-head", type=int)
     p.add_argument("--n-layer", type=int)
     p.add_argument("--dropout", type=float)
+    p.add_argument("--attn-dropout", type=float, dest="attn_dropout",
+                   help="a separate dropout rate for the attention weights (default: --dropout's)")
     p.add_argument("--activation", choices=["relu", "gelu", "swiglu"], help="feed-forward activation (chapter 12)")
     p.add_argument("--norm", choices=["layernorm", "rmsnorm"], help="normalisation layer (chapter 12)")
     p.add_argument("--position", choices=["learned", "rope"], help="position embeddings (chapter 12)")
@@ -104,7 +108,7 @@ def cmd_train(args) -> int:
     preset = PRESETS[args.preset]
     overrides = {k: getattr(args, k) for k in ("max_iters", "eval_interval", "eval_iters", "batch_size",
                                                "block_size", "learning_rate", "seed", "time_budget", "grad_accum",
-                                               "weight_decay", "optimizer", "muon_lr")
+                                               "weight_decay", "optimizer", "muon_lr", "decay_all")
                  if getattr(args, k) is not None}
     if args.compile:
         overrides["compile"] = True
@@ -114,11 +118,12 @@ def cmd_train(args) -> int:
     mcfg = preset.model
     if mcfg is not None:
         m_over = {k: getattr(args, k) for k in ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm",
-                                                "position", "tie_weights") if getattr(args, k) is not None}
+                                                "position", "tie_weights", "attn_dropout")
+                  if getattr(args, k) is not None}
         m_over["block_size"] = tcfg.block_size
         mcfg = replace(mcfg, **m_over)
     elif any(getattr(args, k) is not None for k in ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm",
-                                                     "position", "tie_weights")):
+                                                     "position", "tie_weights", "attn_dropout")):
         print("error: the bigram preset has no n_embd/n_head/n_layer/dropout or chapter-12 flags", file=sys.stderr)
         return 2
     preset = replace(preset, model=mcfg, train=tcfg)

@@ -279,13 +279,14 @@ class CausalSelfAttention(nn.Module, _KeepsAttention):
     copies weights from one to the other.
     """
 
-    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, rope: bool = False):
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, rope: bool = False,
+                 attn_dropout: float | None = None):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         self.n_head = n_head
         self.block_size = block_size
-        self.attn_dropout = dropout
+        self.attn_dropout = dropout if attn_dropout is None else attn_dropout  # on the attention weights
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)  # [q | k | v], each head_size per head
         self.proj = nn.Linear(n_embd, n_embd)
         self.dropout = Dropout(dropout)
@@ -484,15 +485,18 @@ class Block(nn.Module):
         activation: str = "relu",
         norm: str = "layernorm",
         rope: bool = False,
+        attn_dropout: float | None = None,
     ):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         if attention == "batched":
-            self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout, rope=rope)
+            self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout, rope=rope, attn_dropout=attn_dropout)
         elif attention == "heads":
             if rope:
                 raise ValueError("RoPE is built into attention='batched' only; use that (same mathematics)")
+            if attn_dropout is not None and attn_dropout != dropout:
+                raise ValueError("a separate attn_dropout is built into attention='batched' only")
             self.sa = MultiHeadAttention(n_embd, n_head, n_embd // n_head, block_size, dropout)
         else:
             raise ValueError(f"attention must be 'batched' or 'heads', got {attention!r}")
@@ -525,6 +529,10 @@ class GPTConfig:
     ``activation`` ``"relu"`` | ``"gelu"`` | ``"swiglu"``; ``norm`` ``"layernorm"`` | ``"rmsnorm"``;
     ``position`` ``"learned"`` (a position embedding table) | ``"rope"`` (rotary, no table);
     ``tie_weights``: the output layer shares the token embedding's matrix.
+
+    ``attn_dropout``: a separate rate for the attention weights (``None``: ``dropout``). ``0.0`` with
+    ``dropout > 0`` regularises the residual branches only and keeps PyTorch's fused attention kernel on
+    a CPU, which refuses attention dropout.
     """
 
     vocab_size: int = 65
@@ -538,6 +546,7 @@ class GPTConfig:
     norm: str = "layernorm"
     position: str = "learned"
     tie_weights: bool = False
+    attn_dropout: float | None = None  # dropout on the attention weights; None: ``dropout``, as in the lecture
 
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer"):
@@ -550,6 +559,11 @@ class GPTConfig:
             raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
         if self.attention not in ("batched", "heads"):
             raise ValueError(f"GPTConfig.attention must be 'batched' or 'heads', got {self.attention!r}")
+        if self.attn_dropout is not None:
+            if not 0.0 <= self.attn_dropout < 1.0:
+                raise ValueError(f"GPTConfig.attn_dropout must be None or in [0, 1), got {self.attn_dropout}")
+            if self.attention != "batched" and self.attn_dropout != self.dropout:
+                raise ValueError("GPTConfig: a separate attn_dropout needs attention='batched'")
         choices = {"activation": ("relu", "gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),
                    "position": ("learned", "rope")}
         for name, allowed in choices.items():
@@ -592,7 +606,7 @@ class GPT(nn.Module):
         self.blocks = nn.Sequential(
             *[
                 Block(config.n_embd, config.n_head, config.block_size, config.dropout, config.attention,
-                      config.activation, config.norm, rope)
+                      config.activation, config.norm, rope, config.attn_dropout)
                 for _ in range(config.n_layer)
             ]
         )

@@ -34,12 +34,16 @@ def test_modern_flags_reach_the_model_and_the_checkpoint(tmp_path):
     ckpt = tmp_path / "modern.pt"
     out = run("train", "--preset", "lecture-small", "--max-iters", "2", "--eval-interval", "2", "--eval-iters", "1",
               "--activation", "swiglu", "--norm", "rmsnorm", "--position", "rope", "--tie-weights",
+              "--dropout", "0.1", "--attn-dropout", "0", "--weight-decay", "0.3", "--decay-matrices-only",
               "--device", "cpu", "--out", str(ckpt), "--no-progress")
     assert out.returncode == 0, out.stderr
     from lecture_utils.train import read_checkpoint
 
-    cfg = read_checkpoint(ckpt)["config"]
+    ck = read_checkpoint(ckpt)
+    cfg = ck["config"]
     assert (cfg["activation"], cfg["norm"], cfg["position"], cfg["tie_weights"]) == ("swiglu", "rmsnorm", "rope", True)
+    assert (cfg["dropout"], cfg["attn_dropout"]) == (0.1, 0.0)
+    assert (ck["train_config"]["weight_decay"], ck["train_config"]["decay_all"]) == (0.3, False)
     out = run("train", "--preset", "bigram", "--max-iters", "1", "--norm", "rmsnorm", "--no-progress")
     assert out.returncode == 2 and "chapter-12 flags" in out.stderr
 

