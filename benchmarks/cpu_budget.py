@@ -32,14 +32,9 @@ from lecture_utils.device import describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
 from lecture_utils.train import PRESETS, TrainConfig, train, whole_split_loss
 
-BASELINE = (
-    GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
-    TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=12, block_size=64, learning_rate=1e-3,
-                beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
-)
+BASELINE = (PRESETS["cpu"].model, PRESETS["cpu"].train)  # the well-known configuration is the package's cpu preset
 CANDIDATES = {
     "lr2e-3-batch16": (BASELINE[0], replace(BASELINE[1], learning_rate=2e-3, batch_size=16)),
-    "preset-cpu": (PRESETS["cpu"].model, PRESETS["cpu"].train),
     # chapter 12's ablation (3000 steps, 2 seeds): RoPE -0.047 and SwiGLU -0.028 helped, tying and GELU hurt,
     # RMSNorm changed nothing but time; so: the two that helped, at the baseline's shape and schedule
     "swiglu-rope": (replace(BASELINE[0], activation="swiglu", position="rope"), BASELINE[1]),

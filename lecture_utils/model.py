@@ -94,6 +94,18 @@ def _logits_and_loss(logits: torch.Tensor, targets: torch.Tensor | None):
     return logits, loss
 
 
+@contextlib.contextmanager
+def eval_mode(module: nn.Module):
+    """``with eval_mode(model):`` - eval mode (dropout off) inside, the mode it was in afterwards, even
+    after an exception (the ``was_training`` pattern of chapter 02's ``estimate_loss``)."""
+    was_training = module.training
+    module.eval()
+    try:
+        yield module
+    finally:
+        module.train(was_training)
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
@@ -115,10 +127,8 @@ def generate(
         raise ValueError(f"temperature must be > 0, got {temperature}")
     if idx.dim() != 2:
         raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
-    was_training = model.training
-    model.eval()
     block_size = getattr(model, "block_size", None)
-    try:
+    with eval_mode(model):
         for _ in range(max_new_tokens):
             idx_cond = idx if block_size is None else idx[:, -block_size:]
             logits, _ = model(idx_cond)
@@ -132,8 +142,6 @@ def generate(
                 sample_device = torch.device("cpu")
             idx_next = torch.multinomial(probs.to(sample_device), num_samples=1, generator=generator)
             idx = torch.cat((idx, idx_next.to(idx.device)), dim=1)  # (B, T+1)
-    finally:
-        model.train(was_training)
     return idx
 
 
@@ -649,14 +657,9 @@ class GPT(nn.Module):
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
         """Attention weights of every layer and head for ``idx`` (``(B, T)``), computed by the
         forward pass itself in eval mode: shape ``(n_layer, B, n_head, T, T)``."""
-        was_training = self.training
-        self.eval()
-        try:
-            with keep_attention(self) as modules:
-                self(idx)
-                return torch.stack([m.attention for m in modules])
-        finally:
-            self.train(was_training)
+        with eval_mode(self), keep_attention(self) as modules:
+            self(idx)
+            return torch.stack([m.attention for m in modules])
 
 
 @contextlib.contextmanager
@@ -688,6 +691,7 @@ __all__ = [
     "BigramWithPositions",
     "generate",
     "causal_attention",
+    "eval_mode",
     "cpu_dropout",
     "Dropout",
     "Head",

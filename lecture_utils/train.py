@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from lecture_utils.data import CharTokenizer, get_batch
 from lecture_utils.device import autocast_dtype
-from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig
+from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig, eval_mode
 
 
 @torch.no_grad()
@@ -46,10 +46,8 @@ def estimate_loss(
     if eval_iters < 1:
         raise ValueError(f"eval_iters must be >= 1, got {eval_iters}")
     device = _model_device(model)
-    was_training = model.training
-    model.eval()
     out = {}
-    try:
+    with eval_mode(model):
         for name, data in splits.items():
             losses = torch.zeros(eval_iters)
             for k in range(eval_iters):
@@ -57,8 +55,6 @@ def estimate_loss(
                 _, loss = model(x, y)
                 losses[k] = loss.item()
             out[name] = losses.mean().item()
-    finally:
-        model.train(was_training)
     return out
 
 
@@ -78,16 +74,12 @@ def whole_split_loss(model: nn.Module, split: torch.Tensor, block_size: int, bat
     device = _model_device(model)
     x = split[: n * block_size].view(n, block_size)
     y = split[1 : n * block_size + 1].view(n, block_size)
-    was_training = model.training
-    model.eval()
     total = 0.0
-    try:
+    with eval_mode(model):
         for i in range(0, n, batch_size):
             xb, yb = x[i : i + batch_size].to(device), y[i : i + batch_size].to(device)
             _, loss = model(xb, yb)
             total += loss.item() * yb.numel()
-    finally:
-        model.train(was_training)
     return total / (n * block_size)
 
 
@@ -501,6 +493,15 @@ class Preset:
     train: TrainConfig
 
 
+_CPU = Preset(
+    "cpu", "the well-known small CPU GPT given 10 minutes (benchmarks/cpu_budget.py's baseline; chapters 11-12 "
+    "start from it): 4 layers, 4 heads, n_embd 128, block 64, batch 12, lr 1e-3 with warmup and cosine decay "
+    "over a 600 s budget",
+    GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
+    TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=12, block_size=64,
+                learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4, time_budget=600.0),
+)
+
 PRESETS: dict[str, Preset] = {
     "bigram": Preset(
         "bigram", "the lecture's bigram model: batch 32, block 8, lr 1e-2, 3000 iters",
@@ -521,21 +522,12 @@ PRESETS: dict[str, Preset] = {
         TrainConfig(max_iters=2000, eval_interval=250, eval_iters=100, batch_size=12, block_size=64,
                     learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
     ),
-    "cpu": Preset(
-        "cpu", "the well-known small CPU GPT given 10 minutes (benchmarks/cpu_budget.py's baseline; chapters 11-12 "
-        "start from it): 4 layers, 4 heads, n_embd 128, block 64, batch 12, lr 1e-3 with warmup and cosine decay "
-        "over a 600 s budget",
-        GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
-        TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=12, block_size=64,
-                    learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4, time_budget=600.0),
-    ),
+    "cpu": _CPU,
     "cpu-best": Preset(
         "cpu-best", "the best GPT measured for 10 minutes of 2-core CPU training (benchmarks/cpu_budget.py): the cpu "
         "preset with SwiGLU, RoPE, and weight decay 0.3 on the weight matrices only; 5 evaluations",
-        GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0, activation="swiglu", position="rope"),
-        TrainConfig(max_iters=10**9, eval_interval=2000, eval_iters=100, batch_size=12, block_size=64,
-                    learning_rate=1e-3, weight_decay=0.3, decay_all=False, beta2=0.99, warmup_iters=100,
-                    lr_decay=True, min_lr=1e-4, time_budget=600.0),
+        replace(_CPU.model, activation="swiglu", position="rope"),
+        replace(_CPU.train, weight_decay=0.3, decay_all=False, eval_interval=2000),
     ),
     "lecture": Preset(
         "lecture", "the lecture's final GPT (10.8 M parameters): a GPU job, ~24 h on a 2-core CPU",

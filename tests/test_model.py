@@ -373,3 +373,15 @@ def test_reference_gpt_uses_cpu_dropout_and_the_lecture_model_torch_dropout():
     assert lecture_drops and set(lecture_drops) == {nn.Dropout}
     swiglu = M.GPT(M.GPTConfig(**cfg, activation="swiglu"))
     assert {type(m) for m in swiglu.modules() if isinstance(m, nn.Dropout)} == {M.Dropout}
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_eval_mode_restores_the_mode_even_after_an_error(training):
+    m = M.GPT(M.GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.5))
+    m.train(training)
+    with M.eval_mode(m):
+        assert not m.training and not m.blocks[0].sa.dropout.training
+    assert m.training is training
+    with pytest.raises(RuntimeError), M.eval_mode(m):
+        raise RuntimeError("boom")
+    assert m.training is training and m.blocks[0].sa.dropout.training is training
