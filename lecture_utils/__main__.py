@@ -24,22 +24,33 @@ def _add_train(sub) -> None:
         "train",
         help="train a model from a preset",
         description="Train a model on Tiny Shakespeare (or --data FILE) from a named preset; any "
-        "preset value can be overridden. Prints the last and best val loss and saves the "
-        "best checkpoint.",
+        "preset value can be overridden. Prints each evaluation as it happens, the last and best val "
+        "loss, and saves the best checkpoint (with the training state, so --resume can continue it).\n\n"
+        "Checkpoints are never replaced by accident: if --out already exists, train stops before doing "
+        "anything\nunless you pass --overwrite (start again, replacing it) or --resume it (continue that run). "
+        "Ctrl-C\nstops a run and keeps the best checkpoint so far.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="presets:\n" + "\n".join(f"  {name:<14} {p.description}" for name, p in PRESETS.items()),
     )
-    p.add_argument("--preset", default="lecture-small", choices=sorted(PRESETS), help="configuration to start from (default: lecture-small)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="configuration to start from (default: lecture-small; with --resume, the checkpoint's)")
     p.add_argument("--data", default=None, help="a UTF-8 text file to train on instead of Tiny Shakespeare")
-    p.add_argument("--out", default=None, help="checkpoint path (default: runs/PRESET.pt)")
+    p.add_argument("--out", default=None, help="checkpoint path (default: runs/PRESET.pt; with --resume, the "
+                   "resumed file). An existing file is never replaced unless --overwrite is given")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace --out if it exists (by default train refuses to start)")
+    p.add_argument("--resume", metavar="CHECKPOINT", default=None,
+                   help="continue the run saved in CHECKPOINT from its iteration (its best evaluation so far): "
+                        "model, optimizer, learning-rate schedule, random state and best val loss; --max-iters "
+                        "counts from the start of the original run")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: best available)")
-    p.add_argument("--max-iters", type=int, help="training iterations")
-    p.add_argument("--eval-interval", type=int, help="evaluate every N iterations")
-    p.add_argument("--eval-iters", type=int, help="batches per evaluation")
+    p.add_argument("--max-iters", type=int, help="training iterations (>= 1)")
+    p.add_argument("--eval-interval", type=int, help="evaluate every N iterations (0: only at the end)")
+    p.add_argument("--eval-iters", type=int, help="batches per evaluation (>= 1)")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--block-size", type=int, help="context length (also the model's block_size)")
-    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate")
-    p.add_argument("--weight-decay", type=float, dest="weight_decay", help="AdamW's weight decay")
+    p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate (> 0)")
+    p.add_argument("--weight-decay", type=float, dest="weight_decay", help="AdamW's weight decay (>= 0)")
     p.add_argument("--decay-matrices-only", action="store_const", const=False, dest="decay_all",
                    help="weight decay on weight matrices and embeddings only, not on biases and norm gains")
     p.add_argument("--optimizer", choices=["adamw", "muon"],
@@ -48,7 +59,7 @@ def _add_train(sub) -> None:
     p.add_argument("--n-embd", type=int)
     p.add_argument("--n-head", type=int)
     p.add_argument("--n-layer", type=int)
-    p.add_argument("--dropout", type=float)
+    p.add_argument("--dropout", type=float, help="dropout rate in [0, 1)")
     p.add_argument("--attn-dropout", type=float, dest="attn_dropout",
                    help="a separate dropout rate for the attention weights (default: --dropout's)")
     p.add_argument("--activation", choices=["relu", "gelu", "swiglu"], help="feed-forward activation (chapter 12)")
@@ -61,22 +72,25 @@ def _add_train(sub) -> None:
                    help="stop after this much wall-clock time (evaluation included); 0 = run --max-iters")
     p.add_argument("--grad-accum", type=int, dest="grad_accum", metavar="N",
                    help="micro-batches per step (global batch = batch size x N); under torchrun they are "
-                        "split across the processes, so N must be a multiple of --nproc_per_node")
+                        "split across the processes, so N must be a multiple of --nproc_per_node (left out, "
+                        "the CLI picks a split and says which)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all available, shared among processes)")
     p.add_argument("--compile", action="store_true", help="use torch.compile (pays off on long GPU runs)")
     p.add_argument("--cpu-bf16", action="store_true", dest="cpu_bf16",
                    help="bf16 autocast on a CPU with native bf16 (AVX512-BF16/AMX): faster for large models")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar (e.g. in logs)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal, e.g. in a log)")
+    p.set_defaults(_flags={a.dest: a.option_strings[0] for a in p._actions if a.option_strings})
 
 
 def _add_sample(sub) -> None:
     p = sub.add_parser("sample", help="generate text from a checkpoint",
                        description="Generate text from a checkpoint saved by `train`.")
     p.add_argument("--checkpoint", required=True, help="path of a .pt file written by `train`")
-    p.add_argument("--prompt", default="\n", help="text to start from (default: a newline)")
-    p.add_argument("--tokens", type=int, default=500, help="characters to generate (default 500)")
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=None)
+    p.add_argument("--prompt", default="\n", help="text to start from, at least one character (default: a newline)")
+    p.add_argument("--tokens", type=int, default=500, help="characters to generate, >= 1 (default 500)")
+    p.add_argument("--temperature", type=float, default=1.0, help="> 0; below 1 sharpens (default 1.0)")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the K most likely characters only (K >= 1)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default=None)
 
@@ -102,36 +116,133 @@ def cmd_grade(args) -> int:
     return grade_main(args)
 
 
-def cmd_train(args) -> int:
-    from lecture_utils.train import PRESETS
+_MODEL_FLAGS = ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm", "position", "tie_weights",
+                "attn_dropout")
+_TRAIN_FLAGS = ("max_iters", "eval_interval", "eval_iters", "batch_size", "block_size", "learning_rate", "seed",
+                "time_budget", "grad_accum", "weight_decay", "optimizer", "muon_lr", "decay_all")
+# what a resumed run may change: how long it trains, how often it evaluates, how its steps are computed
+_RESUME_MAY_CHANGE = ("max_iters", "eval_interval", "eval_iters", "time_budget", "grad_accum")
 
-    preset = PRESETS[args.preset]
-    overrides = {k: getattr(args, k) for k in ("max_iters", "eval_interval", "eval_iters", "batch_size",
-                                               "block_size", "learning_rate", "seed", "time_budget", "grad_accum",
-                                               "weight_decay", "optimizer", "muon_lr", "decay_all")
-                 if getattr(args, k) is not None}
+
+def _plan_train(args):
+    """Check every flag of ``train`` and work out the run, before anything is read or written: returns
+    ``(preset_name, preset, train_config, out_path, resume_payload, notes)``. Raises ValueError with one
+    line naming the flag and the fix."""
+    import math
+    import os
+
+    from lecture_utils.model import ConfigError, GPTConfig
+    from lecture_utils.train import PRESETS, read_checkpoint, train_config_from_dict
+
+    flags = args._flags
+    from lecture_utils.device import pick_device
+
+    pick_device(args.device)  # an unknown or absent device: a ValueError naming the ones there are
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+    for name in ("learning_rate", "weight_decay", "muon_lr", "dropout", "attn_dropout", "time_budget"):
+        value = getattr(args, name)
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"{flags[name]} must be a finite number, got {value}")
+    resume = None
+    if args.resume is not None:
+        resume = read_checkpoint(args.resume)  # CheckpointError (a ValueError): one line, exit 2
+        if not isinstance(resume.get("training"), dict):
+            raise ValueError(f"{args.resume} holds the weights only, no training state to resume from (an older "
+                             "course version wrote it); start a new run instead")
+        saved_preset = resume["extra"].get("preset")
+        if args.preset is not None and saved_preset is not None and args.preset != saved_preset:
+            raise ValueError(f"--preset {args.preset} differs from the preset of the run being resumed "
+                             f"({saved_preset}); drop --preset: a resumed run keeps its configuration")
+        preset_name = args.preset or saved_preset or "lecture-small"
+        base = PRESETS.get(preset_name, PRESETS["lecture-small"])
+        saved_train = train_config_from_dict(resume.get("train_config") or {})
+        saved_model = GPTConfig.from_dict(resume["config"]) if resume["kind"] == "gpt" else None
+        for name in _MODEL_FLAGS:
+            value = getattr(args, name)
+            if value is None:
+                continue
+            saved = getattr(saved_model, name) if saved_model is not None else None
+            if saved_model is None or value != saved:
+                raise ValueError(f"{flags[name]} {value} differs from the checkpoint's {name}={saved!r}: a resumed "
+                                 f"run keeps its model; drop {flags[name]}, or start a new run with --out NEW.pt")
+        for name in _TRAIN_FLAGS:
+            value = getattr(args, name)
+            if value is not None and name not in _RESUME_MAY_CHANGE and value != getattr(saved_train, name):
+                raise ValueError(f"{flags[name]} {value} differs from the run being resumed "
+                                 f"({name}={getattr(saved_train, name)!r}); drop it to continue that run, or start "
+                                 "a new run with --out NEW.pt")
+        preset = replace(base, model=saved_model, train=saved_train)
+    else:
+        preset_name = args.preset or "lecture-small"
+        preset = PRESETS[preset_name]
+    overrides = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
     if args.compile:
         overrides["compile"] = True
     if args.cpu_bf16:
         overrides["cpu_bf16"] = True
-    tcfg = replace(preset.train, **overrides)
-    mcfg = preset.model
-    if mcfg is not None:
-        m_over = {k: getattr(args, k) for k in ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm",
-                                                "position", "tie_weights", "attn_dropout")
-                  if getattr(args, k) is not None}
-        m_over["block_size"] = tcfg.block_size
-        mcfg = replace(mcfg, **m_over)
-    elif any(getattr(args, k) is not None for k in ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm",
-                                                     "position", "tie_weights", "attn_dropout")):
-        print("error: the bigram preset has no n_embd/n_head/n_layer/dropout or chapter-12 flags", file=sys.stderr)
-        return 2
+    try:
+        tcfg = replace(preset.train, **overrides)
+        mcfg = preset.model
+        if resume is None and mcfg is not None:
+            m_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
+            mcfg = replace(mcfg, **m_over, block_size=tcfg.block_size)
+    except ConfigError as exc:
+        raise ValueError(exc.message(flags)) from None
+    if mcfg is None and any(getattr(args, k) is not None for k in _MODEL_FLAGS):
+        raise ValueError("the bigram preset has no n_embd/n_head/n_layer/dropout or chapter-12 flags; drop them, or "
+                         "choose a GPT preset (--preset lecture-small)")
+    if args.muon_lr is not None and tcfg.optimizer != "muon":
+        raise ValueError(f"--muon-lr is set but the optimizer is {tcfg.optimizer}: add --optimizer muon, or drop --muon-lr")
+    notes = []
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and tcfg.grad_accum % world:
+        if args.grad_accum is not None:
+            raise ValueError(f"--grad-accum {args.grad_accum} cannot be split across {world} processes: it must be a "
+                             f"multiple of the number of processes ({world}), e.g. --grad-accum "
+                             f"{world * max(1, args.grad_accum // world)}; or leave it out")
+        a, b = tcfg.grad_accum, tcfg.batch_size
+        if b % world == 0:
+            tcfg = replace(tcfg, batch_size=b // world, grad_accum=a * world)
+            why = f"the same global batch of {a * b} sequences"
+        else:
+            tcfg = replace(tcfg, grad_accum=a * world)
+            why = f"a global batch of {a * world * b} sequences instead of {a * b}"
+        notes.append(f"{world} processes: --grad-accum {a} does not split across them, so this run uses "
+                     f"--batch-size {tcfg.batch_size} --grad-accum {tcfg.grad_accum} ({tcfg.grad_accum // world} "
+                     f"micro-batch(es) of {tcfg.batch_size} per process per step, {why}); pass --grad-accum to choose")
     preset = replace(preset, model=mcfg, train=tcfg)
+    out = Path(args.out or args.resume or f"runs/{preset_name}.pt")
+    _check_out(out, args, preset_name)
+    return preset_name, preset, tcfg, out, resume, notes
+
+
+def _check_out(out: Path, args, preset_name: str) -> None:
+    """Refuse an --out that would replace a checkpoint this run did not write, or that cannot be written."""
+    import os
+
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name, e.g. --out {out / (preset_name + '.pt')}")
+    continuing = args.resume is not None and out.resolve() == Path(args.resume).resolve()
+    if out.exists() and not args.overwrite and not continuing:
+        raise ValueError(f"{out} already exists (a checkpoint from an earlier run); pass --overwrite to replace it, "
+                         f"--resume {out} to continue that run, or --out NEW.pt to keep both")
+    folder = out.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ValueError(f"cannot write the checkpoint {out}: {folder} is a file, not a folder; choose another --out")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write the checkpoint {out}: no permission to write in {folder}; choose another --out")
+
+
+def cmd_train(args) -> int:
+    preset_name, preset, tcfg, out, resume, notes = _plan_train(args)
     dist = _Distributed.from_env(args.device)
     finished = False
     try:
-        rc = _train_process(args, preset, tcfg, dist)
-        finished = True
+        rc = _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist)
+        finished = rc == 0
         return rc
     except Exception as exc:
         if dist.world > 1:
@@ -141,8 +252,6 @@ def cmd_train(args) -> int:
         raise
     finally:
         dist.close(wait_for_all=finished)
-
-
 class _Distributed:
     """The process group under ``torchrun`` (nccl on CUDA, gloo on the CPU); a no-op otherwise."""
 
@@ -182,8 +291,9 @@ class _Distributed:
                 tdist.destroy_process_group()
 
 
-def _train_process(args, preset, tcfg, dist) -> int:
+def _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist) -> int:
     import os
+    import uuid
 
     import torch
 
@@ -193,6 +303,9 @@ def _train_process(args, preset, tcfg, dist) -> int:
 
     device = dist.device
     main = dist.rank == 0
+    if tcfg.cpu_bf16 and device.type != "cpu":
+        raise ValueError(f"--cpu-bf16 is for training on a CPU, but the device is {device.type} (bf16 autocast is "
+                         "already used on CUDA GPUs); drop --cpu-bf16, or add --device cpu")
     if args.threads is None and dist.world > 1 and device.type == "cpu":
         local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
         set_threads(max(1, (os.cpu_count() or 1) // local_world))
@@ -203,27 +316,49 @@ def _train_process(args, preset, tcfg, dist) -> int:
         raise RuntimeError("simulated failure (LECTURE_UTILS_FAIL_RANK)")
     text, tokenizer, train_data, val_data = data.load_dataset(args.data)
     if tcfg.block_size >= len(val_data):
-        print(f"error: block_size={tcfg.block_size} is too large for the validation split "
-              f"({len(val_data)} tokens); use a smaller --block-size or more text", file=sys.stderr)
-        return 2
+        raise ValueError(f"block_size={tcfg.block_size} is too large for the validation split ({len(val_data)} "
+                         "tokens); use a smaller --block-size or more text")
+    if resume is not None and resume.get("tokenizer") != tokenizer.state_dict():
+        saved = len((resume.get("tokenizer") or {}).get("chars", ""))
+        raise ValueError(f"the text to train on has a vocabulary of {tokenizer.vocab_size} characters, not the "
+                         f"{saved} the checkpoint was trained on; resume with the same --data as the original run")
     model = build_model(preset, tokenizer.vocab_size).to(device)
-    out = Path(args.out or f"runs/{args.preset}.pt")
     n_params = sum(p.numel() for p in model.parameters())
     if main:
         print(describe(device) + (f" - {dist.world} processes" if dist.world > 1 else ""))
+        for note in notes:
+            print("note: " + note)
         length = f"{tcfg.time_budget:.0f} s of training" if tcfg.time_budget else f"{tcfg.max_iters} iterations"
-        print(f"preset {args.preset}: {n_params / 1e6:.6f} M parameters; {length}, batch "
+        print(f"preset {preset_name}: {n_params / 1e6:.6f} M parameters; {length}, batch "
               f"{tcfg.batch_size} x {tcfg.grad_accum} micro-batches, block {tcfg.block_size}, lr {tcfg.learning_rate:g}")
+        if resume is not None:
+            st = resume["training"]
+            print(f"resuming {args.resume} at iteration {st['iter']} (best val loss {st['best_val']:.4f} at "
+                  f"iteration {st['best_iter']})")
     if dist.world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
         model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    result = train(model, train_data, val_data, tcfg, progress=main and not args.no_progress, checkpoint=out,
-                   tokenizer=tokenizer)
+
+    def show(it, losses):  # each evaluation as it happens (stdout is line-buffered, also in a log file)
+        if main:
+            print(f"step {it:>6}: train loss {losses['train']:.4f}, val loss {losses['val']:.4f}", flush=True)
+
+    run_id = uuid.uuid4().hex
+    bar = main and not args.no_progress and sys.stderr.isatty()
+    try:
+        result = train(model, train_data, val_data, tcfg, progress=bar, checkpoint=out, tokenizer=tokenizer,
+                       callback=show, resume=resume, checkpoint_extra={"preset": preset_name, "run_id": run_id})
+    except KeyboardInterrupt:
+        if main:
+            print(_where_is_the_best(out, run_id, "interrupted"), file=sys.stderr, flush=True)
+        return 130
+    except FloatingPointError as exc:
+        if main:
+            print(f"error: {exc}\n" + _where_is_the_best(out, run_id, "stopped"), file=sys.stderr, flush=True)
+        return 2
     if not main:
         return 0
-    for h in result.history:
-        print(f"step {h['iter']:>6}: train loss {h['train']:.4f}, val loss {h['val']:.4f}")
     print(result.summary())
     print(f"best checkpoint: {out}")
     # a short sample from the best model, so the run ends with something to read
@@ -233,28 +368,48 @@ def _train_process(args, preset, tcfg, dist) -> int:
     return 0
 
 
+def _where_is_the_best(out: Path, run_id: str, what: str) -> str:
+    """One line for a run that ends early: where its best checkpoint is, and how to continue it."""
+    from lecture_utils.train import CheckpointError, read_checkpoint
+
+    try:
+        extra = read_checkpoint(out)["extra"] if out.is_file() else {}
+    except CheckpointError:
+        extra = {}
+    if extra.get("run_id") == run_id:
+        return (f"{what}: the best checkpoint so far (val loss {extra['val_loss']:.4f} at iteration {extra['iter']}) "
+                f"is {out}; continue with: python -m lecture_utils train --resume {out}")
+    return f"{what} before the first evaluation: no checkpoint was written" + (f"; {out} is unchanged" if out.exists() else "")
+
+
 def cmd_sample(args) -> int:
+    import math
+
     import torch
 
     from lecture_utils.device import pick_device
-    from lecture_utils.train import CheckpointError, load_checkpoint
+    from lecture_utils.train import load_checkpoint
 
+    if args.tokens < 1:
+        raise ValueError(f"--tokens must be an integer >= 1, got {args.tokens}")
+    if not (math.isfinite(args.temperature) and args.temperature > 0):
+        raise ValueError(f"--temperature must be a finite number > 0, got {args.temperature}")
+    if args.top_k is not None and args.top_k < 1:
+        raise ValueError(f"--top-k must be an integer >= 1, got {args.top_k}")
+    if not 0 <= args.seed < 2**63:
+        raise ValueError(f"--seed must be an integer in [0, 2**63), got {args.seed}")
+    if args.prompt == "":
+        raise ValueError('--prompt is empty: the model needs at least one character to continue from; leave '
+                         '--prompt out to start from a newline')
     device = pick_device(args.device)
-    try:
-        model, tok, _ = load_checkpoint(args.checkpoint, device=device)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    model, tok, _ = load_checkpoint(args.checkpoint, device=device)  # CheckpointError: one line, exit 2
     if tok is None:
-        print("error: this checkpoint has no tokenizer saved with it", file=sys.stderr)
-        return 2
+        raise ValueError(f"{args.checkpoint} has no tokenizer saved with it; use a checkpoint written by "
+                         "python -m lecture_utils train")
     unknown = tok.unknown_chars(args.prompt)
     if unknown:
-        print(f"error: the prompt has characters the model does not know: {unknown!r}", file=sys.stderr)
-        return 2
-    if args.tokens < 0:
-        print("error: --tokens must be >= 0", file=sys.stderr)
-        return 2
+        raise ValueError(f"the prompt has characters the model does not know: {unknown!r}; remove them "
+                         f"(the model knows {tok.vocab_size} characters)")
     idx = torch.tensor([tok.encode(args.prompt)], dtype=torch.long, device=device)
     gen = torch.Generator().manual_seed(args.seed)
     out = model.generate(idx, args.tokens, temperature=args.temperature, top_k=args.top_k, generator=gen)
@@ -313,8 +468,15 @@ def cmd_presets(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block): what is wrong, and where the help is."""
+
+    def error(self, message: str):
+        self.exit(2, f"error: {message} (see: {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="python -m lecture_utils",
         description="Build GPT course tools: train and sample models, check the set-up.",
     )
@@ -330,6 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if not sys.stdout.isatty() and hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # a log file shows each line as it is printed
     handler = {"train": cmd_train, "sample": cmd_sample, "grade": cmd_grade, "doctor": cmd_doctor,
                "presets": cmd_presets}[args.command]
     try:
@@ -337,7 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except ValueError as exc:  # our clear errors (bad device, bad data, bad config)
+    except ValueError as exc:  # our clear errors (bad flag, device, data, config or checkpoint): one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

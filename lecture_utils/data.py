@@ -8,6 +8,7 @@ loads through the same :func:`load_text`.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from importlib import resources
 from pathlib import Path
 
@@ -48,6 +49,8 @@ def load_text(path: str | Path | None = None, *, verify: bool = True) -> str:
     """
     shipped = path is None
     path = corpus_path() if shipped else Path(path)
+    if path.is_dir():
+        raise CorpusError(f"{path} is a folder, not a text file: give the path of a UTF-8 .txt file")
     if not path.is_file():
         hint = "reinstall the course package: pip install -e ." if shipped else "check the path"
         raise CorpusError(f"corpus file not found: {path} ({hint})")
@@ -61,7 +64,10 @@ def load_text(path: str | Path | None = None, *, verify: bool = True) -> str:
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path} is not UTF-8 text ({exc}); save it as UTF-8 and try again") from exc
+        raise CorpusError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start} "
+                          "cannot be decoded); save it as UTF-8 and try again") from None
+    except OSError as exc:
+        raise CorpusError(f"cannot read {path}: {exc.strerror or exc}") from None
     if not text:
         raise CorpusError(f"{path} is empty: a language model needs text to learn from")
     return text
@@ -173,12 +179,20 @@ def get_batch(
     reproducible. On CUDA the batch is pinned and copied asynchronously.
 
     Raises:
-        ValueError: ``block_size`` does not fit in ``data`` (it needs ``block_size + 1`` tokens).
+        ValueError: ``block_size`` does not fit in ``data`` (it needs ``block_size + 1`` tokens), ``data``
+            is empty or not a 1-D integer tensor, or a size is not a positive integer.
     """
-    if data.dim() != 1:
-        raise ValueError(f"data must be a 1-D tensor of token ids, got shape {tuple(data.shape)}")
-    if block_size < 1 or batch_size < 1:
-        raise ValueError(f"block_size and batch_size must be >= 1, got {block_size} and {batch_size}")
+    if not isinstance(data, torch.Tensor) or data.dim() != 1:
+        shape = tuple(data.shape) if isinstance(data, torch.Tensor) else type(data).__name__
+        raise ValueError(f"data must be a 1-D tensor of token ids, got {shape}; encode the text first, e.g. "
+                         "torch.tensor(encode(text), dtype=torch.long)")
+    if data.dtype.is_floating_point or data.dtype.is_complex or data.dtype == torch.bool:
+        raise ValueError(f"data must hold integer token ids, got dtype {data.dtype}; use dtype=torch.long")
+    for name, value in (("block_size", block_size), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    if len(data) == 0:
+        raise ValueError("data is empty: there is nothing to cut chunks from; encode some text first")
     if block_size >= len(data):
         raise ValueError(
             f"block_size={block_size} is too large for data of length {len(data)}: a chunk needs "

@@ -106,6 +106,12 @@ def eval_mode(module: nn.Module):
         module.train(was_training)
 
 
+def _vocab_size(model: nn.Module) -> int | None:
+    """Rows of the model's token embedding table, where it has one (the reference models do)."""
+    table = getattr(model, "token_embedding_table", None)
+    return table.num_embeddings if isinstance(table, nn.Embedding) else None
+
+
 @torch.no_grad()
 def generate(
     model: nn.Module,
@@ -122,11 +128,29 @@ def generate(
     keeps the k most likely tokens. Sampling uses ``generator`` when given (on its own device);
     on MPS it runs on the CPU, where ``multinomial`` is reliable. The model's train/eval mode is
     left as it was.
+
+    Raises:
+        ValueError: an empty context (``T == 0``), ids outside the vocabulary, ``temperature`` not a
+            finite number > 0, ``top_k < 1`` or ``max_new_tokens < 0``.
     """
-    if temperature <= 0:
-        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature must be a number > 0, got {temperature}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+        raise ValueError(f"top_k must be None or an integer >= 1, got {top_k!r}")
     if idx.dim() != 2:
         raise ValueError(f"idx must have shape (B, T), got {tuple(idx.shape)}")
+    if idx.size(1) == 0:
+        raise ValueError("idx is an empty context (T = 0): the model needs at least one token to continue from; "
+                         "start from one token, e.g. torch.zeros((1, 1), dtype=torch.long) (a newline in Tiny "
+                         "Shakespeare's vocabulary)")
+    if idx.dtype not in (torch.long, torch.int32):
+        raise ValueError(f"idx must hold token ids (torch.long), got {idx.dtype}")
+    vocab_size = _vocab_size(model)
+    if idx.numel() and vocab_size is not None and (int(idx.min()) < 0 or int(idx.max()) >= vocab_size):
+        raise ValueError(f"idx holds ids outside the model's vocabulary 0..{vocab_size - 1} "
+                         f"(min {int(idx.min())}, max {int(idx.max())}): encode with the model's own tokenizer")
     block_size = getattr(model, "block_size", None)
     with eval_mode(model):
         for _ in range(max_new_tokens):
@@ -525,6 +549,20 @@ class Block(nn.Module):
 # ---------------------------------------------------------------------------------------------
 
 
+class ConfigError(ValueError):
+    """A configuration value that cannot work. ``fields`` are the dataclass fields involved, in the
+    order of the ``{0}``, ``{1}``... placeholders of ``template``, so that a command line can name its
+    own flags (``--n-embd``) where Python code reads ``GPTConfig.n_embd``."""
+
+    def __init__(self, owner: str, fields: list[str], template: str):
+        self.owner, self.fields, self.template = owner, tuple(fields), template
+        super().__init__(self.message({}))
+
+    def message(self, names: dict[str, str]) -> str:
+        """The message with each field called ``names[field]`` (default ``Owner.field``)."""
+        return self.template.format(*(names.get(f, f"{self.owner}.{f}") for f in self.fields))
+
+
 @dataclass
 class GPTConfig:
     """Hyperparameters of :class:`GPT`. Defaults are the lecture's final configuration
@@ -559,31 +597,33 @@ class GPTConfig:
     def __post_init__(self):
         for name in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"GPTConfig.{name} must be a positive integer, got {value!r}")
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError("GPTConfig", [name], f"{{0}} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+            raise ConfigError("GPTConfig", ["n_embd", "n_head"],
+                              f"{{0}}={self.n_embd} must be divisible by {{1}}={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"GPTConfig.dropout must be in [0, 1), got {self.dropout}")
+            raise ConfigError("GPTConfig", ["dropout"], f"{{0}} must be in [0, 1), got {self.dropout}")
         if self.attention not in ("batched", "heads"):
-            raise ValueError(f"GPTConfig.attention must be 'batched' or 'heads', got {self.attention!r}")
+            raise ConfigError("GPTConfig", ["attention"], f"{{0}} must be 'batched' or 'heads', got {self.attention!r}")
         if self.attn_dropout is not None:
             if not 0.0 <= self.attn_dropout < 1.0:
-                raise ValueError(f"GPTConfig.attn_dropout must be None or in [0, 1), got {self.attn_dropout}")
+                raise ConfigError("GPTConfig", ["attn_dropout"], f"{{0}} must be None or in [0, 1), got {self.attn_dropout}")
             if self.attention != "batched" and self.attn_dropout != self.dropout:
-                raise ValueError("GPTConfig: a separate attn_dropout needs attention='batched'")
+                raise ConfigError("GPTConfig", ["attn_dropout"], "a separate {0} needs attention='batched'")
         choices = {"activation": ("relu", "gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),
                    "position": ("learned", "rope")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ValueError(f"GPTConfig.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ConfigError("GPTConfig", [name], f"{{0}} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.position == "rope":
             if self.attention != "batched":
-                raise ValueError("GPTConfig: position='rope' needs attention='batched'")
+                raise ConfigError("GPTConfig", ["position"], "{0}='rope' needs attention='batched'")
             if (self.n_embd // self.n_head) % 2:
-                raise ValueError(f"GPTConfig: RoPE needs an even head size, n_embd/n_head = {self.n_embd // self.n_head}")
+                raise ConfigError("GPTConfig", ["position", "n_embd", "n_head"],
+                                  f"{{0}}='rope' needs an even head size, {{1}}/{{2}} = {self.n_embd // self.n_head}")
         if not isinstance(self.tie_weights, bool):
-            raise ValueError(f"GPTConfig.tie_weights must be True or False, got {self.tie_weights!r}")
+            raise ConfigError("GPTConfig", ["tie_weights"], f"{{0}} must be True or False, got {self.tie_weights!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -710,6 +750,7 @@ __all__ = [
     "make_norm",
     "make_feed_forward",
     "Block",
+    "ConfigError",
     "GPTConfig",
     "GPT",
     "keep_attention",

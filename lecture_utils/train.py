@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import pickle
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -23,7 +24,7 @@ import torch.nn as nn
 
 from lecture_utils.data import CharTokenizer, get_batch
 from lecture_utils.device import autocast_dtype
-from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig, eval_mode
+from lecture_utils.model import GPT, BigramLanguageModel, ConfigError, GPTConfig, eval_mode
 
 
 @torch.no_grad()
@@ -116,6 +117,15 @@ class TrainConfig:
     muon_lr: float = 0.02  # Muon's peak learning rate (the schedule scales it like learning_rate)
     decay_all: bool = True  # weight decay on every parameter (the lecture's AdamW); False: matrices only
 
+    def __post_init__(self):
+        for f in fields(self):
+            problem = _train_field_problem(f.name, f.type, getattr(self, f.name))
+            if problem:
+                raise ConfigError("TrainConfig", [f.name], "{0} " + problem)
+        if self.lr_decay and self.min_lr > self.learning_rate:
+            raise ConfigError("TrainConfig", ["min_lr", "learning_rate"],
+                              f"{{0}}={self.min_lr:g} is above {{1}}={self.learning_rate:g}: the decay would raise the rate")
+
     def lr_at(self, it: int, elapsed: float | None = None) -> float:
         """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay
         (:func:`warmup_cosine_lr`). With a ``time_budget`` the decay follows the elapsed fraction of
@@ -125,6 +135,50 @@ class TrainConfig:
         if self.time_budget and elapsed is not None:
             return _cosine(min(1.0, elapsed / self.time_budget), self.learning_rate, self.min_lr)
         return warmup_cosine_lr(it, self.learning_rate, self.min_lr, self.warmup_iters, self.max_iters)
+
+
+# What each TrainConfig field accepts (the type comes from the field's annotation): (lowest, lowest
+# allowed?, highest, highest allowed?). Fields not listed take any value of their type.
+_TRAIN_RANGES: dict[str, tuple] = {
+    "max_iters": (1, True, None, False), "eval_iters": (1, True, None, False), "batch_size": (1, True, None, False),
+    "block_size": (1, True, None, False), "grad_accum": (1, True, None, False),
+    "eval_interval": (0, True, None, False), "warmup_iters": (0, True, None, False),
+    "learning_rate": (0, False, None, False), "muon_lr": (0, False, None, False),
+    "weight_decay": (0, True, None, False), "grad_clip": (0, True, None, False), "min_lr": (0, True, None, False),
+    "time_budget": (0, True, None, False), "beta1": (0, True, 1, False), "beta2": (0, True, 1, False),
+}
+_TRAIN_CHOICES = {"optimizer": ("adamw", "muon")}
+
+
+def _train_field_problem(name: str, type_name: str, value) -> str | None:
+    """What is wrong with ``value`` for TrainConfig's field ``name`` (None: nothing), e.g.
+    ``"must be an integer >= 1, got -5"``."""
+    type_name = getattr(type_name, "__name__", type_name)
+    if type_name == "bool":
+        return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
+    if name in _TRAIN_CHOICES:
+        allowed = _TRAIN_CHOICES[name]
+        return None if value in allowed else f"must be {' or '.join(map(repr, allowed))}, got {value!r}"
+    if type_name == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"must be an integer, got {value!r}"
+    elif type_name == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"must be a number, got {value!r}"
+        if not math.isfinite(value):
+            return f"must be a finite number, got {value}"
+    else:
+        return None
+    lo, lo_ok, hi, hi_ok = _TRAIN_RANGES.get(name, (None, True, None, True))
+    too_low = lo is not None and (value < lo or (value == lo and not lo_ok))
+    too_high = hi is not None and (value > hi or (value == hi and not hi_ok))
+    if not (too_low or too_high):
+        return None
+    if type_name == "int" and hi is None:
+        return f"must be an integer >= {lo}, got {value}"
+    if hi is None:
+        return f"must be {'>=' if lo_ok else '>'} {lo}, got {value}"
+    return f"must be in {'[' if lo_ok else '('}{lo}, {hi}{']' if hi_ok else ')'}, got {value}"
 
 
 def _cosine(progress: float, max_lr: float, min_lr: float) -> float:
@@ -175,6 +229,8 @@ def train(
     live_plot: bool = False,
     checkpoint: str | Path | None = None,
     tokenizer: CharTokenizer | None = None,
+    resume: dict | None = None,
+    checkpoint_extra: dict | None = None,
 ) -> TrainResult:
     """Train ``model`` with AdamW on random batches and evaluate every ``eval_interval`` steps (and
     at the end).
@@ -190,11 +246,22 @@ def train(
             ``losses = {"train": ..., "val": ..., "lr": ...}``; raise ``StopIteration`` in it to stop early.
         progress: show a ``tqdm`` progress bar (notebook-aware).
         live_plot: in a notebook, redraw a loss plot at each evaluation.
-        checkpoint: where to save the model whenever the val loss reaches a new best (atomic).
+        checkpoint: where to save the model whenever the val loss reaches a new best (atomic). The
+            file also holds the training state at that evaluation (optimizer, iteration, random
+            state, history), so ``resume`` can continue from it.
         tokenizer: saved inside the checkpoint so sampling needs nothing else.
+        resume: a checkpoint's payload (:func:`read_checkpoint`) written by this function: the run
+            continues from the iteration of that checkpoint, with its weights, optimizer state, learning
+            rate schedule, random state and best-so-far. With the same data and config, the losses
+            that follow are those the original run had after that evaluation.
+        checkpoint_extra: more entries for the checkpoint's ``extra`` dict (e.g. the CLI's preset name).
 
     Returns:
         a :class:`TrainResult` with the history, the last and the best val loss.
+
+    Raises:
+        CheckpointError: ``resume`` does not fit the model, or a checkpoint cannot be written (the
+            message says why; the previous file is left as it was).
     """
     config = config or TrainConfig()
     raw = getattr(model, "module", model)  # the model itself, under a DDP wrapper or not
@@ -222,9 +289,20 @@ def train(
     )
     main_process = rank == 0
     result = TrainResult()
+    first_iter, elapsed_before = 0, 0.0
+    if resume is not None:
+        first_iter, elapsed_before = _restore(resume, raw, optimizer, result, eval_gen, device)
+        if first_iter >= config.max_iters:
+            raise ValueError(f"the checkpoint is already at iteration {first_iter}: max_iters={config.max_iters} "
+                             f"leaves nothing to train; raise max_iters (--max-iters) above {first_iter}")
+        for g in gens:  # each slot's batches continue where they were: skip the ones already drawn
+            for _ in range(first_iter):
+                torch.randint(len(train_data) - block_size, (config.batch_size,), generator=g)
     plot = _LivePlot() if live_plot and main_process else None
     bar = _progress_bar(None if config.time_budget else config.max_iters, progress and main_process)
-    start = time.perf_counter()
+    if bar is not None and first_iter:
+        bar.update(first_iter)
+    start = time.perf_counter() - elapsed_before
     model.train()
 
     eval_seconds = [0.0]  # how long the last evaluation took: a time budget keeps room for the final one
@@ -241,8 +319,15 @@ def train(
         if losses["val"] < result.best_val:
             result.best_val, result.best_iter = losses["val"], it
             if checkpoint is not None and main_process:
-                save_checkpoint(checkpoint, raw, tokenizer=tokenizer, train_config=config,
-                                extra={"iter": it, "val_loss": losses["val"], "world_size": world})
+                state = {"iter": it, "optimizer": optimizer.state_dict(), "eval_generator": eval_gen.get_state(),
+                         "torch_rng": torch.get_rng_state(), "history": result.history,
+                         "step_losses": result.step_losses, "best_val": result.best_val,
+                         "best_iter": result.best_iter, "elapsed": time.perf_counter() - start}
+                if device.type == "cuda":
+                    state["cuda_rng"] = torch.cuda.get_rng_state(device)
+                save_checkpoint(checkpoint, raw, tokenizer=tokenizer, train_config=config, training_state=state,
+                                extra={"iter": it, "val_loss": losses["val"], "world_size": world,
+                                       **(checkpoint_extra or {})})
         if bar is not None:
             bar.set_postfix(train=f"{losses['train']:.4f}", val=f"{losses['val']:.4f}",
                             best=f"{result.best_val:.4f}")
@@ -255,10 +340,11 @@ def train(
                 return False
         return True
 
-    it = 0
+    it = first_iter
     try:
-        for it in range(config.max_iters):
-            if config.eval_interval and it % config.eval_interval == 0:
+        for it in range(first_iter, config.max_iters):
+            # a resumed run has done the evaluation at its first iteration already (it is in the checkpoint)
+            if config.eval_interval and it % config.eval_interval == 0 and not (resume is not None and it == first_iter):
                 if not evaluate(it):
                     break
             elapsed = time.perf_counter() - start
@@ -299,6 +385,35 @@ def train(
             bar.close()
         result.seconds = time.perf_counter() - start
     return result
+
+
+def _restore(payload: dict, model: nn.Module, optimizer, result: TrainResult, eval_gen: torch.Generator,
+             device: torch.device) -> tuple[int, float]:
+    """Put the state a checkpoint saved back into ``model``, ``optimizer``, ``result``, the evaluation
+    generator and torch's random state. Returns ``(iteration, seconds already trained)``."""
+    state = payload.get("training")
+    if not isinstance(state, dict):
+        raise CheckpointError("this checkpoint holds weights only, no training state to resume from (it was "
+                              "written by an older version of the course or by save_checkpoint without it); "
+                              "start a new run instead")
+    load_checkpoint_into(payload, model)
+    try:
+        optimizer.load_state_dict(state["optimizer"])
+        eval_gen.set_state(state["eval_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        result.history = list(state["history"])
+        result.step_losses = list(state["step_losses"])
+        result.best_val, result.best_iter = float(state["best_val"]), int(state["best_iter"])
+        it = int(state["iter"])
+    except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+        raise CheckpointError(f"the training state in this checkpoint does not fit this run ({type(exc).__name__}); "
+                              "resume with the optimizer and settings it was trained with, or start a new run") from None
+    last = result.history[-1] if result.history else {}
+    result.last_train, result.last_val = last.get("train", float("nan")), last.get("val", float("nan"))
+    result.iters_done = it
+    return it, float(state.get("elapsed", 0.0))
 
 
 def _rank_and_world() -> tuple[int, int]:
@@ -438,6 +553,15 @@ class _Optimizers:
         for o in self.optimizers:
             o.step()
 
+    def state_dict(self) -> dict:
+        return {"optimizers": [o.state_dict() for o in self.optimizers]}
+
+    def load_state_dict(self, state: dict) -> None:
+        if len(state["optimizers"]) != len(self.optimizers):
+            raise ValueError("the checkpoint was trained with another optimizer")
+        for o, st in zip(self.optimizers, state["optimizers"]):
+            o.load_state_dict(st)
+
 
 def _progress_bar(total: int | None, enabled: bool):
     if not enabled:
@@ -548,11 +672,12 @@ def build_model(preset: Preset, vocab_size: int) -> nn.Module:
 # checkpoints
 # ---------------------------------------------------------------------------------------------
 
-CHECKPOINT_FORMAT = 1
+CHECKPOINT_FORMAT = 1  # raise it when a change makes old readers misread new files; readers refuse newer ones
+_UPDATE = "update the course package (git pull, then pip install -e .)"
 
 
 class CheckpointError(ValueError):
-    """A checkpoint cannot be read, or does not fit the model it is loaded into."""
+    """A checkpoint cannot be read or written, or does not fit the model it is loaded into."""
 
 
 def save_checkpoint(
@@ -562,11 +687,17 @@ def save_checkpoint(
     tokenizer: CharTokenizer | None = None,
     train_config: TrainConfig | None = None,
     extra: dict | None = None,
+    training_state: dict | None = None,
 ) -> Path:
     """Write the model's weights with its config and tokenizer, atomically: to a temporary file in
-    the same folder, then renamed over ``path``. Returns the path."""
+    the same folder, then renamed over ``path``. ``training_state`` (what :func:`train` needs to
+    resume) is stored beside them. Returns the path.
+
+    Raises:
+        CheckpointError: the file cannot be written (no space, no permission, ``path`` is a folder...);
+            the message says why, and the file that was at ``path`` is left as it was.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     model = getattr(model, "module", model)  # DDP
     model = getattr(model, "_orig_mod", model)  # torch.compile
     if isinstance(model, GPT):
@@ -575,6 +706,8 @@ def save_checkpoint(
         kind, config = "bigram", {"vocab_size": model.vocab_size}
     else:
         raise CheckpointError(f"save_checkpoint: cannot save a {type(model).__name__}; expected GPT or BigramLanguageModel")
+    if path.is_dir():
+        raise CheckpointError(f"cannot write the checkpoint {path}: it is a folder; give a file name such as {path / 'model.pt'}")
     payload = {
         "format": CHECKPOINT_FORMAT,
         "kind": kind,
@@ -584,33 +717,135 @@ def save_checkpoint(
         "train_config": asdict(train_config) if train_config is not None else None,
         "extra": extra or {},
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    if training_state is not None:
+        payload["training"] = training_state
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+    except BaseException as exc:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        if isinstance(exc, OSError):
+            kept = "the previous checkpoint there is unchanged" if path.is_file() else "nothing was written"
+            reason = exc.strerror or str(exc) or type(exc).__name__
+            raise CheckpointError(f"could not write the checkpoint {path}: {reason}; {kept}. Free some space or "
+                                  f"choose another place with --out") from exc
         raise
     return path
 
 
+def _checkpoint_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be a checkpoint, judged without unpickling anything (None: worth loading)."""
+    if path.is_dir():
+        return f"{path} is a folder, not a checkpoint file; give the .pt file inside it"
+    if not path.exists():
+        return (f"checkpoint not found: {path}; check the path, or train one with "
+                f"python -m lecture_utils train --out {path}")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        return f"cannot read the checkpoint {path}: {exc.strerror or exc}"
+    if not head:
+        return f"{path} is empty (0 bytes), not a checkpoint: the run that wrote it was stopped; train again"
+    if head != b"PK\x03\x04":  # torch.save writes a zip archive
+        return f"{path} is not a checkpoint: it is not a file written by torch.save; check the path"
+    return None
+
+
 def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict (weights on the CPU). Raises :class:`CheckpointError` on a file
-    that is missing or not a course checkpoint."""
+    """The raw checkpoint dict (weights on the CPU).
+
+    Only tensors and plain data are loaded (``weights_only``): a file that holds anything else is
+    refused, since unpickling it could run code.
+
+    Raises:
+        CheckpointError: the file is missing, a folder, empty, truncated or damaged, not a course
+            checkpoint, or written by a newer version of the course - one line saying which.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+    problem = _checkpoint_problem(path)
+    if problem:
+        raise CheckpointError(problem)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(payload, dict) or payload.get("format") != CHECKPOINT_FORMAT or "state_dict" not in payload:
-        raise CheckpointError(f"{path} is not a lecture_utils checkpoint (format {CHECKPOINT_FORMAT})")
+    except pickle.UnpicklingError as exc:
+        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
+            raise CheckpointError(f"{path} is not a course checkpoint: it holds Python objects besides tensors and "
+                                  "plain data, and was not loaded because loading such a file can run code") from None
+        raise CheckpointError(f"{path} is damaged (its contents cannot be decoded); train again or use another "
+                              "checkpoint") from None
+    except Exception:  # torch reports a cut-off zip archive as RuntimeError, EOFError, KeyError, OSError...
+        raise CheckpointError(f"{path} is truncated or damaged (an incomplete zip archive); train again or use "
+                              "another checkpoint") from None
+    if not isinstance(payload, dict) or "format" not in payload or "state_dict" not in payload:
+        raise CheckpointError(f"{path} is not a lecture_utils checkpoint (no format and weights entries); "
+                              "use a file written by python -m lecture_utils train or save_checkpoint")
+    fmt = payload["format"]
+    if not isinstance(fmt, int) or fmt < 1:
+        raise CheckpointError(f"{path} is not a lecture_utils checkpoint (format {fmt!r})")
+    if fmt > CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path} was written by a newer version of the course (checkpoint format {fmt}; "
+                              f"this version reads format {CHECKPOINT_FORMAT}): {_UPDATE}")
+    kind, config = payload.get("kind"), payload.get("config")
+    if kind not in ("gpt", "bigram") or not isinstance(config, dict) or not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{path} is damaged: its model kind {kind!r} or config is not one this course writes")
+    if kind == "gpt":
+        unknown = sorted(set(config) - {f.name for f in fields(GPTConfig)})
+        if unknown:
+            raise CheckpointError(f"{path} was written by a newer version of the course (model settings {unknown} "
+                                  f"are unknown here): {_UPDATE}")
+        try:
+            GPTConfig.from_dict(config)
+        except (ValueError, TypeError) as exc:
+            raise CheckpointError(f"{path} is damaged: its model config is invalid ({exc})") from None
+    elif not isinstance(config.get("vocab_size"), int) or config["vocab_size"] < 1:
+        raise CheckpointError(f"{path} is damaged: its bigram config has no valid vocab_size")
+    tok = payload.get("tokenizer")
+    if tok is not None:
+        try:
+            CharTokenizer.from_state_dict(tok)
+        except (ValueError, TypeError, KeyError):
+            raise CheckpointError(f"{path} is damaged: its tokenizer is not valid") from None
     return payload
+
+
+def load_checkpoint_into(payload: dict, model: nn.Module, path: str | Path = "the checkpoint") -> nn.Module:
+    """Copy a checkpoint's weights into ``model`` (whose config must match), naming each weight that does
+    not fit instead of PyTorch's message."""
+    target = getattr(model, "module", model)
+    target = getattr(target, "_orig_mod", target)
+    saved = payload["config"]
+    if isinstance(target, GPT):
+        mine, kind = target.config.to_dict(), "gpt"
+    elif isinstance(target, BigramLanguageModel):
+        mine, kind = {"vocab_size": target.vocab_size}, "bigram"
+    else:
+        raise CheckpointError(f"cannot load a checkpoint into a {type(target).__name__}")
+    if kind != payload["kind"]:
+        raise CheckpointError(f"{path} holds a {payload['kind']} model, not a {kind}")
+    # dropout does not change the weights; everything else must agree
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {mine.get(k)!r}"
+             for k in sorted(set(saved) | set(mine)) if k not in ("dropout", "attn_dropout")
+             and saved.get(k) != mine.get(k)]
+    if diffs:
+        raise CheckpointError(f"{path} was saved from another configuration: " + "; ".join(diffs))
+    state, own = payload["state_dict"], target.state_dict()
+    wrong = sorted(set(own) - set(state)) + sorted(set(state) - set(own))
+    wrong += [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
+              if k in own and (not isinstance(v, torch.Tensor) or v.shape != own[k].shape)]
+    if wrong:
+        raise CheckpointError(f"{path} is damaged: its weights do not fit its own config ({', '.join(wrong[:4])}"
+                              f"{' ...' if len(wrong) > 4 else ''})")
+    target.load_state_dict(state)
+    return target
 
 
 def load_checkpoint(
@@ -623,31 +858,15 @@ def load_checkpoint(
 
     Returns:
         ``(model, tokenizer_or_None, payload)`` with the model on ``device`` in eval mode.
+
+    Raises:
+        CheckpointError: see :func:`read_checkpoint`; or the checkpoint does not fit ``model``.
     """
     payload = read_checkpoint(path)
     saved = payload["config"]
     if model is None:
         model = GPT(GPTConfig.from_dict(saved)) if payload["kind"] == "gpt" else BigramLanguageModel(saved["vocab_size"])
-    else:
-        target = getattr(model, "module", model)
-        if isinstance(target, GPT):
-            mine, kind = target.config.to_dict(), "gpt"
-        elif isinstance(target, BigramLanguageModel):
-            mine, kind = {"vocab_size": target.vocab_size}, "bigram"
-        else:
-            raise CheckpointError(f"cannot load a checkpoint into a {type(target).__name__}")
-        if kind != payload["kind"]:
-            raise CheckpointError(f"{path} holds a {payload['kind']} model, not a {kind}")
-        # dropout does not change the weights; everything else must agree
-        diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {mine.get(k)!r}"
-                 for k in sorted(set(saved) | set(mine)) if k != "dropout" and saved.get(k) != mine.get(k)]
-        if diffs:
-            raise CheckpointError(f"{path} was saved from another configuration: " + "; ".join(diffs))
-        model = target
-    try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path}: weights do not fit the model ({exc})") from exc
+    model = load_checkpoint_into(payload, model, path)
     tok = payload.get("tokenizer")
     tokenizer = CharTokenizer.from_state_dict(tok) if tok else None
     model.to(device).eval()
