@@ -194,6 +194,10 @@ def _plan_train(args):
                          "choose a GPT preset (--preset lecture-small)")
     if args.muon_lr is not None and tcfg.optimizer != "muon":
         raise ValueError(f"--muon-lr is set but the optimizer is {tcfg.optimizer}: add --optimizer muon, or drop --muon-lr")
+    if resume is not None and resume["training"].get("iter", 0) >= tcfg.max_iters:
+        done = resume["training"]["iter"]
+        raise ValueError(f"{args.resume} is already at iteration {done}: --max-iters {tcfg.max_iters} leaves nothing to "
+                         f"train; give a larger --max-iters (it counts from the start of the run), e.g. {2 * done}")
     notes = []
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world > 1 and tcfg.grad_accum % world:
@@ -320,8 +324,10 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist) ->
                          "tokens); use a smaller --block-size or more text")
     if resume is not None and resume.get("tokenizer") != tokenizer.state_dict():
         saved = len((resume.get("tokenizer") or {}).get("chars", ""))
-        raise ValueError(f"the text to train on has a vocabulary of {tokenizer.vocab_size} characters, not the "
-                         f"{saved} the checkpoint was trained on; resume with the same --data as the original run")
+        what = (f"not the {saved} the checkpoint was trained on" if saved != tokenizer.vocab_size
+                else "but other characters than the checkpoint was trained on")
+        raise ValueError(f"the text to train on has a vocabulary of {tokenizer.vocab_size} characters, {what}; "
+                         "resume with the same --data as the original run")
     model = build_model(preset, tokenizer.vocab_size).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     if main:

@@ -608,7 +608,7 @@ class GPTConfig:
             raise ConfigError("GPTConfig", ["attention"], f"{{0}} must be 'batched' or 'heads', got {self.attention!r}")
         if self.attn_dropout is not None:
             if not 0.0 <= self.attn_dropout < 1.0:
-                raise ConfigError("GPTConfig", ["attn_dropout"], f"{{0}} must be None or in [0, 1), got {self.attn_dropout}")
+                raise ConfigError("GPTConfig", ["attn_dropout"], f"{{0}} must be in [0, 1) (or None: the same as dropout), got {self.attn_dropout}")
             if self.attention != "batched" and self.attn_dropout != self.dropout:
                 raise ConfigError("GPTConfig", ["attn_dropout"], "a separate {0} needs attention='batched'")
         choices = {"activation": ("relu", "gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),

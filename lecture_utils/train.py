@@ -146,6 +146,7 @@ _TRAIN_RANGES: dict[str, tuple] = {
     "learning_rate": (0, False, None, False), "muon_lr": (0, False, None, False),
     "weight_decay": (0, True, None, False), "grad_clip": (0, True, None, False), "min_lr": (0, True, None, False),
     "time_budget": (0, True, None, False), "beta1": (0, True, 1, False), "beta2": (0, True, 1, False),
+    "seed": (0, True, 2**63 - 1, True),
 }
 _TRAIN_CHOICES = {"optimizer": ("adamw", "muon")}
 
