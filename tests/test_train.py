@@ -289,3 +289,55 @@ def test_whole_split_loss_is_the_mean_over_every_window():
     assert whole_split_loss(model, split, 8) == pytest.approx(got, rel=1e-6)
     with pytest.raises(ValueError, match="too short"):
         whole_split_loss(model, split[:8], 8)
+
+
+def _cli_in(folder, *argv):
+    from lecture_utils.__main__ import main
+
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        return main(list(argv))
+    finally:
+        os.chdir(cwd)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "muon"])
+def test_a_resumed_run_has_the_losses_of_an_uninterrupted_one(tmp_path, optimizer):
+    """N steps straight vs N/2 steps, then --resume to N: the same training loss at every step and the same
+    evaluations, to 1e-5 (dropout on, so torch's random state must come back too)."""
+    from lecture_utils.train import read_checkpoint
+
+    common = ["--preset", "lecture-small", "--device", "cpu", "--eval-interval", "5", "--eval-iters", "2",
+              "--dropout", "0.1", "--no-progress", "--threads", "1", "--optimizer", optimizer]
+    assert _cli_in(tmp_path, "train", *common, "--max-iters", "20", "--out", "straight.pt") == 0
+    assert _cli_in(tmp_path, "train", *common, "--max-iters", "10", "--out", "halves.pt") == 0
+    assert read_checkpoint(tmp_path / "halves.pt")["training"]["iter"] == 10  # stopped at a known step
+    assert _cli_in(tmp_path, "train", "--resume", "halves.pt", "--max-iters", "20", "--device", "cpu",
+                   "--no-progress", "--threads", "1") == 0
+    straight = read_checkpoint(tmp_path / "straight.pt")["training"]
+    resumed = read_checkpoint(tmp_path / "halves.pt")["training"]
+    assert straight["iter"] == resumed["iter"] == 20 and len(resumed["step_losses"]) == 20
+    torch.testing.assert_close(torch.tensor(resumed["step_losses"]), torch.tensor(straight["step_losses"]),
+                               rtol=0, atol=1e-5)
+    assert [h["iter"] for h in resumed["history"]] == [h["iter"] for h in straight["history"]] == [0, 5, 10, 15, 20]
+    for a, b in zip(resumed["history"], straight["history"]):
+        assert abs(a["val"] - b["val"]) < 1e-5 and abs(a["train"] - b["train"]) < 1e-5
+
+
+def test_resume_continues_the_schedule_and_the_time_budget(tmp_path, shakespeare):
+    """The learning rate after resuming is the schedule's value at that iteration, not its start."""
+    from lecture_utils.train import read_checkpoint
+
+    _, tok, tr, va = shakespeare
+    cfg = TrainConfig(max_iters=12, eval_interval=6, eval_iters=1, batch_size=4, block_size=8, learning_rate=1e-2,
+                      warmup_iters=4, lr_decay=True, min_lr=1e-3)
+    torch.manual_seed(0)
+    model = GPT(replace(SMALL, vocab_size=tok.vocab_size, dropout=0.0))
+    train(model, tr, va, replace(cfg, max_iters=6), progress=False, checkpoint=tmp_path / "c.pt", tokenizer=tok)
+    payload = read_checkpoint(tmp_path / "c.pt")
+    seen = []
+    res = train(GPT(replace(SMALL, vocab_size=tok.vocab_size, dropout=0.0)), tr, va, cfg, progress=False,
+                resume=payload, callback=lambda it, losses: seen.append((it, losses["lr"])))
+    assert res.iters_done == 12 and [h["iter"] for h in res.history] == [0, 6, 12]
+    assert seen == [(12, pytest.approx(cfg.lr_at(11)))]  # the rate of the last step taken: iteration 11's
