@@ -1,21 +1,30 @@
-"""The grader: every exercise's status for a folder of course notebooks.
+"""The grader: every exercise's status for a folder of course notebooks, or for a whole class.
 
-    python -m lecture_utils grade notebooks/ [--json FILE] [--timeout SECONDS] [--chapter N]
+    python -m lecture_utils grade notebooks/ [--json FILE] [--timeout SECONDS] [--chapter N] [--sandbox]
+    python -m lecture_utils grade SUBMISSIONS/ --class [--jobs N] [--out DIR]
 
-Each notebook runs headless in its own fresh kernel (nbclient), from an in-memory copy, in a
-temporary working folder: the learner's file is never written. Execution continues past errors
-and past cells that exceed the per-cell time limit (they are interrupted). The grader does not
-trust what the notebook displays: right after each exercise cell it keeps the objects that
-exercise defines, and at the end it re-imports ``lecture_utils.checks`` afresh in the kernel and
-re-runs every exercise's check on those objects. A learner who deletes or edits a check cell, or
-redefines ``check``, changes nothing; an exercise the grader cannot re-check is "not verified",
-never "passed".
+Each notebook is graded in two fresh processes, never writing the learner's file:
+
+1. the *runner* (:mod:`.worker`) executes a copy in its own kernel (nbclient), continuing past
+   errors and interrupting cells that run too long; after each exercise cell an inserted cell
+   (:mod:`.capture`) records which names the exercise defined and the plain data and library
+   objects the cell reads;
+2. the *re-checker* (:mod:`.recheck`), a new interpreter that never saw the learner's kernel, runs
+   each exercise cell again (taken from the notebook file) on that data and calls the check from
+   its own import of ``lecture_utils.checks``; it fails an exercise whose code replaced a function
+   of ``torch``, ``builtins`` or ``lecture_utils``.
+
+So deleting or editing a check cell, redefining ``check``, monkeypatching libraries or the recorded
+outcomes outside the exercise cells, or exiting early cannot produce a pass; an exercise that
+cannot be re-checked is "not verified", never "passed".
+
+With ``sandbox`` (``--sandbox``, and always with ``--class`` unless ``--no-sandbox``) both
+processes run inside bubblewrap with limits (:mod:`.sandbox`); :mod:`.classroom` grades a folder
+of submissions in parallel and writes the roll-up.
 
 Statuses: ``passed``, ``failed`` (with the check's message), ``not attempted`` (the stub still
-raises ``NotImplementedError``), ``not verified`` (the exercise cell is missing, the kernel died,
-or the objects were never defined).
-
-It runs the learner's code with the learner's rights: it is not a sandbox.
+raises ``NotImplementedError``), ``not verified`` (the exercise cell is missing, did not run, the
+kernel died, or the re-check could not finish).
 
 JSON schema (``--json``): ``{"schema": "lecture_utils.grade/1", "course_version": str,
 "notebooks": [{"path": str, "chapter": int|null, "status": "graded"|"error", "problems": [str],
@@ -26,7 +35,6 @@ JSON schema (``--json``): ``{"schema": "lecture_utils.grade/1", "course_version"
 from __future__ import annotations
 
 import base64
-import contextlib
 import copy
 import json
 import os
@@ -72,6 +80,8 @@ def find_notebooks(paths: list[str | Path]) -> list[Path]:
         if p.is_dir():
             found += sorted(q for q in p.glob("*.ipynb") if not q.name.startswith("."))
         elif p.exists():
+            if p.suffix != ".ipynb":
+                raise ValueError(f"{p} is not a notebook (.ipynb): name notebooks or folders of notebooks")
             found.append(p)
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
@@ -110,7 +120,7 @@ def defined_names(source: str) -> set[str]:
         elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             for t in targets:
-                out |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name)}
+                out |= {n.id for n in ast.walk(t) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
     return out
 
 
@@ -244,7 +254,8 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
     inserted = 0
     for index, ex_id, _ in present:
         if ex_id in plans:
-            cell = nbformat.v4.new_code_cell(capture_cell(ex_id, registry[ex_id].names, plans[ex_id].context))
+            cell = nbformat.v4.new_code_cell(capture_cell(ex_id, registry[ex_id].names, plans[ex_id].context),
+                                             metadata={"lecture_utils_grade": "capture"})
             work.cells.insert(index + 1 + inserted, cell)
             inserted += 1
     for k, cell in enumerate(work.cells):
@@ -267,9 +278,9 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     report = _read_worker(fin.stdout)
-    if report is None:
-        result.problems.append(f"the notebook's run ended abnormally: {fin.describe()}; its exercises are not verified")
-        report = {"problems": [], "captures": {}, "kernel_missing": False}
+    if not report["ended"]:
+        result.problems.append(f"the notebook's run ended abnormally: {fin.describe()}; exercises after that point "
+                               "are not verified")
     if report["kernel_missing"]:
         result.status = "error"
         result.problems.append(f"kernel {kernel!r} is not installed; install it or change the notebook's kernel to python3")
@@ -300,20 +311,29 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
     return result
 
 
-def _read_worker(stdout: bytes) -> dict | None:
-    """The runner's report, validated (the kernel could have written anything)."""
-    try:
-        raw = json.loads(stdout)
-    except ValueError:
-        return None
-    if not isinstance(raw, dict):
-        return None
-    problems = [p for p in raw.get("problems", []) if isinstance(p, str)][:20]
+def _read_worker(stdout: bytes) -> dict:
+    """The runner's report, validated (the kernel could have written any of it). ``ended`` is False
+    when the runner did not reach its end; the captures sent until then still count."""
+    problems: list[str] = []
+    files: dict[str, str] = {}
+    ended = kernel_missing = False
+    for line in stdout.decode("utf-8", "replace").splitlines():
+        try:
+            msg = json.loads(line)
+        except ValueError:
+            continue
+        if not isinstance(msg, dict):
+            continue
+        if isinstance(msg.get("capture"), str) and isinstance(msg.get("data"), str):
+            files[msg["capture"]] = msg["data"]
+        elif msg.get("end") is True:
+            ended = True
+            kernel_missing = msg.get("kernel_missing") is True
+            problems = [p for p in msg.get("problems", []) if isinstance(p, str)][:20]
     captures: dict[str, dict] = {}
-    files = raw.get("captures") if isinstance(raw.get("captures"), dict) else {}
     for name, b64 in files.items():
-        m = re.match(r"^(\d+\.\d+)\.json$", str(name))
-        if not m or not isinstance(b64, str):
+        m = re.match(r"^(\d+\.\d+)\.json$", name)
+        if not m:
             continue
         try:
             record = json.loads(base64.b64decode(b64))
@@ -324,8 +344,8 @@ def _read_worker(stdout: bytes) -> dict | None:
             continue
         data = files.get(f"{m.group(1)}.pt")
         captures[m.group(1)] = {"defined": defined, "context": context,
-                                "data": base64.b64decode(data) if isinstance(data, str) else None}
-    return {"problems": problems, "captures": captures, "kernel_missing": raw.get("kernel_missing") is True}
+                                "data": base64.b64decode(data) if data else None}
+    return {"problems": problems, "captures": captures, "kernel_missing": kernel_missing, "ended": ended}
 
 
 def _recheck(ids: list[str], plans: dict, captures: dict, *, sandbox, limits, threads: int, smoke: bool) -> dict:
@@ -391,27 +411,13 @@ def _recheck(ids: list[str], plans: dict, captures: dict, *, sandbox, limits, th
     return out
 
 
-@contextlib.contextmanager
-def _environ(**values):
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _id_key(ex_id: str):
     return [int(p) for p in ex_id.split(".")]
 
 
 def grade(paths, timeout: float = 600, chapter: int | None = None, progress: bool = True,
-          smoke: bool = True) -> list[NotebookResult]:
-    """Grade every notebook under ``paths`` (optionally only chapter ``chapter``)."""
+          smoke: bool = True, sandbox=None, limits=None, notebook_timeout: float | None = None) -> list[NotebookResult]:
+    """Grade every notebook under ``paths`` (optionally only chapter ``chapter``), one after another."""
     notebooks = find_notebooks(paths)
     if chapter is not None:
         notebooks = [p for p in notebooks if chapter_of(p) == chapter]
@@ -424,7 +430,8 @@ def grade(paths, timeout: float = 600, chapter: int | None = None, progress: boo
     for path in notebooks:
         if bar is not None:
             bar.set_postfix_str(path.name)
-        results.append(grade_notebook(path, timeout=timeout, smoke=smoke))
+        results.append(grade_notebook(path, timeout=timeout, smoke=smoke, sandbox=sandbox, limits=limits,
+                                      notebook_timeout=notebook_timeout))
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -473,16 +480,53 @@ def to_json(results: list[NotebookResult]) -> dict:
             "totals": totals(results), "ok": all_passed(results)}
 
 
+def limits_from_args(args):
+    """The sandbox limits the command line asked for."""
+    from lecture_utils.grading.sandbox import Limits
+
+    wall = int(args.notebook_timeout)
+    return Limits(cpu_seconds=wall, memory=int(args.memory * 2**30))
+
+
 def main(args) -> int:
     """The ``grade`` subcommand (see ``lecture_utils.__main__``)."""
+    from lecture_utils.grading import sandbox as sb
+
+    if args.sandbox and args.no_sandbox:
+        print("error: --sandbox and --no-sandbox contradict each other", file=sys.stderr)
+        return 2
+    use_sandbox = (args.class_ or args.sandbox) and not args.no_sandbox
+    box = None
+    if use_sandbox:
+        try:
+            box = sb.find_sandbox()
+        except sb.SandboxUnavailable as exc:
+            what = "--class" if args.class_ else "--sandbox"
+            print(f"error: {what} grades untrusted notebooks inside a sandbox, and none is available: {exc}",
+                  file=sys.stderr)
+            return 2
+    limits = limits_from_args(args) if (box is not None or args.class_) else None
+    if args.class_:
+        from lecture_utils.grading import classroom
+
+        return classroom.main(args, sandbox=box, limits=limits)
     try:
-        results = grade(args.paths, timeout=args.timeout, chapter=args.chapter, progress=not args.no_progress,
-                        smoke=not args.full)
-    except FileNotFoundError as exc:
+        notebooks = find_notebooks(args.paths)
+    except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not results:
-        print("error: no notebooks found", file=sys.stderr)
+    if args.chapter is not None:
+        notebooks = [p for p in notebooks if chapter_of(p) == args.chapter]
+    if not notebooks:
+        where = ", ".join(map(str, args.paths))
+        print(f"error: no notebooks (*.ipynb) found in {where}" + (f" for chapter {args.chapter}" if args.chapter else ""),
+              file=sys.stderr)
+        return 2
+    results = grade(notebooks, timeout=args.timeout, progress=not args.no_progress, smoke=not args.full,
+                    sandbox=box, limits=limits, notebook_timeout=args.notebook_timeout if box else None)
+    if all(r.status == "error" for r in results):  # nothing gradable: one line per file, no table
+        for r in results:
+            print(f"error: {r.path}: {'; '.join(r.problems)}", file=sys.stderr)
         return 2
     print(report(results))
     if args.json:

@@ -253,6 +253,7 @@ class Finished:
     timed_out: bool = False
     output_overflow: bool = False
     seconds: float = 0.0
+    sandboxed: bool = False
 
     def describe(self) -> str:
         """Plain words for an abnormal end."""
@@ -263,8 +264,8 @@ class Finished:
         rc = self.returncode
         if rc is None:
             return "it did not finish"
-        if rc < 0:
-            sig = -rc
+        if rc < 0 or (self.sandboxed and rc > 128):  # bwrap reports a signal as 128 + its number
+            sig = -rc if rc < 0 else rc - 128
             name = signal.Signals(sig).name if sig in signal.Signals._value2member_map_ else str(sig)
             why = {signal.SIGKILL: " (killed: the memory or process limit, or the notebook killed it)",
                    signal.SIGXCPU: " (its CPU-time limit)", signal.SIGXFSZ: " (it wrote a file over the size limit)",
@@ -337,7 +338,8 @@ def run(argv: list[str], job_dir: Path, *, sandbox: Sandbox | None, limits: Limi
     if cgroup is not None:
         _kill_cgroup(cgroup)
         cgroup.remove()
-    return Finished(proc.returncode, b"".join(chunks), timed_out, state["overflow"], time.perf_counter() - start)
+    return Finished(proc.returncode, b"".join(chunks), timed_out, state["overflow"], time.perf_counter() - start,
+                    sandbox is not None)
 
 
 def _kill(proc: subprocess.Popen) -> None:
