@@ -192,13 +192,12 @@ def _plan(present: list[tuple[int, str, str]], registry) -> dict[str, _Plan]:
 
 
 def _job_dir() -> Path:
-    path = Path(tempfile.mkdtemp(prefix="grade-"))
-    path.chmod(0o755)  # bound read-only into the sandbox
-    return path
+    return Path(tempfile.mkdtemp(prefix="grade-"))  # bound read-only into the sandbox as /job
 
 
 def _helper(module: str) -> list[str]:
-    return [sys.executable, "-P", "-s", "-m", module]
+    """The command for a helper module; -P (3.11+): the working folder is not on ``sys.path``."""
+    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-s", "-m", module]
 
 
 def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool = True, sandbox=None,

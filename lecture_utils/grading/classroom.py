@@ -207,10 +207,11 @@ def grade_class(subs: list[Submission], out: Path, *, jobs: int, timeout: float,
 
         bar = tqdm(total=len(tasks), desc="grading", unit="notebook", file=sys.stderr)
     staging = Path(tempfile.mkdtemp(prefix="grade-class-"))
+    position = {id(sub): k for k, sub in enumerate(subs)}
 
     def one(task) -> tuple[Submission, NotebookResult]:
         sub, name = task
-        folder = staging / f"{subs.index(sub):04d}"
+        folder = staging / f"{position[id(sub)]:04d}"
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(sub.files[name])

@@ -205,7 +205,7 @@ def _probe() -> Sandbox:
                  "except OSError:\n    print('NONET')\n"
                  "print('HOME' if os.path.exists(os.path.expanduser('~/.ssh')) else 'NOHOME')\n")
         try:
-            out = subprocess.run(box.command([sys.executable, "-P", "-s", "-c", probe], Path(tmp), Limits()),
+            out = subprocess.run(box.command([sys.executable, "-s", "-c", probe], Path(tmp), Limits()),
                                  capture_output=True, text=True, timeout=60, env=box.environment(1, True))
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise SandboxUnavailable(f"bwrap could not start a sandbox: {exc}") from None
@@ -293,6 +293,8 @@ def run(argv: list[str], job_dir: Path, *, sandbox: Sandbox | None, limits: Limi
         cmd = argv + [str(job_dir)]
         env = dict(os.environ) | _common_env(threads, smoke)
         cwd = job_dir
+        if limits is not None and os.geteuid() == 0:  # a process limit without the sandbox, where root can have one
+            cgroup = _PidsCgroup.create(limits.processes)
 
     def preexec():  # in the child, before exec: limits inherited by everything the helper starts
         if cgroup is not None:

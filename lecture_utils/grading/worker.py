@@ -15,6 +15,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -27,7 +28,7 @@ def _is_capture(cell) -> bool:
     return cell.get("metadata", {}).get("lecture_utils_grade") == "capture"
 
 
-def _run(job_dir: Path, emit) -> dict:
+def _run(job_dir: Path, work: Path, emit) -> dict:
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -40,7 +41,6 @@ def _run(job_dir: Path, emit) -> dict:
     timeout, kernel, cap = float(job["timeout"]), job["kernel"], int(job["output_cap"])
     nb = nbformat.read(job_dir / "work.ipynb", as_version=4)
     problems: list[str] = []
-    work = Path(tempfile.mkdtemp(prefix="work-"))
     printed = {"bytes": 0, "over": False}
     timed_out: list[int] = []
     sent: set[str] = set()
@@ -124,7 +124,11 @@ def main(argv: list[str]) -> int:
         out.write(json.dumps(record) + "\n")
         out.flush()
 
-    emit(dict(_run(Path(argv[0]), emit), end=True))
+    work = Path(tempfile.mkdtemp(prefix="work-"))
+    try:
+        emit(dict(_run(Path(argv[0]), work, emit), end=True))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
