@@ -29,11 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLVED, UNTOUCHED, BROKEN, HOSTILE = "solved", "untouched", "broken", "hostile"
 ALL_PASSED = {"1.1": "passed", "1.2": "passed", "1.3": "passed"}
 HOSTILE_CELLS = [
-    ("forkbomb", "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(300)\n        os._exit(0)", ALL_PASSED),
-    ("memory", "hog = []\nwhile True:\n    hog.append(bytearray(2**28))", ALL_PASSED),
-    ("exit", "import os\nos._exit(0)", {"1.1": "not verified", "1.2": "not verified", "1.3": "not verified"}),
     ("patch", "import torch, lecture_utils.checks as check\ntorch.equal = lambda *a, **k: True\n"
               "torch.allclose = lambda *a, **k: True\ncheck.split_data = lambda f: f", None),
+    ("memory", "hog = []\nwhile True:\n    hog.append(bytearray(2**28))", ALL_PASSED),
+    ("exit", "import os\nos._exit(0)", {"1.1": "not verified", "1.2": "not verified", "1.3": "not verified"}),
+    ("forkbomb", "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(300)\n        os._exit(0)", ALL_PASSED),
 ]
 ROTATION = [SOLVED, UNTOUCHED, BROKEN, HOSTILE, SOLVED]
 

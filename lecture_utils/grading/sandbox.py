@@ -280,6 +280,7 @@ def run(argv: list[str], job_dir: Path, *, sandbox: Sandbox | None, limits: Limi
     the sandbox, the path itself otherwise), returning its stdout (at most ``limits.output`` bytes)."""
     cap = (limits or Limits()).output
     cgroup = None
+    nproc_outside = None
     if sandbox is not None:
         assert limits is not None
         cmd = sandbox.command(argv + ["/job"], job_dir, limits)
@@ -295,12 +296,18 @@ def run(argv: list[str], job_dir: Path, *, sandbox: Sandbox | None, limits: Limi
         cwd = job_dir
         if limits is not None and os.geteuid() == 0:  # a process limit without the sandbox, where root can have one
             cgroup = _PidsCgroup.create(limits.processes)
+        elif limits is not None:  # RLIMIT_NPROC counts all this user's processes here: allow that many more
+            nproc_outside = _user_processes() + limits.processes
 
     def preexec():  # in the child, before exec: limits inherited by everything the helper starts
         if cgroup is not None:
             cgroup.enter()
         if limits is not None:
-            set_limits(limits, nproc=False)  # RLIMIT_NPROC is set inside, in the new user namespace
+            set_limits(limits, nproc=False)  # in the sandbox RLIMIT_NPROC is set inside, in its user namespace
+        if nproc_outside is not None:
+            import resource
+
+            resource.setrlimit(resource.RLIMIT_NPROC, (nproc_outside, nproc_outside))
 
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -342,6 +349,19 @@ def run(argv: list[str], job_dir: Path, *, sandbox: Sandbox | None, limits: Limi
         cgroup.remove()
     return Finished(proc.returncode, b"".join(chunks), timed_out, state["overflow"], time.perf_counter() - start,
                     sandbox is not None)
+
+
+def _user_processes() -> int:
+    """Processes and threads this user runs now (what RLIMIT_NPROC counts)."""
+    uid, count = os.getuid(), 0
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    count += len(os.listdir(f"/proc/{entry.name}/task"))
+            except OSError:
+                pass
+    return count
 
 
 def _kill(proc: subprocess.Popen) -> None:
