@@ -68,6 +68,25 @@ def test_the_fingerprint_sees_a_replaced_function_and_its_code():
     assert "lecture_utils.checks._core.expect" in changed
 
 
+def test_torch_wrapping_its_own_function_is_not_tampering_but_a_learners_wrapper_is():
+    import functools
+
+    import sys
+
+    fresh = "torch._dynamo" not in sys.modules
+    before = recheck.fingerprint()
+    import torch._dynamo  # rebinds torch.manual_seed to a wrapper of the original
+
+    assert not fresh or before[("torch", "manual_seed")][0] != id(torch.manual_seed)
+    assert recheck.tampered(before, recheck.fingerprint()) == []
+    real = torch.allclose
+    try:
+        torch.allclose = functools.wraps(real)(lambda *a, **k: True)
+        assert "torch.allclose" in recheck.tampered(before, recheck.fingerprint())
+    finally:
+        torch.allclose = real
+
+
 def recheck_one(source, context=None, data=None, tmp_path=None):
     outcomes = []
     from lecture_utils.checks import _core

@@ -36,10 +36,25 @@ _TORCH_MODULES = ("torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "
 
 
 def _ident(value) -> tuple:
-    """The object's identity, and its code's (a function can be changed in place through ``__code__``)."""
+    """(identity, its code's identity, what it wraps, whether torch's own code wraps it).
+
+    The code, because a function can be changed in place through ``__code__``; the wrapper, because
+    torch rebinds a few functions itself on a lazy import (``torch._dynamo`` wraps ``torch.manual_seed``)."""
     func = value.__func__ if isinstance(value, (types.MethodType, classmethod, staticmethod)) else value
     code = func.__code__ if isinstance(func, types.FunctionType) else None
-    return id(value), id(code) if code is not None else 0
+    wrapped = getattr(func, "__wrapped__", None) if isinstance(func, types.FunctionType) else None
+    by_torch = code is not None and _TORCH_DIR is not None and code.co_filename.startswith(_TORCH_DIR)
+    return id(value), id(code) if code is not None else 0, id(wrapped) if wrapped is not None else 0, by_torch
+
+
+def _torch_dir() -> str | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    return str(Path(spec.origin).parent) + os.sep if spec and spec.origin else None
+
+
+_TORCH_DIR = _torch_dir()
 
 
 def _watched_modules() -> list[types.ModuleType]:
@@ -77,7 +92,7 @@ def fingerprint() -> dict:
             prints[(f"{c.__module__}.{c.__qualname__}", k)] = _ident(v)
     prints[("sys", "settrace")] = id(sys.gettrace())
     prints[("sys", "setprofile")] = id(sys.getprofile())
-    prints[("sys", "meta_path")] = tuple(map(id, sys.meta_path))
+    prints[("sys", "meta_path")] = repr(tuple(map(id, sys.meta_path)))
     return prints
 
 
@@ -85,9 +100,13 @@ def tampered(before: dict, after: dict) -> list[str]:
     """Names whose object was replaced or removed (additions, such as lazily imported submodules, are fine)."""
     out = []
     for key, value in before.items():
-        if after.get(key) != value:
-            where, name = key
-            out.append(f"{where}.{name}")
+        now = after.get(key)
+        if now == value:
+            continue
+        if isinstance(now, tuple) and len(now) == 4 and now[3] and now[2] == value[0]:
+            continue  # torch's own code wrapped the original (a lazy import's decorator)
+        where, name = key
+        out.append(f"{where}.{name}")
     for key in after.keys() - before.keys():
         if key[1] in ("__getattr__", "__getattribute__", "__setattr__", "__call__", "__eq__"):
             out.append(f"{key[0]}.{key[1]}")
