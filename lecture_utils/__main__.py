@@ -98,16 +98,31 @@ def _add_sample(sub) -> None:
 def _add_grade(sub) -> None:
     p = sub.add_parser(
         "grade", help="run notebooks headless and report every exercise's status",
-        description="Run each notebook in its own fresh kernel (never writing it), re-run every "
-        "exercise's check, and print a table per chapter. Exit status 0 only when every "
-        "exercise found passed. It runs the notebooks' code: it is not a sandbox.",
+        description="Run each notebook in its own fresh kernel (never writing it), re-check every "
+        "exercise in a fresh interpreter, and print a table per chapter. Exit status 0 only when every "
+        "exercise found passed, 2 on bad input. With --class: one folder or .zip per learner in "
+        "SUBMISSIONS, graded in parallel inside a sandbox, with a CSV/JSON roll-up.",
     )
-    p.add_argument("paths", nargs="+", help="notebooks, or folders of notebooks (e.g. notebooks/)")
+    p.add_argument("paths", nargs="+", help="notebooks, or folders of notebooks (e.g. notebooks/); with --class: "
+                   "the folder of submissions")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON (schema: lecture_utils.grade/1)")
     p.add_argument("--timeout", type=float, default=600, metavar="SECONDS", help="per-cell time limit (default 600)")
     p.add_argument("--chapter", type=int, metavar="N", help="grade only chapter N")
     p.add_argument("--full", action="store_true", help="run training loops at full length (default: the smoke setting)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--class", dest="class_", action="store_true",
+                   help="grade a class: SUBMISSIONS/ holds one folder or .zip per learner (sandboxed)")
+    p.add_argument("--sandbox", action="store_true",
+                   help="run the notebooks inside the bubblewrap sandbox (always on with --class)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="with --class: grade without isolation (only for work you trust)")
+    p.add_argument("--jobs", type=int, metavar="N", help="with --class: notebooks graded at once (default: the CPU cores)")
+    p.add_argument("--out", metavar="DIR", default="grades",
+                   help="with --class: folder for grades.csv, grades.json and the cache (default: grades)")
+    p.add_argument("--memory", type=float, default=6, metavar="GB",
+                   help="sandbox: address-space limit of each process (default 6)")
+    p.add_argument("--notebook-timeout", type=float, default=1800, metavar="SECONDS",
+                   help="sandbox: wall-clock and CPU-time limit for one notebook's run (default 1800)")
 
 
 def cmd_grade(args) -> int:

@@ -5,6 +5,7 @@ Every case checks that the grader reports and carries on, and that the graded fi
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -144,3 +145,40 @@ def test_cli_table_json_and_exit_status(tmp_path):
     out = subprocess.run([sys.executable, "-m", "lecture_utils", "grade", str(tmp_path / "missing")],
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "no such file" in out.stderr
+
+
+def run_cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "lecture_utils", "grade", *map(str, args), "--no-progress"],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_bad_input_gets_one_clear_line_and_status_2(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "notes.txt").write_text("not a notebook")
+    foreign = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print('hello from another course')")])
+    nbformat.write(foreign, tmp_path / "intro.ipynb")
+    for target, said in ((empty, "no notebooks (*.ipynb) found"), (tmp_path / "notes.txt", "is not a notebook"),
+                         (tmp_path / "intro.ipynb", "another course")):
+        out = run_cli(target)
+        assert out.returncode == 2, (target, out.stdout, out.stderr)
+        lines = [ln for ln in out.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:") and said in lines[0], out.stderr
+        assert out.stdout == ""
+
+
+def test_class_grading_refuses_without_a_sandbox_unless_told(tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "ada").mkdir(parents=True)
+    shutil.copy(ROOT / "notebooks" / "01_data.ipynb", subs / "ada" / "01_data.ipynb")
+    env = dict(os.environ, PATH=str(tmp_path))  # no bwrap on this PATH
+    out = run_cli(subs, "--class", "--out", tmp_path / "grades", env=env)
+    assert out.returncode == 2 and "bubblewrap" in out.stderr and "--no-sandbox" in out.stderr, out.stderr
+    assert not (tmp_path / "grades").exists()
+    out = run_cli(subs / "ada", "--sandbox", env=env)
+    assert out.returncode == 2 and "bubblewrap" in out.stderr
+    out = run_cli(tmp_path / "grades-nowhere", "--class", "--no-sandbox")
+    assert out.returncode == 2 and "no such folder" in out.stderr
+    (tmp_path / "nobody").mkdir()
+    out = run_cli(tmp_path / "nobody", "--class", "--no-sandbox")
+    assert out.returncode == 2 and "no submissions" in out.stderr

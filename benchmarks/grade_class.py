@@ -1,0 +1,147 @@
+"""Grade a made-up class with `python -m lecture_utils grade SUBMISSIONS/ --class` and print the wall time
+for each --jobs, the sandbox's overhead per notebook against --no-sandbox, and whether the roll-up is right.
+
+The class: N learners, each with one chapter-01 notebook: solved (a copy of solutions/), untouched (a copy
+of notebooks/), broken (one wrong exercise), or hostile (a fork bomb, filling memory, os._exit, or
+monkeypatching the checks), in a fixed rotation.
+
+    python benchmarks/grade_class.py                      # 20 learners, --jobs 1 and 2, and --no-sandbox
+    python benchmarks/grade_class.py --learners 8 --jobs 2
+    python benchmarks/grade_class.py --quick              # 4 learners: proves it runs
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SOLVED, UNTOUCHED, BROKEN, HOSTILE = "solved", "untouched", "broken", "hostile"
+ALL_PASSED = {"1.1": "passed", "1.2": "passed", "1.3": "passed"}
+HOSTILE_CELLS = [
+    ("patch", "import torch, lecture_utils.checks as check\ntorch.equal = lambda *a, **k: True\n"
+              "torch.allclose = lambda *a, **k: True\ncheck.split_data = lambda f: f", None),
+    ("memory", "hog = []\nwhile True:\n    hog.append(bytearray(2**28))", ALL_PASSED),
+    ("exit", "import os\nos._exit(0)", {"1.1": "not verified", "1.2": "not verified", "1.3": "not verified"}),
+    ("forkbomb", "import os, time\nwhile True:\n    if os.fork() == 0:\n        time.sleep(300)\n        os._exit(0)", ALL_PASSED),
+]
+ROTATION = [SOLVED, UNTOUCHED, BROKEN, HOSTILE, SOLVED]
+
+
+def make_class(folder: Path, learners: int) -> dict[str, dict]:
+    """Write the submissions; return each learner's expected statuses."""
+    solution = nbformat.read(ROOT / "solutions" / "01_data.ipynb", as_version=4)
+    untouched = nbformat.read(ROOT / "notebooks" / "01_data.ipynb", as_version=4)
+    expected = {}
+    hostile_k = 0
+    for i in range(learners):
+        kind = ROTATION[i % len(ROTATION)]
+        name = f"learner{i + 1:02d}-{kind}"
+        nb = nbformat.from_dict(json.loads(json.dumps(solution if kind != UNTOUCHED else untouched)))
+        want = dict(ALL_PASSED) if kind != UNTOUCHED else {k: "not attempted" for k in ALL_PASSED}
+        if kind == BROKEN:
+            for cell in nb.cells:
+                if cell.source.startswith("# Exercise 1.2"):
+                    cell.source = cell.source.replace("return data[:n], data[n:]",
+                                                      "data = data[torch.randperm(len(data))]\n    return data[:n], data[n:]")
+            want["1.2"] = "failed"
+        if kind == HOSTILE:
+            label, code, outcome = HOSTILE_CELLS[hostile_k % len(HOSTILE_CELLS)]
+            hostile_k += 1
+            name = f"learner{i + 1:02d}-hostile-{label}"
+            nb.cells.insert(3, nbformat.v4.new_code_cell(code))
+            if outcome is None:  # monkeypatching, with a wrong (shuffled) split that must still fail
+                for cell in nb.cells:
+                    if cell.source.startswith("# Exercise 1.2"):
+                        cell.source = cell.source.replace(
+                            "return data[:n], data[n:]", "data = data[torch.randperm(len(data))]\n    return data[:n], data[n:]")
+                outcome = dict(ALL_PASSED, **{"1.2": "failed"})
+            want = dict(outcome)
+        (folder / name).mkdir(parents=True)
+        nbformat.write(nb, folder / name / "01_data.ipynb")
+        expected[name] = want
+    return expected
+
+
+def grade(subs: Path, out: Path, jobs: int, sandbox: bool, timeout: int) -> tuple[float, dict, str]:
+    cmd = [sys.executable, "-m", "lecture_utils", "grade", str(subs), "--class", "--jobs", str(jobs), "--out", str(out),
+           "--no-progress", "--timeout", str(timeout), "--memory", "3", "--notebook-timeout", "600"]
+    if not sandbox:
+        cmd.append("--no-sandbox")
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"grading failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return seconds, json.loads((out / "grades.json").read_text()), proc.stdout
+
+
+def check_rollup(out: Path, expected: dict[str, dict]) -> list[str]:
+    wrong = []
+    for row in csv.DictReader((out / "grades.csv").open()):
+        want = expected[row["learner"]]
+        got = {k: row[k] for k in want}
+        if got != want:
+            wrong.append(f"{row['learner']}: expected {want}, got {got}")
+    return wrong
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--learners", type=int, default=20)
+    p.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="--jobs values to time, sandboxed")
+    p.add_argument("--no-baseline", action="store_true", help="skip the --no-sandbox run")
+    p.add_argument("--timeout", type=int, default=60, help="per-cell time limit (default 60)")
+    p.add_argument("--quick", action="store_true", help="4 learners, --jobs 2 only")
+    p.add_argument("--device", default="cpu", help="ignored (grading runs on the CPU); accepted for uniformity")
+    args = p.parse_args()
+    if args.quick:
+        args.learners, args.jobs = 4, [2]
+    from lecture_utils.grading import sandbox as sb
+
+    try:
+        sb.find_sandbox()
+        have_sandbox = True
+    except sb.SandboxUnavailable as exc:
+        print(f"no sandbox here ({exc}): timing --no-sandbox only")
+        have_sandbox = False
+    base = Path(tempfile.mkdtemp(prefix="grade-class-bench-"))
+    try:
+        expected = make_class(base / "subs", args.learners)
+        print(f"class: {args.learners} learners, one chapter-01 notebook each "
+              f"({', '.join(f'{k} {sum(n.split(chr(45))[1] == k for n in expected)}' for k in (SOLVED, UNTOUCHED, BROKEN, HOSTILE))})")
+        runs = [(j, True) for j in args.jobs] if have_sandbox else []
+        if not args.no_baseline or not have_sandbox:
+            runs.append((1, False))
+        timings = {}
+        for jobs, sandbox in runs:
+            out = base / f"out-{jobs}-{sandbox}"
+            seconds, report, _ = grade(base / "subs", out, jobs, sandbox, args.timeout)
+            per_nb = [nb["seconds"] for entry in report["learners"] for nb in entry["notebooks"]]
+            wrong = check_rollup(out, expected)
+            timings[(jobs, sandbox)] = (seconds, per_nb)
+            print(f"--jobs {jobs} {'sandboxed   ' if sandbox else '--no-sandbox'}: wall {seconds:6.1f} s for "
+                  f"{len(per_nb)} notebooks; per notebook mean {sum(per_nb) / len(per_nb):5.1f} s; roll-up "
+                  + ("right" if not wrong else "WRONG:\n  " + "\n  ".join(wrong)))
+        if (1, True) in timings and (1, False) in timings:
+            (ws, ps), (wn, pn) = timings[(1, True)], timings[(1, False)]
+            n = len(ps)
+            print(f"sandbox overhead per notebook (--jobs 1): {(ws - wn) / n:+.1f} s wall "
+                  f"({(sum(ps) - sum(pn)) / n:+.1f} s by the per-notebook times; {ws / wn:.2f}x overall)")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The grader's runner: executes one prepared notebook in a fresh kernel (``python -m
+lecture_utils.grading.worker JOB_DIR``).
+
+``JOB_DIR`` holds ``work.ipynb`` (the learner's notebook with a capture cell after each exercise,
+see :mod:`lecture_utils.grading.capture`) and ``job.json`` (per-cell timeout, kernel name, limits).
+The notebook runs in a private working folder, continuing past errors and interrupting cells that
+run too long; what the cells print is counted and dropped beyond a cap. The runner prints JSON lines:
+the files each capture cell wrote, as soon as it ran, and at the end the problems it saw. Nothing it reports is trusted by
+the grader beyond that: the kernel runs the learner's code and could have written any of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+CAPTURE_DIR = ".lecture_utils_grade"
+_CAPTURE_NAME = re.compile(r"^\d+\.\d+\.(json|pt)$")
+
+
+def _is_capture(cell) -> bool:
+    return cell.get("metadata", {}).get("lecture_utils_grade") == "capture"
+
+
+def _run(job_dir: Path, work: Path, emit) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    job = json.loads((job_dir / "job.json").read_text(encoding="utf-8"))
+    if job.get("sandboxed"):
+        from lecture_utils.grading.sandbox import Limits, set_limits
+
+        set_limits(Limits(**job["limits"]), nproc=True)
+    timeout, kernel, cap = float(job["timeout"]), job["kernel"], int(job["output_cap"])
+    nb = nbformat.read(job_dir / "work.ipynb", as_version=4)
+    problems: list[str] = []
+    printed = {"bytes": 0, "over": False}
+    timed_out: list[int] = []
+    sent: set[str] = set()
+
+    class GradingClient(NotebookClient):
+        """nbclient with a cap on output, and a stop after two cells in a row that ignore an interrupt."""
+
+        stuck = 0
+
+        def output(self, outs, msg, display_id, cell_index):
+            content = msg.get("content", {})
+            size = len(json.dumps(content, default=str)) if msg.get("msg_type") != "stream" else len(content.get("text", ""))
+            printed["bytes"] += size
+            if printed["bytes"] > cap:
+                printed["over"] = True
+                return None  # dropped: the grader keeps no output, and this bounds its memory
+            return super().output(outs, msg, display_id, cell_index)
+
+        async def _async_handle_timeout(self, timeout, cell=None):
+            self.stuck += 1
+            if self.stuck > 1:  # the last interrupt did not free the kernel: stop here
+                raise CellTimeoutError.error_from_timeout_and_cell("Cell execution timed out", timeout, cell)
+            await super()._async_handle_timeout(timeout, cell)
+            return {"content": {"status": "error", "ename": "CellTimeoutError", "evalue": f"interrupted after {timeout} s",
+                                "traceback": []}}
+
+    client = GradingClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=True, interrupt_on_timeout=True,
+                           resources={"metadata": {"path": str(work)}}, record_timing=False)
+
+    raised: list[str] = []
+
+    def on_cell_executed(cell, cell_index, execute_reply):
+        content = (execute_reply or {}).get("content", {})
+        if content.get("ename") == "CellTimeoutError":
+            timed_out.append(cell_index)
+        else:
+            client.stuck = 0
+        for out in cell.get("outputs", []):
+            if out.get("output_type") != "error" or out.get("ename") in ("KeyboardInterrupt", "CellTimeoutError"):
+                continue
+            if out.get("ename") != "CheckFailed":  # a check's verdict is the re-check's business
+                value = str(out.get("evalue", "")).strip().splitlines()
+                learner_index = cell_index - sum(_is_capture(c) for c in nb.cells[:cell_index])
+                raised.append(f"cell {learner_index + 1} raised {out.get('ename')}: {value[0][:160] if value else ''}".rstrip(": "))
+        cell.outputs = []
+        if _is_capture(cell):  # hand over what the capture wrote at once: a later hang or kill loses nothing
+            folder = work / CAPTURE_DIR
+            if folder.is_dir():
+                for f in sorted(folder.iterdir()):
+                    if _CAPTURE_NAME.match(f.name) and f.name not in sent and f.is_file() and not f.is_symlink():
+                        sent.add(f.name)
+                        emit({"capture": f.name, "data": base64.b64encode(f.read_bytes()).decode("ascii")})
+
+    client.on_cell_executed = on_cell_executed
+    try:
+        import subprocess
+
+        client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    except DeadKernelError:
+        problems.append("the kernel died (os._exit, a crash, or a memory/process limit); later exercises are not verified")
+    except CellTimeoutError:
+        problems.append(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt; the notebook's run stopped there")
+    except Exception as exc:
+        name = type(exc).__name__
+        if "NoSuchKernel" in name:
+            return {"kernel_missing": True, "problems": []}
+        problems.append(f"execution stopped: {name}: {exc}")
+    problems += raised[:5] + ([f"{len(raised) - 5} more cells raised errors"] if len(raised) > 5 else [])
+    if timed_out:
+        problems.append(f"{len(timed_out)} cell(s) were interrupted after {timeout:.0f} s")
+    if printed["over"]:
+        problems.append(f"the notebook printed more than {cap // 2**20} MB; the rest was dropped")
+    return {"kernel_missing": False, "problems": problems}
+
+
+def main(argv: list[str]) -> int:
+    out = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # anything else printed goes to stderr, which the grader discards
+
+    def emit(record: dict) -> None:
+        out.write(json.dumps(record) + "\n")
+        out.flush()
+
+    work = Path(tempfile.mkdtemp(prefix="work-"))
+    try:
+        emit(dict(_run(Path(argv[0]), work, emit), end=True))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

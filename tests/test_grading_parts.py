@@ -1,0 +1,139 @@
+"""The grader's parts on their own, without kernels: what it reads from a cell, what the capture cell
+keeps, the tamper fingerprint, the re-check of one exercise, the roll-up."""
+
+import builtins
+import zipfile
+
+import torch
+
+from lecture_utils import addition, grading
+from lecture_utils.checks import REGISTRY
+from lecture_utils.grading import capture, classroom, recheck
+
+SPLIT = "# Exercise 1.2: train/val split\ndef split_data(data, train_frac=0.9):\n    n = int(train_frac * len(data))\n    return data[:n], data[n:]"
+
+
+def test_free_and_defined_names_of_a_cell():
+    src = ("import math\nstoi = {ch: i for i, ch in enumerate(chars)}\n\ndef encode(s):\n    return [stoi[c] for c in s]\n"
+           "torch.equal = None\n%time x = 1\n")
+    assert grading.free_names(src) == {"chars", "torch"}
+    assert grading.defined_names(src) == {"math", "stoi", "encode"}  # torch.equal = ... binds no name
+
+
+def test_the_plan_follows_names_to_earlier_exercise_cells():
+    present = [(4, "10.1", "# Exercise 10.1\ndef encode_problem(a, b, n):\n    return tok.encode(str(a + b))"),
+               (6, "10.2", "# Exercise 10.2\ndef make_batch(n):\n    return torch.tensor(encode_problem(1, 2, n))")]
+    plans = grading._plan(present, REGISTRY)
+    assert [e for e, _ in plans["10.2"].cells] == ["10.1", "10.2"]
+    assert plans["10.2"].context == ("tok", "torch")
+    assert plans["10.1"].context == ("tok",)
+
+
+def test_the_capture_keeps_modules_library_objects_and_data_only():
+    from lecture_utils.model import Head
+
+    class Mine:
+        pass
+
+    ns = {"torch": torch, "Head": Head, "chars": ["a", "b"], "ids": torch.arange(3), "tok": addition.TOKENIZER,
+          "model": Mine(), "f": lambda x: x}
+    context, data = capture.describe(["torch", "Head", "chars", "ids", "tok", "model", "f", "nowhere"], ns)
+    assert context["torch"] == ["module", "torch"]
+    assert context["Head"] == ["object", "lecture_utils.model", "Head"]
+    assert context["tok"] == ["object", "lecture_utils.addition", "TOKENIZER"]
+    assert context["chars"] == ["data"] and context["ids"] == ["data"]
+    assert context["model"][0] == context["f"][0] == context["nowhere"][0] == "missing"
+    assert set(data) == {"chars", "ids"}
+
+
+def test_the_fingerprint_sees_a_replaced_function_and_its_code():
+    before = recheck.fingerprint()
+    real_equal, real_len = torch.equal, builtins.len
+    try:
+        torch.equal = lambda *a, **k: True
+        builtins.len = lambda x: 3
+        changed = recheck.tampered(before, recheck.fingerprint())
+    finally:
+        torch.equal, builtins.len = real_equal, real_len
+    assert "torch.equal" in changed and "builtins.len" in changed
+    assert recheck.tampered(before, recheck.fingerprint()) == []
+    from lecture_utils.checks import _core
+
+    code = _core.expect.__code__
+    try:
+        _core.expect.__code__ = (lambda condition, hint: None).__code__
+        changed = recheck.tampered(before, recheck.fingerprint())
+    finally:
+        _core.expect.__code__ = code
+    assert "lecture_utils.checks._core.expect" in changed
+
+
+def test_torch_wrapping_its_own_function_is_not_tampering_but_a_learners_wrapper_is():
+    import functools
+
+    import sys
+
+    fresh = "torch._dynamo" not in sys.modules
+    before = recheck.fingerprint()
+    import torch._dynamo  # rebinds torch.manual_seed to a wrapper of the original
+
+    assert not fresh or before[("torch", "manual_seed")][0] != id(torch.manual_seed)
+    assert recheck.tampered(before, recheck.fingerprint()) == []
+    real = torch.allclose
+    try:
+        torch.allclose = functools.wraps(real)(lambda *a, **k: True)
+        assert "torch.allclose" in recheck.tampered(before, recheck.fingerprint())
+    finally:
+        torch.allclose = real
+
+
+def recheck_one(source, context=None, data=None, tmp_path=None):
+    outcomes = []
+    from lecture_utils.checks import _core
+
+    real = _core._record
+
+    def observe(exercise_id, title, status, message):
+        outcomes.append((exercise_id, status, message))
+
+    _core._record = observe
+    try:
+        ex = {"id": "1.2", "cells": [{"id": "1.2", "source": source}], "context": context or {}, "data_file": None}
+        return recheck.recheck(ex, tmp_path, outcomes, REGISTRY)
+    finally:
+        _core._record = real
+
+
+def test_recheck_of_one_exercise(tmp_path):
+    ctx = {"torch": ["module", "torch"]}
+    assert recheck_one(SPLIT, ctx, tmp_path=tmp_path)[0] == "passed"
+    shuffled = SPLIT.replace("return data[:n]", "data = data[torch.randperm(len(data))]\n    return data[:n]")
+    status, message = recheck_one(shuffled, ctx, tmp_path=tmp_path)
+    assert status == "failed" and "shuffled" in message
+    status, message = recheck_one("# Exercise 1.2: x\nfrom lecture_utils.data import split_data", ctx, tmp_path=tmp_path)
+    assert status == "failed" and "not code written in the exercise cell" in message
+    status, message = recheck_one(shuffled, {"torch": ["missing", "a Foo object"]}, tmp_path=tmp_path)
+    assert status == "not verified" and "'torch'" in message
+    status, message = recheck_one("# Exercise 1.2: x\n%time y = 1\n" + SPLIT, ctx, tmp_path=tmp_path)
+    assert status == "not verified" and "magic" in message
+    status, _ = recheck_one("# Exercise 1.2: x\nimport os\nos = 1", {"os": ["module", "subprocess.nothing"]}, tmp_path=tmp_path)
+    assert status == "not verified"  # split_data never defined
+
+
+def test_zip_submissions_are_read_without_extracting(tmp_path):
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    with zipfile.ZipFile(subs / "ada.zip", "w") as zf:
+        zf.writestr("work/01_data.ipynb", "{}")
+        zf.writestr("../../evil.ipynb", "{}")
+        zf.writestr("__MACOSX/01_data.ipynb", "{}")
+        zf.writestr("notes.txt", "hello")
+    (subs / "bob.zip").write_bytes(b"not a zip")
+    (subs / "cy" / "a").mkdir(parents=True)
+    (subs / "cy" / "a" / "01_data.ipynb").write_text("{}")
+    (subs / "cy" / "01_data_v2.ipynb").write_text("{}")
+    found = {s.learner: s for s in classroom.find_submissions(subs)}
+    assert list(found["ada"].files) == ["work/01_data.ipynb"]
+    assert not (tmp_path / "evil.ipynb").exists()
+    assert "not a readable zip" in found["bob"].problems[0]
+    assert len(found["cy"].files) == 1 and "2 notebooks for chapter 01" in found["cy"].problems[0]
