@@ -15,6 +15,7 @@ from lecture_utils import model as ref
 from lecture_utils import train as ref_train
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     copy_weights,
@@ -51,6 +52,7 @@ def _table_hint(name: str, got: tuple, want: tuple) -> str:
 
 
 @exercise("2.1", "bigram language model", reference=lambda: ref.BigramLanguageModel)
+@blame_notebook_globals
 @isolated_rng
 def bigram_forward(BigramLanguageModel, device="cpu"):
     """``BigramLanguageModel(vocab_size)``; ``forward(idx, targets=None) -> (logits, loss)`` with logits
@@ -177,6 +179,7 @@ def _chain(start: torch.Tensor, nxt: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @exercise("2.2", "generate", reference=lambda: ref.generate)
+@blame_notebook_globals
 @isolated_rng
 def generate(generate, device="cpu"):
     """``generate(model, idx, max_new_tokens, generator=None)`` -> ``(B, T + max_new_tokens)``: sample from
@@ -276,12 +279,13 @@ class _ProbeModel(nn.Module):
         loss = self.w * idx.float().mean() / 10 + (100.0 if self.training else 0.0)
         self.calls.append({"split": "low" if int(idx.max()) < 32 else "high", "training": self.training,
                            "grad": torch.is_grad_enabled(), "loss": float(loss.detach()),
-                           "shape": tuple(idx.shape)})
+                           "shape": tuple(idx.shape), "batch": tuple(idx.flatten().tolist())})
         B, T = idx.shape
         return torch.zeros(B * T, VOCAB, device=idx.device), loss
 
 
 @exercise("2.3", "estimate_loss", reference=lambda: ref_train.estimate_loss)
+@blame_notebook_globals
 @isolated_rng
 def estimate_loss(estimate_loss, device="cpu"):
     """``estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=None)`` -> ``{split: float}``,
@@ -316,6 +320,10 @@ def estimate_loss(estimate_loss, device="cpu"):
             fail(f"out[{name!r}] is a tensor: return plain Python floats, e.g. losses.mean().item()")
         expect(isinstance(value, (float, int)), f"out[{name!r}] should be a float, got {type(value).__name__}")
         losses = [c["loss"] for c in calls if c["split"] == which[name]]
+        batches = {c["batch"] for c in calls if c["split"] == which[name]}
+        if len(losses) == eval_iters > 1 and len(batches) == 1:
+            fail(f"the model evaluated the same batch eval_iters={eval_iters} times for split {name!r}: draw a new "
+                 f"batch inside the loop, x, y = get_batch(...) for each k, so the mean is over different batches")
         if len(losses) != eval_iters:
             fail(f"the model saw {len(losses)} batch(es) of split {name!r}, expected eval_iters={eval_iters}: average "
                  f"the loss over eval_iters random batches (one batch is noisy)")
@@ -332,6 +340,13 @@ def estimate_loss(estimate_loss, device="cpu"):
     if again != out:
         fail("the same generator seed gave different results: pass generator=generator on to get_batch, so the "
              "evaluation batches are reproducible")
+    # the mode it was in is restored: a model in eval mode stays in eval mode
+    model.eval()
+    estimate_loss(model, splits, 1, block_size, batch_size, generator=rng(seed))
+    if model.training:
+        fail("estimate_loss switched a model that was in eval mode to training mode: remember the mode first, "
+             "was_training = model.training, and restore it at the end with model.train(was_training)")
+    model.train()
     # any split names
     single = {"test": splits["val"]}
     out = call(estimate_loss, model, single, 1, block_size, batch_size, generator=rng(seed),

@@ -7,6 +7,7 @@ import torch
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     attention_variant,
     build,
     call,
@@ -53,6 +54,7 @@ def _shape_hint(name: str, got: tuple, want: tuple) -> str:
 
 
 @exercise("4.1", "one head of self-attention", reference=lambda: ref.Head)
+@blame_notebook_globals
 @isolated_rng
 def head(Head, device="cpu"):
     """``Head(n_embd, head_size, block_size, dropout)``: ``(B, T, n_embd)`` -> ``(B, T, head_size)``, causal,

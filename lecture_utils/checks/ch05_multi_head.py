@@ -11,6 +11,7 @@ from torch import nn
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     attention_variant,
     build,
     call,
@@ -48,6 +49,7 @@ def _multi_head_variants(reference: ref.MultiHeadAttention, x: torch.Tensor):
 
 
 @exercise("5.1", "multi-head attention", reference=lambda: ref.MultiHeadAttention)
+@blame_notebook_globals
 @isolated_rng
 def multi_head(MultiHeadAttention, device="cpu"):
     """``MultiHeadAttention(n_embd, num_heads, head_size, block_size, dropout)``: heads in an ``nn.ModuleList``,
@@ -139,6 +141,7 @@ def _batched_variants(reference: ref.CausalSelfAttention, x: torch.Tensor):
 
 
 @exercise("5.2", "batched multi-head attention", reference=lambda: ref.CausalSelfAttention)
+@blame_notebook_globals
 @isolated_rng
 def batched_multi_head(CausalSelfAttention, device="cpu"):
     """``CausalSelfAttention(n_embd, n_head, block_size, dropout)`` with ``qkv`` ([q | k | v]) and ``proj``: the

@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     check_dropout,
@@ -36,6 +37,7 @@ def _variants(reference: ref.FeedForward, x: torch.Tensor):
 
 
 @exercise("6.1", "feed-forward", reference=lambda: ref.FeedForward)
+@blame_notebook_globals
 @isolated_rng
 def feed_forward(FeedForward, device="cpu"):
     """``FeedForward(n_embd, dropout)``: ``self.net = nn.Sequential(Linear(n_embd, 4 n_embd), ReLU, Linear(4 n_embd,

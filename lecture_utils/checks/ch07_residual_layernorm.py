@@ -9,6 +9,7 @@ from torch.nn import functional as F
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     copy_weights,
@@ -66,6 +67,7 @@ def _layer_norm_variants(x, weight, bias, eps):
 
 
 @exercise("7.1", "LayerNorm from scratch", reference=lambda: ref.LayerNorm)
+@blame_notebook_globals
 @isolated_rng
 def layer_norm(LayerNorm, device="cpu"):
     """``LayerNorm(dim, eps=1e-5)`` with parameters ``weight`` (ones) and ``bias`` (zeros): the same as
@@ -165,6 +167,7 @@ def _block_shape_hint(name: str, got: tuple, want: tuple) -> str | None:
 
 
 @exercise("7.2", "Transformer block", reference=lambda: ref.Block)
+@blame_notebook_globals
 @isolated_rng
 def block(Block, device="cpu"):
     """``Block(n_embd, n_head, block_size, dropout)`` with ``sa`` (MultiHeadAttention), ``ffwd`` (FeedForward),

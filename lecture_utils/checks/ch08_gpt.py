@@ -8,6 +8,7 @@ from torch import nn
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     copy_weights,
@@ -60,6 +61,7 @@ def _variants(reference: ref.GPT, idx: torch.Tensor):
 
 
 @exercise("8.1", "the GPT language model", reference=lambda: ref.GPT)
+@blame_notebook_globals
 @isolated_rng
 def gpt(GPTLanguageModel, device="cpu"):
     """``GPTLanguageModel(config)``: embeddings (token + position), ``blocks``, ``ln_f``, ``lm_head``;

@@ -10,7 +10,7 @@ import torch
 from lecture_utils import model as ref
 from lecture_utils import timing as ref_timing
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
-from lecture_utils.checks._helpers import call, isolated_rng, randomize_, same
+from lecture_utils.checks._helpers import blame_notebook_globals, call, isolated_rng, randomize_, same
 
 N_EMBD, N_HEAD, BLOCK = 24, 3, 10
 HS = N_EMBD // N_HEAD
@@ -34,6 +34,7 @@ def _fused_variants(mha: ref.MultiHeadAttention):
 
 
 @exercise("9.1", "fused QKV from a list of heads", reference=lambda: ref.heads_to_batched)
+@blame_notebook_globals
 @isolated_rng
 def heads_to_batched(heads_to_batched, device="cpu"):
     """``heads_to_batched(mha, csa)``: copies the weights of a list-of-heads ``MultiHeadAttention``
@@ -71,6 +72,7 @@ def heads_to_batched(heads_to_batched, device="cpu"):
 
 
 @exercise("9.2", "timing a step honestly", reference=lambda: ref_timing.median_seconds)
+@blame_notebook_globals
 def median_seconds(median_seconds, device="cpu"):
     """``median_seconds(fn, warmup=2, reps=10, device=None)``: ``warmup`` untimed calls, then the
     median of ``reps`` timed calls, in seconds."""

@@ -3,9 +3,16 @@ decorator that registers an entry, and two small helpers for models that return 
 
 from __future__ import annotations
 
+import ast
+import math
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
+import nbformat
+import torch
+from torch import nn
 from torch.nn import functional as F
 
 
@@ -40,3 +47,36 @@ def _flat_loss(logits, targets):
 
 def _finish(logits, targets):
     return (logits, None) if targets is None else _flat_loss(logits, targets)
+
+
+SOLUTIONS = Path(__file__).resolve().parents[2] / "solutions"
+
+
+def notebook_literals(notebook: str) -> dict[str, object]:
+    """The top-level variables a solution notebook sets to literal values (``head_size = 16``,
+    ``B, T, C = 4, 8, 32``), as a learner's kernel holds them when the exercise is checked."""
+    space: dict[str, object] = {}
+    nb = nbformat.read(SOLUTIONS / f"{notebook}.ipynb", as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:  # a cell with IPython magics
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                try:
+                    ast.literal_eval(node.value)
+                except ValueError:
+                    continue
+                exec(ast.unparse(node), {}, space)
+    return space
+
+
+def in_notebook(notebook: str, source: str, *names: str, **extra) -> tuple:
+    """Define ``source`` (a learner's exercise cell) in a namespace holding what the notebook has at that point: the
+    usual imports, the notebook's literal globals (:func:`notebook_literals`) and ``extra``; return ``names``."""
+    space = {"torch": torch, "nn": nn, "F": F, "math": math, **notebook_literals(notebook), **extra}
+    exec(compile(textwrap.dedent(source), f"<{notebook} exercise cell>", "exec"), space)
+    return tuple(space[n] for n in names)

@@ -121,3 +121,26 @@ def batch_ignores_generator():
         return x, y
 
     return (get_batch,)
+
+
+@wrong("1.3", "get_batch", "an offset lets a chunk run past the end of data")
+def offsets_run_past_the_end():
+    def get_batch(data, block_size, batch_size, generator=None):
+        ix = torch.randint(len(data) - block_size + 1, (batch_size,), generator=generator)  # one too many
+        x = torch.stack([data[i:i + block_size] for i in ix])
+        y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])
+        return x, y
+
+    return (get_batch,)
+
+
+@wrong("1.3", "get_batch", "an offset lets a chunk run past the end of data")
+def offsets_anywhere_in_data():
+    def get_batch(data, block_size, batch_size, generator=None):
+        ix = torch.randint(len(data), (batch_size,), generator=generator)
+        x = torch.stack([data[i:i + block_size] for i in ix])
+        y = torch.stack([data[i + 1:i + block_size + 1] for i in ix])
+        return x, y
+
+    return (get_batch,)
+

@@ -216,10 +216,11 @@ def generate_assumes_block_size():
 
 
 def _estimate_loss(*, set_eval=True, restore=True, no_grad=True, as_float=True, iters=None, reduce="mean",
-                   use_generator=True, split_names=None):
+                   use_generator=True, split_names=None, one_batch=False, always_train=False):
     """A learner's estimate_loss with switches for the usual mistakes."""
 
     def estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=None):
+        was_training = model.training
         if set_eval:
             model.eval()
         out = {}
@@ -229,14 +230,17 @@ def _estimate_loss(*, set_eval=True, restore=True, no_grad=True, as_float=True, 
                 split = splits[name]
                 n = eval_iters if iters is None else iters
                 losses = torch.zeros(n)
+                batch = ref_get_batch(split, block_size, batch_size, generator=generator)
                 for k in range(n):
-                    x, y = ref_get_batch(split, block_size, batch_size, generator=generator if use_generator else None)
-                    _, loss = model(x, y)
+                    if not one_batch:
+                        batch = ref_get_batch(split, block_size, batch_size,
+                                              generator=generator if use_generator else None)
+                    _, loss = model(*batch)
                     losses[k] = loss.item()
                 value = losses.mean() if reduce == "mean" else losses.sum() if reduce == "sum" else losses[-1]
                 out[name] = value.item() if as_float else value
         if restore:
-            model.train()
+            model.train(True if always_train else was_training)
         return out
 
     return (estimate_loss,)
@@ -275,6 +279,16 @@ def estimate_loss_sums():
 @wrong("2.3", "estimate_loss", "last batch's loss")
 def estimate_loss_last_batch():
     return _estimate_loss(reduce="last")
+
+
+@wrong("2.3", "estimate_loss", "evaluated the same batch")
+def estimate_loss_one_batch_many_times():
+    return _estimate_loss(one_batch=True)
+
+
+@wrong("2.3", "estimate_loss", "switched a model that was in eval mode to training mode")
+def estimate_loss_always_back_to_train():
+    return _estimate_loss(always_train=True)
 
 
 @wrong("2.3", "estimate_loss", "same generator seed gave different results")

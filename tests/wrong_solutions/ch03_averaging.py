@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from lecture_utils import model as M
 
-from ._catalogue import _finish, wrong
+from ._catalogue import _finish, in_notebook, wrong
 
 
 def _loops(reduce: Callable[[torch.Tensor, int, int], torch.Tensor]):
@@ -89,6 +89,34 @@ def _softmax_average(fill: float = float("-inf"), dim: int = -1, keep: str = "tr
         wei = torch.zeros((T, T))
         wei = wei.masked_fill((tril == 0) if keep == "tril" else (tril == 1), fill)
         wei = F.softmax(wei, dim=dim)
+        return wei @ x
+
+    return (average_v3,)
+
+
+@wrong("3.2", "average_v2", "wei.sum(1) without keepdim=True")
+def v2_sum_without_keepdim():
+    return _matmul(lambda T: torch.tril(torch.ones(T, T)) / torch.tril(torch.ones(T, T)).sum(1))
+
+
+@wrong("3.2", "average_v2", "global variable T (= 8)")
+def v2_reads_global_T():
+    return in_notebook("03_averaging_trick", """
+def average_v2(x):
+    wei = torch.tril(torch.ones(T, T))
+    wei = wei / wei.sum(1, keepdim=True)
+    return wei @ x
+""", "average_v2")
+
+
+@wrong("3.3", "average_v3", "its result is not assigned")
+def v3_masked_fill_not_assigned():
+    def average_v3(x):
+        _B, T, _C = x.shape
+        tril = torch.tril(torch.ones(T, T))
+        wei = torch.zeros((T, T))
+        wei.masked_fill(tril == 0, float("-inf"))
+        wei = F.softmax(wei, dim=-1)
         return wei @ x
 
     return (average_v3,)
