@@ -77,6 +77,7 @@ def notebook_literals(notebook: str) -> dict[str, object]:
 def in_notebook(notebook: str, source: str, *names: str, **extra) -> tuple:
     """Define ``source`` (a learner's exercise cell) in a namespace holding what the notebook has at that point: the
     usual imports, the notebook's literal globals (:func:`notebook_literals`) and ``extra``; return ``names``."""
-    space = {"torch": torch, "nn": nn, "F": F, "math": math, **notebook_literals(notebook), **extra}
+    space = {"__name__": "__main__", "torch": torch, "nn": nn, "F": F, "math": math, **notebook_literals(notebook),
+             **extra}
     exec(compile(textwrap.dedent(source), f"<{notebook} exercise cell>", "exec"), space)
     return tuple(space[n] for n in names)
