@@ -11,7 +11,8 @@ from lecture_utils import model as M
 from ._catalogue import wrong
 
 
-def _multi_head(cat_dim: int = -1, proj: str = "used", heads: str = "separate", dropout: bool = True):
+def _multi_head(cat_dim: int = -1, proj: str = "used", heads: str = "separate", dropout: bool = True,
+                dropout_before_proj: bool = False):
     """The lecture's MultiHeadAttention (with the reference Head) and switches for the usual mistakes."""
 
     class MultiHeadAttention(nn.Module):
@@ -29,6 +30,8 @@ def _multi_head(cat_dim: int = -1, proj: str = "used", heads: str = "separate", 
 
         def forward(self, x):
             out = torch.cat([h(x) for h in self.heads], dim=cat_dim)
+            if dropout_before_proj:
+                return self.proj(self.dropout(out))
             if proj == "used":
                 out = self.proj(out)
             return self.dropout(out)
@@ -67,7 +70,7 @@ def multi_head_without_dropout():
 
 
 def _batched(transpose_in: bool = True, transpose_out: bool = True, scale: str = "head_size", order: str = "qkv",
-             causal: bool = True, dropout: bool = True, manual: bool = False):
+             causal: bool = True, dropout: bool = True, manual: bool = False, heads_first: bool = False):
     """A learner's CausalSelfAttention with switches for the usual mistakes."""
 
     class CausalSelfAttention(nn.Module):
@@ -84,8 +87,11 @@ def _batched(transpose_in: bool = True, transpose_out: bool = True, scale: str =
             B, T, C = x.shape
             hs = C // self.n_head
             parts = dict(zip(order, self.qkv(x).split(C, dim=2)))
-            q, k, v = (parts[name].view(B, T, self.n_head, hs) for name in "qkv")
-            if transpose_in:
+            if heads_first:  # (B, nh, T, hs) straight from (B, T, C): no transpose needed, it seems
+                q, k, v = (parts[name].reshape(B, self.n_head, T, hs) for name in "qkv")
+            else:
+                q, k, v = (parts[name].view(B, T, self.n_head, hs) for name in "qkv")
+            if transpose_in and not heads_first:
                 q, k, v = (t.transpose(1, 2) for t in (q, k, v))
             s = {"head_size": hs**-0.5, "C": C**-0.5}[scale]
             if manual:
@@ -135,3 +141,18 @@ def batched_not_causal():
 @wrong("5.2", "batched_multi_head", "output never changed")
 def batched_without_dropout():
     return _batched(dropout=False)
+
+
+@wrong("5.1", "multi_head", "dropout is applied before the projection")
+def multi_head_dropout_before_proj():
+    return _multi_head(dropout_before_proj=True)
+
+
+@wrong("5.2", "batched_multi_head", "viewed as (B, n_head, T, head_size) directly")
+def batched_view_heads_first():
+    return _batched(heads_first=True, manual=True)
+
+
+@wrong("5.2", "batched_multi_head", "viewed as (B, n_head, T, head_size) directly")
+def batched_view_heads_first_sdpa():
+    return _batched(heads_first=True, transpose_out=False)

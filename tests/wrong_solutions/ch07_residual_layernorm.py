@@ -74,13 +74,14 @@ def layer_norm_without_keepdim():
     return _layer_norm(keepdim=False)
 
 
-def _block(order: str = "pre", head_size: str = "split", norms: tuple[str, str] = ("ln1", "ln2")):
+def _block(order: str = "pre", head_size: str = "split", norms: tuple[str, str] = ("ln1", "ln2"),
+           pass_dropout: tuple[bool, bool] = (True, True)):
     class Block(nn.Module):
         def __init__(self, n_embd, n_head, block_size, dropout=0.0):
             super().__init__()
             hs = n_embd // n_head if head_size == "split" else n_embd
-            self.sa = M.MultiHeadAttention(n_embd, n_head, hs, block_size, dropout)
-            self.ffwd = M.FeedForward(n_embd, dropout)
+            self.sa = M.MultiHeadAttention(n_embd, n_head, hs, block_size, dropout if pass_dropout[0] else 0.0)
+            self.ffwd = M.FeedForward(n_embd, dropout) if pass_dropout[1] else M.FeedForward(n_embd)
             self.ln1 = nn.LayerNorm(n_embd)
             self.ln2 = nn.LayerNorm(n_embd)
 
@@ -121,3 +122,13 @@ def block_one_norm_twice():
 @wrong("7.2", "block", "head_size should be n_embd // n_head")
 def block_head_size_n_embd():
     return _block(head_size="n_embd")
+
+
+@wrong("7.2", "block", "its sa gives the same output twice in training mode")
+def block_dropout_not_passed_down():
+    return _block(pass_dropout=(False, False))
+
+
+@wrong("7.2", "block", "its ffwd gives the same output twice in training mode")
+def block_dropout_not_passed_to_ffwd():
+    return _block(pass_dropout=(True, False))

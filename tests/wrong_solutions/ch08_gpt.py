@@ -11,8 +11,8 @@ from lecture_utils import model as M
 from ._catalogue import _flat_loss, wrong
 
 
-def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: bool = True, reshape: bool = True,
-         n_layer: int | None = None):
+def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: str = "arange_T", reshape: bool = True,
+         n_layer: int | None = None, pass_dropout: bool = True):
     class GPTLanguageModel(nn.Module):
         def __init__(self, config):
             super().__init__()
@@ -20,7 +20,8 @@ def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: bool = True, 
             self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
             self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
             self.blocks = nn.Sequential(*[
-                M.Block(config.n_embd, config.n_head, config.block_size, config.dropout, attention=config.attention)
+                M.Block(config.n_embd, config.n_head, config.block_size, config.dropout if pass_dropout else 0.0,
+                        attention=config.attention)
                 for _ in range(n_layer or config.n_layer)
             ])
             if ln_f != "missing":
@@ -30,8 +31,10 @@ def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: bool = True, 
         def forward(self, idx, targets=None):
             _B, T = idx.shape
             x = self.token_embedding_table(idx)
-            if positions:
+            if positions == "arange_T":
                 x = x + self.position_embedding_table(torch.arange(T, device=idx.device))
+            elif positions == "arange_block_size":
+                x = x + self.position_embedding_table(torch.arange(self.block_size, device=idx.device))
             x = self.blocks(x)
             if ln_f == "used":
                 x = self.ln_f(x)
@@ -62,7 +65,7 @@ def gpt_lm_head_without_bias():
 
 @wrong("8.1", "gpt", "position embeddings are missing")
 def gpt_without_positions():
-    return _gpt(positions=False)
+    return _gpt(positions="none")
 
 
 @wrong("8.1", "gpt", "logits not reshaped to (B*T, C)")
@@ -73,3 +76,13 @@ def gpt_logits_not_reshaped():
 @wrong("8.1", "gpt", "self.blocks holds 3 blocks")
 def gpt_fixed_number_of_layers():
     return _gpt(n_layer=3)
+
+
+@wrong("8.1", "gpt", "config.dropout=0.5; pass config.dropout to Block")
+def gpt_dropout_not_passed_down():
+    return _gpt(pass_dropout=False)
+
+
+@wrong("8.1", "gpt", "not torch.arange(block_size)")
+def gpt_positions_arange_block_size():
+    return _gpt(positions="arange_block_size")
