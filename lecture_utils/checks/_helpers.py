@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fresh_seed
+from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fail_generic, fresh_seed
 
 # sizes and tensors a notebook defines at its top level (B, T, C = 4, 8, 32; head_size = 16; tril = ...): a
 # learner's class or function that reads one of them instead of its own arguments is right only by accident
@@ -329,7 +329,7 @@ def explain_mismatch(out: torch.Tensor, variants, model: Callable, x: torch.Tens
     diagnose(out, variants)
     if leaks_future(model, x, g):
         fail(FUTURE)
-    fail(hint)
+    fail_generic(hint)
 
 
 @torch.no_grad()

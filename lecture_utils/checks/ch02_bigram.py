@@ -13,7 +13,7 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils import train as ref_train
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -78,7 +78,7 @@ def bigram_forward(BigramLanguageModel, device="cpu"):
                      "computing the loss")
             tensor_output(logits, "forward(idx)", (B, T, vocab))
             if not same(logits, want_logits):
-                fail("the logits differ from the reference: logits = self.token_embedding_table(idx) - token idx[b, t] "
+                fail_generic("the logits differ from the reference: logits = self.token_embedding_table(idx) - token idx[b, t] "
                      "reads row idx[b, t] of the table")
 
             want_flat, want_loss = reference(idx, targets)
@@ -92,7 +92,7 @@ def bigram_forward(BigramLanguageModel, device="cpu"):
                 if same(logits, reference(targets, targets)[0]):
                     fail("the logits were looked up with the targets: use idx (the current tokens); the targets "
                          "are only what the loss compares the logits with")
-                fail("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
+                fail_generic("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
                      "then logits.view(B*T, C)")
             _check_loss(loss, want_flat, targets.view(B * T), want_loss)
     return passed("logits (B, T, C) without targets; (B*T, C) and the mean cross-entropy with them; "
@@ -333,7 +333,7 @@ def estimate_loss(estimate_loss, device="cpu"):
                 fail("the losses are summed: return their mean, losses.mean().item()")
             if math.isclose(value, losses[-1], rel_tol=1e-5):
                 fail("the result is the last batch's loss: store every batch's loss and return their mean")
-            fail(f"out[{name!r}] = {value:.4f} is not the mean of the {eval_iters} batch losses ({want:.4f}): "
+            fail_generic(f"out[{name!r}] = {value:.4f} is not the mean of the {eval_iters} batch losses ({want:.4f}): "
                  f"losses = torch.zeros(eval_iters); losses[k] = loss.item(); losses.mean().item()")
     # the same generator seed gives the same batches, hence the same result
     again = estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=rng(seed))

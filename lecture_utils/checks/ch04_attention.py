@@ -37,6 +37,18 @@ MULTIPLIED = "the affinities are multiplied by sqrt(head_size) instead of divide
 TRANSPOSED = ("the affinities are transposed: wei = q @ k.transpose(-2, -1), so row t holds token t's query against "
               "every key; k @ q.transpose(-2, -1) pairs each key with the other tokens' queries")
 WRONG_SOFTMAX_DIM = "softmax over the wrong dimension: each row of wei (dim=-1) must sum to 1, F.softmax(wei, dim=-1)"
+SHAPES_INSIDE = ("the shapes inside the head do not line up: k, q and v are (B, T, head_size); wei = q @ "
+                 "k.transpose(-2, -1) is (B, T, T); the output wei @ v is (B, T, head_size)")
+NO_SOFTMAX = ("the softmax is missing: after masking, wei = F.softmax(wei, dim=-1) turns the affinities into "
+              "weights that sum to 1 (and the -inf into 0)")
+WEIGHTS_TRANSPOSED = ("the weights are transposed before they aggregate the values: out = wei @ v, where row t of wei "
+                      "holds token t's weights over the positions up to t")
+MASK_INVERTED = ("the mask is inverted: it hides the past and keeps the future (the last row is all -inf, hence NaN); "
+                 "masked_fill(self.tril[:T, :T] == 0, float('-inf')) hides where tril is 0, the future")
+PLUS_INF = ("the masked positions are filled with +inf, which the softmax turns into NaN: fill them with "
+            "float('-inf'), which it turns into 0")
+DIVIDED_BY_HEAD_SIZE = ("the affinities are divided by head_size instead of its square root: multiply by "
+                        "head_size**-0.5")
 MASK_AFTER_SOFTMAX = ("the mask is applied after the softmax: the rows no longer sum to 1; mask the affinities first, "
                       "wei = wei.masked_fill(self.tril[:T, :T] == 0, float('-inf')), then F.softmax(wei, dim=-1)")
 AGGREGATES_KEYS = ("the head aggregates the keys, not the values: v = self.value(x), out = wei @ v")
@@ -59,9 +71,18 @@ def head_variants(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_size: 
         (SCALED_BY_C, lambda: attention_variant(q, k, v, n_embd**-0.5)),
         (NOT_SCALED, lambda: attention_variant(q, k, v, 1.0)),
         (MULTIPLIED, lambda: attention_variant(q, k, v, head_size**0.5)),
+        (DIVIDED_BY_HEAD_SIZE, lambda: attention_variant(q, k, v, 1.0 / head_size)),
         (TRANSPOSED, lambda: attention_variant(q, k, v, right, swap=True)),
         (WRONG_SOFTMAX_DIM, lambda: attention_variant(q, k, v, right, softmax_dim=-2)),
     ]
+
+
+def _masked(q: torch.Tensor, k: torch.Tensor, scale: float, *, fill: float = float("-inf"),
+            inverted: bool = False) -> torch.Tensor:
+    wei = q @ k.transpose(-2, -1) * scale
+    T = wei.shape[-1]
+    keep = torch.ones(T, T, dtype=torch.bool, device=wei.device).tril()
+    return wei.masked_fill(keep if inverted else ~keep, fill)
 
 
 def _after_softmax(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float, fill: float) -> torch.Tensor:
@@ -75,6 +96,10 @@ def row_sum_variants(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_siz
     """Mistakes whose attention weights do not sum to 1 although the softmax is right."""
     right = head_size**-0.5
     return [
+        (NO_SOFTMAX, lambda: _masked(q, k, right) @ v),
+        (WEIGHTS_TRANSPOSED, lambda: F.softmax(_masked(q, k, right), dim=-1).transpose(-2, -1) @ v),
+        (MASK_INVERTED, lambda: F.softmax(_masked(q, k, right, inverted=True), dim=-1) @ v),
+        (PLUS_INF, lambda: F.softmax(_masked(q, k, right, fill=float("inf")), dim=-1) @ v),
         (MASK_AFTER_SOFTMAX, lambda: _after_softmax(q, k, v, right, 0.0)),
         (MASK_AFTER_SOFTMAX, lambda: _after_softmax(q, k, v, right, float("-inf"))),
         (AGGREGATES_KEYS, lambda: attention_variant(q, k, k, right)),
@@ -129,10 +154,16 @@ def head(Head, device="cpu"):
     hints = (("must match the size of tensor", MASK_SHAPE), ("has no attribute 'tril'", MASK_SHAPE),
              # masked_fill with a (block_size, block_size) mask broadcasts wei up to it, then wei @ v fails
              ("Expected size for first two dimensions of batch2", MASK_SHAPE))
+    tril = getattr(model, "tril", None)
+    mask_ok = isinstance(tril, torch.Tensor) and tuple(tril.shape) == (BLOCK_SIZE, BLOCK_SIZE)
     with torch.no_grad():
         for B, T in SHAPES:
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
-            out = call(model, x, hints=hints)
+            # a shape error at T = block_size with a block_size x block_size mask is not the mask's
+            out = call(model, x, hints=hints if T != BLOCK_SIZE or not mask_ok else (
+                ("must match the size of tensor", SHAPES_INSIDE),
+                ("Expected size for first two dimensions of batch2", SHAPES_INSIDE),
+                ("cannot be multiplied", SHAPES_INSIDE)))
             tensor_output(out, "Head", (B, T, HEAD_SIZE), "one head maps (B, T, n_embd) to (B, T, head_size)")
 
         # each row of weights sums to 1: with value = "copy feature 0" and x[..., 0] = 1, out[..., 0] is the row

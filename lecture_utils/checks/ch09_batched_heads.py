@@ -9,7 +9,7 @@ import torch
 
 from lecture_utils import model as ref
 from lecture_utils import timing as ref_timing
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import blame_notebook_globals, call, isolated_rng, randomize_, same
 
 N_EMBD, N_HEAD, BLOCK = 24, 3, 10
@@ -67,7 +67,7 @@ def heads_to_batched(heads_to_batched, device="cpu"):
             fail(hint)
     if not same(csa.proj.weight, mha.proj.weight) or not same(csa.proj.bias, mha.proj.bias):
         fail("the output projection is not copied: csa.proj.load_state_dict(mha.proj.state_dict())")
-    fail("the fused model's output differs from the list of heads' (the qkv weight should be cat([cat of the heads' "
+    fail_generic("the fused model's output differs from the list of heads' (the qkv weight should be cat([cat of the heads' "
          "query weights, ... key ..., ... value ...]), the projection copied as it is)")
 
 
