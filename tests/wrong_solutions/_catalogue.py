@@ -81,3 +81,42 @@ def in_notebook(notebook: str, source: str, *names: str, **extra) -> tuple:
              **extra}
     exec(compile(textwrap.dedent(source), f"<{notebook} exercise cell>", "exec"), space)
     return tuple(space[n] for n in names)
+
+
+def diagnosis(wrong_solution: WrongSolution) -> tuple[str, str]:
+    """``(kind, message)`` for one catalogue entry run through its check. ``kind`` is ``"intended"`` (the message
+    names the mistake: it contains ``expect``), ``"other"`` (a specific diagnosis naming another mistake),
+    ``"generic"`` (a last-resort message: see :func:`lecture_utils.checks._core.is_generic`) or ``"passed"``."""
+    import lecture_utils.checks as check
+    from lecture_utils.checks import _core
+
+    is_generic = getattr(_core, "is_generic", None) or (  # checks older than fail_generic: their fallbacks say "differ"
+        lambda hint: hint.startswith(("your code raised ", "your code took longer than")) or "differ" in hint)
+    try:
+        getattr(check, wrong_solution.check)(*wrong_solution.build())
+    except AssertionError as failure:
+        hint = getattr(failure, "hint", str(failure))
+        if wrong_solution.expect in str(failure):
+            return "intended", hint
+        return ("generic" if is_generic(hint) else "other"), hint
+    return "passed", ""
+
+
+def precision_table(catalogue: list[WrongSolution]) -> str:
+    """Per exercise: wrong solutions caught with the intended diagnosis / with another specific diagnosis /
+    generically / not caught; a Markdown table with a total row."""
+    counts: dict[str, dict[str, int]] = {}
+    for w in catalogue:
+        kind, _ = diagnosis(w)
+        counts.setdefault(w.exercise, dict.fromkeys(("intended", "other", "generic", "passed"), 0))[kind] += 1
+    rows = ["| exercise | wrong solutions | intended diagnosis | another diagnosis | generic message | passed |",
+            "|---|---:|---:|---:|---:|---:|"]
+    total = dict.fromkeys(("intended", "other", "generic", "passed"), 0)
+    for exercise in sorted(counts, key=lambda e: [int(p) for p in e.split(".")]):
+        c = counts[exercise]
+        total = {k: total[k] + c[k] for k in total}
+        rows.append(f"| {exercise} | {sum(c.values())} | {c['intended']} | {c['other']} | {c['generic']} | "
+                    f"{c['passed']} |")
+    rows.append(f"| **all** | **{sum(total.values())}** | **{total['intended']}** | **{total['other']}** | "
+                f"**{total['generic']}** | **{total['passed']}** |")
+    return "\n".join(rows)
