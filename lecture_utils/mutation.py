@@ -346,9 +346,11 @@ def notebook_namespace(exercise: ExerciseCell) -> dict:
 def _worker(conn, exercise: ExerciseCell, time_limit: float) -> None:  # pragma: no cover - runs in a subprocess
     """Build the namespace once; then for each mutant source received, run the check and send its outcome."""
     import linecache
+    import warnings
 
     import torch
 
+    warnings.simplefilter("ignore")  # a mutant's warnings (zero-size layers, ...) are not the tool's output
     torch.set_num_threads(1)
     sys.stdout = io.StringIO()
     import lecture_utils.checks as check

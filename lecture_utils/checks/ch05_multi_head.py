@@ -192,5 +192,17 @@ def batched_multi_head(CausalSelfAttention, device="cpu"):
     check_dropout(dropped, x, reference(x),
                   "with dropout=0.5 in training mode the output never changed: apply dropout to the attention "
                   "weights (dropout_p in F.scaled_dot_product_attention, only while self.training) and after proj")
+    with torch.no_grad():
+        want = reference(x)
+        dropped.train()
+        y = dropped(x)
+        dropped.eval()
+    kept = y != 0
+    if kept.float().mean().item() > 0.8:  # dropout after proj zeroes about half of the outputs
+        fail("no dropout after the projection: return self.resid_dropout(self.proj(out)), with "
+             "self.resid_dropout = nn.Dropout(dropout)")
+    if torch.allclose(y[kept], 2 * want[kept], atol=1e-5, rtol=1e-4):  # only the output dropout acted
+        fail("the attention weights are not dropped: apply dropout to softmax(wei) too (self.attn_dropout, or "
+             "dropout_p=... in F.scaled_dot_product_attention, only while self.training)")
     return passed("same outputs as the list of heads after heads_to_batched, for T = 1..block_size; causal; dropout "
                   "only in training", CausalSelfAttention)

@@ -70,7 +70,8 @@ def multi_head_without_dropout():
 
 
 def _batched(transpose_in: bool = True, transpose_out: bool = True, scale: str = "head_size", order: str = "qkv",
-             causal: bool = True, dropout: bool = True, manual: bool = False, heads_first: bool = False):
+             causal: bool = True, dropout: bool = True, manual: bool = False, heads_first: bool = False,
+             attn_dropout: bool = True, resid_dropout: bool = True):
     """A learner's CausalSelfAttention with switches for the usual mistakes."""
 
     class CausalSelfAttention(nn.Module):
@@ -80,7 +81,8 @@ def _batched(transpose_in: bool = True, transpose_out: bool = True, scale: str =
             self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)
             self.proj = nn.Linear(n_embd, n_embd)
             self.p = dropout_p if dropout else 0.0
-            self.resid_dropout = nn.Dropout(self.p)
+            self.resid_dropout = nn.Dropout(self.p if resid_dropout else 0.0)
+            self.p = self.p if attn_dropout else 0.0
             self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
 
         def forward(self, x):
@@ -156,3 +158,13 @@ def batched_view_heads_first():
 @wrong("5.2", "batched_multi_head", "viewed as (B, n_head, T, head_size) directly")
 def batched_view_heads_first_sdpa():
     return _batched(heads_first=True, transpose_out=False)
+
+
+@wrong("5.2", "batched_multi_head", "the attention weights are not dropped")
+def batched_without_attention_dropout():
+    return _batched(attn_dropout=False)
+
+
+@wrong("5.2", "batched_multi_head", "no dropout after the projection")
+def batched_without_resid_dropout():
+    return _batched(resid_dropout=False)
