@@ -59,7 +59,7 @@ def test_a_hanging_mutant_is_stopped_and_counted_as_killed():
         runner.close()
 
 
-@pytest.mark.parametrize(("exercise_id", "every"), [("3.3", 3), ("4.1", 4), ("7.1", 3)])
+@pytest.mark.parametrize(("exercise_id", "every"), [("3.3", 3), ("4.1", 5)])
 def test_sample_of_mutants_is_killed_or_listed_as_equivalent(exercise_id, every):
     outcomes = mutation.run_exercise(EXERCISES[exercise_id], every=every)
     assert outcomes
