@@ -9,6 +9,8 @@ are stripped from both.
 
     python -m lecture_utils.authoring build   # write notebooks/ from solutions/
     python -m lecture_utils.authoring check   # exit 1 if notebooks/ is out of date (CI)
+    python -m lecture_utils.authoring mutants [--exercise 4.1]   # mutation testing of the checks
+                                              # (lecture_utils.mutation; exit 1 on an unexplained survivor)
 
 ``build`` never overwrites a learner notebook that someone has edited since it was generated
 (it keeps a hash of what it wrote in the notebook's metadata); ``--force`` overwrites after
@@ -217,10 +219,22 @@ def build(root: str | Path = ".", force: bool = False, check_only: bool = False)
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lecture_utils.authoring",
                                      description="Build notebooks/ (learner copies) from solutions/.")
-    parser.add_argument("command", choices=["build", "check"], help="build: write notebooks/; check: fail if out of date")
+    parser.add_argument("command", choices=["build", "check", "mutants"],
+                        help="build: write notebooks/; check: fail if out of date; mutants: mutation testing of the "
+                             "checks on the solutions' code")
     parser.add_argument("--root", default=".", help="the course folder (default: current)")
     parser.add_argument("--force", action="store_true", help="overwrite learner notebooks even if edited (keeps .bak)")
+    parser.add_argument("--exercise", help="mutants: only this exercise, e.g. 4.1")
+    parser.add_argument("--every", type=int, default=1, help="mutants: run every N-th mutant only (a sample)")
+    parser.add_argument("--jobs", type=int, default=2, help="mutants: worker processes (default 2)")
+    parser.add_argument("--time-limit", type=float, default=10.0, help="mutants: seconds a check may take per mutant")
+    parser.add_argument("--all", action="store_true", help="mutants: list every mutant's outcome, not only survivors")
     args = parser.parse_args(argv)
+    if args.command == "mutants":
+        from lecture_utils import mutation  # torch and the checks: only for this command
+
+        return mutation.main(args.root, args.exercise, every=args.every, jobs=args.jobs,
+                             time_limit=args.time_limit, show="all" if args.all else "survivors")
     try:
         problems = build(args.root, force=args.force, check_only=args.command == "check")
     except AuthoringError as exc:

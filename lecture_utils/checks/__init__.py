@@ -2,6 +2,26 @@
 
 Notebooks do ``import lecture_utils.checks as check`` and then, after an exercise cell,
 ``encode, decode = check.encode_decode(encode, decode)``.
+
+Adding a chapter NN (or an exercise to one), a checklist:
+
+1. The reference code goes in the package module that owns its concern (``model``, ``train``, ...),
+   with a test against a torch built-in where one exists.
+2. ``solutions/NN_name.ipynb``: an exercise cell tagged ``exercise`` with the solution between
+   ``# BEGIN SOLUTION`` / ``# END SOLUTION``, followed by a cell calling ``check.<name>(...)``.
+3. ``lecture_utils/checks/chNN_name.py``: one function per exercise decorated with
+   ``@exercise("NN.k", title, reference=lambda: <the reference>)`` (the registry is the one place that
+   names the reference; tests read it from there); build the learner's classes with sizes that differ
+   from every global the notebook defines; call :func:`_core.fail` with a diagnosis naming the mistake.
+   Import the check here and export it under its name.
+4. ``tests/wrong_solutions/chNN_name.py``: at least three realistic wrong solutions per exercise, each
+   ``@wrong("NN.k", "<check name>", "<part of the intended message>")``; import the module in
+   ``tests/wrong_solutions/__init__.py``. ``tests/test_checks.py`` then runs the reference, the untouched
+   stub and every wrong solution without further edits.
+5. ``python -m lecture_utils.authoring mutants --exercise NN.k``: kill every surviving mutant by improving
+   the check, or list it with a one-line reason in ``lecture_utils/checks/equivalent_mutants.toml``.
+6. ``python -m lecture_utils.authoring build`` regenerates ``notebooks/``; ``... authoring check`` must be
+   clean; add the chapter to README.md's chapter table.
 """
 
 from lecture_utils.checks._core import (  # noqa: F401

@@ -53,6 +53,22 @@ def fail(hint: str):
     raise _Mistake(hint)
 
 
+GENERIC_HINTS: set[str] = set()  # every hint given through fail_generic in this process
+
+
+def fail_generic(hint: str):
+    """Like :func:`fail`, for a check's last resort: the result is wrong but no known mistake explains it (the
+    mutation tool and the catalogue figures count these apart from the diagnoses that name a mistake)."""
+    GENERIC_HINTS.add(hint)
+    raise _Mistake(hint)
+
+
+def is_generic(hint: str) -> bool:
+    """True for a message that names no mistake: a last-resort mismatch, a crash of the learner's code reported
+    as it is, or the time limit."""
+    return hint in GENERIC_HINTS or hint.startswith(("your code raised ", "your code took longer than"))
+
+
 def expect(condition: bool, hint: str) -> None:
     """``fail(hint)`` unless ``condition``."""
     if not condition:

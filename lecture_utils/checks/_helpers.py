@@ -14,8 +14,12 @@
 
 from __future__ import annotations
 
+import ast
+import dis
 import functools
 import inspect
+import textwrap
+import types
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -23,7 +27,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fresh_seed
+from lecture_utils.checks._core import CheckTimeout, _Mistake, fail, fail_generic, fresh_seed
+
+# sizes and tensors a notebook defines at its top level (B, T, C = 4, 8, 32; head_size = 16; tril = ...): a
+# learner's class or function that reads one of them instead of its own arguments is right only by accident
+NOTEBOOK_SIZE_NAMES = frozenset({
+    "B", "T", "C", "head_size", "n_embd", "n_head", "num_heads", "n_layer", "block_size", "vocab_size",
+    "batch_size", "dropout", "tril", "wei", "config", "T_show", "T_big", "eval_iters",
+})
 
 # crashes whose cause is clear from the message alone, whatever the exercise
 COMMON_HINTS: tuple[tuple[str, str], ...] = (
@@ -66,6 +77,106 @@ def call(fn: Callable, *args, hints: Sequence[tuple[str, str]] = (), **kwargs) -
         raise
 
 
+def _learner_functions(obj: Any) -> list[types.FunctionType]:
+    """The plain functions behind ``obj``: itself, or the methods its class (and its bases outside torch and
+    this package) define, properties included."""
+    if isinstance(obj, types.FunctionType):
+        return [obj]
+    if isinstance(obj, functools.partial):
+        return _learner_functions(obj.func)
+    if not inspect.isclass(obj):
+        return []
+    out = []
+    for klass in obj.__mro__:
+        if klass.__module__.split(".")[0] in ("torch", "lecture_utils", "builtins"):
+            continue
+        for value in vars(klass).values():
+            value = getattr(value, "__func__", value)  # staticmethod / classmethod
+            value = getattr(value, "fget", value)  # property
+            if isinstance(value, types.FunctionType):
+                out.append(value)
+    return out
+
+
+def _code_objects(code: types.CodeType):
+    yield code
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            yield from _code_objects(const)
+
+
+def notebook_globals_read(obj: Any, names: Iterable[str] = NOTEBOOK_SIZE_NAMES) -> dict[str, Any]:
+    """The module-level (notebook) variables among ``names`` that ``obj``'s code reads, with their values.
+
+    Only true global reads count (``LOAD_GLOBAL``/``LOAD_NAME``): a parameter or a local of the same name, or an
+    attribute such as ``self.tril``, is not one."""
+    names = set(names)
+    found: dict[str, Any] = {}
+    for fn in _learner_functions(obj):
+        space = getattr(fn, "__globals__", {})
+        for code in _code_objects(fn.__code__):
+            for ins in dis.get_instructions(code):
+                if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and ins.argval in names and ins.argval in space:
+                    found[ins.argval] = space[ins.argval]
+    return found
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a tensor of shape {tuple(value.shape)}"
+    text = repr(value)
+    return text if len(text) <= 40 else type(value).__name__
+
+
+def blame_notebook_globals(body: Callable) -> Callable:
+    """Decorator (under ``@exercise``): when the check fails and the learner's code reads a notebook-level size
+    (``head_size``, ``T``, ``tril``, ... see :data:`NOTEBOOK_SIZE_NAMES`), say so - the checks build the learner's
+    classes with sizes that differ from every global the notebook defines, so that is the likely cause."""
+
+    @functools.wraps(body)
+    def run(*args, **kwargs):
+        try:
+            return body(*args, **kwargs)
+        except (NotImplementedError, CheckTimeout):
+            raise
+        except Exception:
+            used: dict[str, Any] = {}
+            for obj in args:
+                used.update(notebook_globals_read(obj))
+            if not used:
+                raise
+            listing = ", ".join(f"{name} (= {_describe(value)})" for name, value in sorted(used.items()))
+            fail(f"your code reads the notebook's global variable{'s' if len(used) > 1 else ''} {listing} instead of "
+                 f"its own arguments; the check uses other sizes than the notebook, so the result is wrong. Use the "
+                 f"arguments given to __init__ (stored on self, e.g. self.head_size), the input's shape "
+                 f"(B, T, C = x.shape), and a mask registered in __init__ (self.register_buffer('tril', ...))")
+
+    return run
+
+
+def unassigned_calls(obj: Any, method: str) -> bool:
+    """True when ``obj``'s source has a statement that calls ``<something>.method(...)`` and drops the result
+    (``wei.masked_fill(mask, 0)`` on a line of its own: masked_fill returns a new tensor)."""
+    for fn in _learner_functions(obj):
+        try:
+            tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+        except (OSError, TypeError, SyntaxError):
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)
+                    and isinstance(node.value.func, ast.Attribute) and node.value.func.attr == method):
+                return True
+    return False
+
+
+def plain_tensor_attributes(module: nn.Module) -> list[str]:
+    """Names of tensors kept as plain attributes (``self.tril = torch.tril(...)``), neither parameters nor buffers:
+    ``module.to(device)`` does not move them and ``state_dict`` does not save them."""
+    return [f"{prefix}.{name}".lstrip(".") for prefix, sub in module.named_modules()
+            for name, value in vars(sub).items()
+            if isinstance(value, torch.Tensor) and not isinstance(value, nn.Parameter)]
+
+
 def build(cls: Any, args: tuple, signature: str, hints: Sequence[tuple[str, str]] = ()) -> nn.Module:
     """Instantiate the learner's class as ``cls(*args)``.
 
@@ -84,6 +195,11 @@ def build(cls: Any, args: tuple, signature: str, hints: Sequence[tuple[str, str]
     module = call(cls, *args, hints=hints)
     if not isinstance(module, nn.Module):
         fail(f"{name} should subclass nn.Module (class {name}(nn.Module): ...)")
+    plain = plain_tensor_attributes(module)
+    if plain:
+        fail(f"{name} keeps {', '.join('self.' + p for p in plain)} as a plain tensor attribute: model.to(device) "
+             f"does not move it (the model breaks on a GPU) and state_dict does not save it; register it in "
+             f"__init__, self.register_buffer('{plain[0].split('.')[-1]}', ...)")
     return module
 
 
@@ -213,7 +329,7 @@ def explain_mismatch(out: torch.Tensor, variants, model: Callable, x: torch.Tens
     diagnose(out, variants)
     if leaks_future(model, x, g):
         fail(FUTURE)
-    fail(hint)
+    fail_generic(hint)
 
 
 @torch.no_grad()

@@ -6,6 +6,7 @@ import torch
 
 from lecture_utils import data as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._helpers import blame_notebook_globals, call
 
 _SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak."
 
@@ -16,6 +17,7 @@ def _reference_codec():
 
 
 @exercise("1.1", "encode and decode", reference=_reference_codec)
+@blame_notebook_globals
 def encode_decode(encode, decode, device="cpu"):
     """``encode(str) -> list[int]`` and ``decode(list[int]) -> str`` built from the sorted vocabulary
     of Tiny Shakespeare (``stoi``/``itos``). Text only: ``device`` is accepted for uniformity."""
@@ -49,6 +51,7 @@ def encode_decode(encode, decode, device="cpu"):
 
 
 @exercise("1.2", "train/val split", reference=lambda: ref.split_data)
+@blame_notebook_globals
 def split_data(split_data, device="cpu"):
     """``split_data(data, train_frac) -> (train, val)``: the first ``train_frac`` for training."""
     g = rng(fresh_seed())
@@ -74,12 +77,27 @@ def split_data(split_data, device="cpu"):
     return passed("first train_frac for training, the rest for validation, no shuffling", split_data)
 
 
+PAST_END = ("an offset lets a chunk run past the end of data (y = data[i+1 : i+block_size+1] needs block_size + 1 "
+            "tokens from i): draw i from torch.randint(len(data) - block_size, (batch_size,)), whose upper bound is "
+            "exclusive")
+
+
 @exercise("1.3", "get_batch", reference=lambda: ref.get_batch)
+@blame_notebook_globals
 def get_batch(get_batch, device="cpu"):
     """``get_batch(data, block_size, batch_size, generator) -> (x, y)`` of shape (B, T), y = x shifted by one."""
     g = rng(fresh_seed())
     data = torch.randint(65, (300,), generator=g)
-    for block_size, batch_size in ((8, 4), (1, 3), (16, 1)):
+    # the chunks must fit: with block_size + 2 tokens only the offsets 0 and 1 do (y needs one token more than x);
+    # 64 batches of 8 draw an offset past them with probability 1 - 2**-512 if the range is too wide
+    tight = torch.arange(6)
+    for s in range(64):
+        out = call(get_batch, tight, 4, 8, generator=rng(s), hints=(("stack expects each tensor to be equal size",
+                                                                     PAST_END),))
+        if isinstance(out, (tuple, list)) and len(out) == 2 and all(isinstance(t, torch.Tensor) for t in out):
+            if out[1].dim() == 2 and out[1].shape[1] < 4 and out[0].shape[0] == 8:
+                fail(PAST_END)
+    for block_size, batch_size in ((7, 5), (1, 3), (16, 1)):
         out = get_batch(data, block_size, batch_size, generator=rng(7))
         expect(isinstance(out, (tuple, list)) and len(out) == 2, "get_batch should return a pair (x, y)")
         x, y = out

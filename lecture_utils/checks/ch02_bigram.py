@@ -13,8 +13,9 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils import train as ref_train
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     copy_weights,
@@ -51,6 +52,7 @@ def _table_hint(name: str, got: tuple, want: tuple) -> str:
 
 
 @exercise("2.1", "bigram language model", reference=lambda: ref.BigramLanguageModel)
+@blame_notebook_globals
 @isolated_rng
 def bigram_forward(BigramLanguageModel, device="cpu"):
     """``BigramLanguageModel(vocab_size)``; ``forward(idx, targets=None) -> (logits, loss)`` with logits
@@ -76,7 +78,7 @@ def bigram_forward(BigramLanguageModel, device="cpu"):
                      "computing the loss")
             tensor_output(logits, "forward(idx)", (B, T, vocab))
             if not same(logits, want_logits):
-                fail("the logits differ from the reference: logits = self.token_embedding_table(idx) - token idx[b, t] "
+                fail_generic("the logits differ from the reference: logits = self.token_embedding_table(idx) - token idx[b, t] "
                      "reads row idx[b, t] of the table")
 
             want_flat, want_loss = reference(idx, targets)
@@ -90,7 +92,7 @@ def bigram_forward(BigramLanguageModel, device="cpu"):
                 if same(logits, reference(targets, targets)[0]):
                     fail("the logits were looked up with the targets: use idx (the current tokens); the targets "
                          "are only what the loss compares the logits with")
-                fail("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
+                fail_generic("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
                      "then logits.view(B*T, C)")
             _check_loss(loss, want_flat, targets.view(B * T), want_loss)
     return passed("logits (B, T, C) without targets; (B*T, C) and the mean cross-entropy with them; "
@@ -177,6 +179,7 @@ def _chain(start: torch.Tensor, nxt: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @exercise("2.2", "generate", reference=lambda: ref.generate)
+@blame_notebook_globals
 @isolated_rng
 def generate(generate, device="cpu"):
     """``generate(model, idx, max_new_tokens, generator=None)`` -> ``(B, T + max_new_tokens)``: sample from
@@ -276,12 +279,13 @@ class _ProbeModel(nn.Module):
         loss = self.w * idx.float().mean() / 10 + (100.0 if self.training else 0.0)
         self.calls.append({"split": "low" if int(idx.max()) < 32 else "high", "training": self.training,
                            "grad": torch.is_grad_enabled(), "loss": float(loss.detach()),
-                           "shape": tuple(idx.shape)})
+                           "shape": tuple(idx.shape), "batch": tuple(idx.flatten().tolist())})
         B, T = idx.shape
         return torch.zeros(B * T, VOCAB, device=idx.device), loss
 
 
 @exercise("2.3", "estimate_loss", reference=lambda: ref_train.estimate_loss)
+@blame_notebook_globals
 @isolated_rng
 def estimate_loss(estimate_loss, device="cpu"):
     """``estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=None)`` -> ``{split: float}``,
@@ -316,6 +320,10 @@ def estimate_loss(estimate_loss, device="cpu"):
             fail(f"out[{name!r}] is a tensor: return plain Python floats, e.g. losses.mean().item()")
         expect(isinstance(value, (float, int)), f"out[{name!r}] should be a float, got {type(value).__name__}")
         losses = [c["loss"] for c in calls if c["split"] == which[name]]
+        batches = {c["batch"] for c in calls if c["split"] == which[name]}
+        if len(losses) == eval_iters > 1 and len(batches) == 1:
+            fail(f"the model evaluated the same batch eval_iters={eval_iters} times for split {name!r}: draw a new "
+                 f"batch inside the loop, x, y = get_batch(...) for each k, so the mean is over different batches")
         if len(losses) != eval_iters:
             fail(f"the model saw {len(losses)} batch(es) of split {name!r}, expected eval_iters={eval_iters}: average "
                  f"the loss over eval_iters random batches (one batch is noisy)")
@@ -325,13 +333,20 @@ def estimate_loss(estimate_loss, device="cpu"):
                 fail("the losses are summed: return their mean, losses.mean().item()")
             if math.isclose(value, losses[-1], rel_tol=1e-5):
                 fail("the result is the last batch's loss: store every batch's loss and return their mean")
-            fail(f"out[{name!r}] = {value:.4f} is not the mean of the {eval_iters} batch losses ({want:.4f}): "
+            fail_generic(f"out[{name!r}] = {value:.4f} is not the mean of the {eval_iters} batch losses ({want:.4f}): "
                  f"losses = torch.zeros(eval_iters); losses[k] = loss.item(); losses.mean().item()")
     # the same generator seed gives the same batches, hence the same result
     again = estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=rng(seed))
     if again != out:
         fail("the same generator seed gave different results: pass generator=generator on to get_batch, so the "
              "evaluation batches are reproducible")
+    # the mode it was in is restored: a model in eval mode stays in eval mode
+    model.eval()
+    estimate_loss(model, splits, 1, block_size, batch_size, generator=rng(seed))
+    if model.training:
+        fail("estimate_loss switched a model that was in eval mode to training mode: remember the mode first, "
+             "was_training = model.training, and restore it at the end with model.train(was_training)")
+    model.train()
     # any split names
     single = {"test": splits["val"]}
     out = call(estimate_loss, model, single, 1, block_size, batch_size, generator=rng(seed),

@@ -14,15 +14,17 @@ import torch
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
     build,
     call,
+    blame_notebook_globals,
     copy_weights,
     isolated_rng,
     randomize_,
     same,
     tensor_output,
+    unassigned_calls,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ def _variants(x: torch.Tensor) -> dict[str, Callable[[], torch.Tensor]]:
         "after_t": lambda: _rows(torch.triu(ones, 1)) @ x,  # the future only (last row NaN)
         "sum": lambda: tril @ x,  # not normalised
         "col_norm": lambda: (tril / tril.sum(0, keepdim=True)) @ x,  # normalised over the wrong dimension
+        "no_keepdim": lambda: (tril / tril.sum(1)) @ x,  # row sums (T,) broadcast as a row: column j / (j+1)
         "all_dims": lambda: (_rows(tril) @ x).mean(-1, keepdim=True).expand_as(x),  # channels averaged too
     }
 
@@ -100,6 +103,9 @@ _HINTS = {
         "sum": "wei is not normalised, so this sums: make each row sum to 1, wei = wei / wei.sum(1, keepdim=True)",
         "col_norm": "normalised over the wrong dimension: each row of wei must sum to 1, so divide by "
                     "wei.sum(1, keepdim=True), not wei.sum(0)",
+        "no_keepdim": "wei.sum(1) without keepdim=True has shape (T,), which broadcasts as a row: column j is "
+                      "divided by row j's sum, so the rows do not sum to 1; divide by wei.sum(1, keepdim=True), "
+                      "shape (T, 1)",
         "all_dims": "the channels are averaged too: xbow2 = wei @ x keeps the C channels",
         "before_t": "the diagonal is missing: torch.tril keeps it (diagonal=0), and a token averages itself too",
     },
@@ -119,10 +125,15 @@ _HINTS = {
 }
 
 
+UNASSIGNED_MASKED_FILL = ("the mask has no effect: wei.masked_fill(...) returns a new tensor, and its result is not "
+                          "assigned; write wei = wei.masked_fill(tril == 0, float('-inf'))")
+
+
 def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
     g = rng(fresh_seed())
     hints = _HINTS[exercise_id]
-    for B, T, C in ((4, 8, 3), (2, 5, 7), (1, 1, 2), (3, 6, 6)):
+    # sizes unlike the notebook's globals (B, T, C = 4, 8, 2; T_show = 5)
+    for B, T, C in ((3, 7, 3), (2, 6, 7), (1, 1, 3), (5, 9, 6)):
         x = torch.randn(B, T, C, generator=g).to(device)
         before = x.clone()
         out = call(fn, x, hints=(("must match the", ("average over time: xprev = x[b, :t+1] has shape (t+1, C); "
@@ -136,17 +147,20 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
             continue
         for name, compute in _variants(x).items():
             if name in hints and same(out, compute()):
+                if name == "all" and exercise_id == "3.3" and unassigned_calls(fn, "masked_fill"):
+                    fail(UNASSIGNED_MASKED_FILL)
                 fail(hints[name])
         if T > 1 and same(out[:, 1:], want[:, :-1]):  # mean of x[b, :t] is the running mean at t - 1
             fail(hints["before_t"])
         if torch.isnan(out).any():
             fail("the result has NaN: an empty average (a row of wei with nothing kept, or mean of an empty slice); "
                  "token t averages x[b, :t+1]")
-        fail(f"xbow differs from the running mean of x over time (shape {(B, T, C)}): xbow[b, t] = mean of "
+        fail_generic(f"xbow differs from the running mean of x over time (shape {(B, T, C)}): xbow[b, t] = mean of "
              f"x[b, :t+1] over its t+1 rows")
 
 
 @exercise("3.1", "averaging the past with for loops", reference=lambda: reference_average_v1)
+@blame_notebook_globals
 def average_v1(average_v1, device="cpu"):
     """``average_v1(x)``: ``(B, T, C)`` -> ``xbow[b, t] = x[b, :t+1].mean(0)``, with for loops."""
     _check_average("3.1", average_v1, device)
@@ -154,6 +168,7 @@ def average_v1(average_v1, device="cpu"):
 
 
 @exercise("3.2", "averaging with a lower-triangular matrix", reference=lambda: reference_average_v2)
+@blame_notebook_globals
 def average_v2(average_v2, device="cpu"):
     """``average_v2(x)``: the same with ``wei = tril / tril.sum(1)`` and ``wei @ x``."""
     _check_average("3.2", average_v2, device)
@@ -161,6 +176,7 @@ def average_v2(average_v2, device="cpu"):
 
 
 @exercise("3.3", "averaging with a masked softmax", reference=lambda: reference_average_v3)
+@blame_notebook_globals
 def average_v3(average_v3, device="cpu"):
     """``average_v3(x)``: the same with ``masked_fill(tril == 0, -inf)`` and softmax over the last dimension."""
     _check_average("3.3", average_v3, device)
@@ -191,15 +207,16 @@ def _positions_shape_hint(name: str, got: tuple, want: tuple) -> str:
 
 
 @exercise("3.4", "token and position embeddings", reference=lambda: ref.BigramWithPositions)
+@blame_notebook_globals
 @isolated_rng
 def positional_model(BigramWithPositions, device="cpu"):
     """``BigramWithPositions(vocab_size, n_embd, block_size)``: logits = lm_head(tok_emb + pos_emb)."""
     g = rng(fresh_seed())
-    V, n_embd, block_size = 65, 16, 8
+    V, n_embd, block_size = 65, 16, 10  # unlike the notebook's B, T, C = 4, 8, 2
     model = build(BigramWithPositions, (V, n_embd, block_size), "vocab_size, n_embd, block_size").to(device)
     reference = randomize_(ref.BigramWithPositions(V, n_embd, block_size), g).to(device)
     copy_weights(reference, model, "BigramWithPositions", _positions_shape_hint)
-    for B, T in ((4, block_size), (1, 1), (3, 5)):
+    for B, T in ((3, block_size), (1, 1), (2, 7)):
         idx = torch.randint(V, (B, T), generator=g).to(device)
         targets = torch.randint(V, (B, T), generator=g).to(device)
         want, _ = reference(idx)
@@ -216,13 +233,14 @@ def positional_model(BigramWithPositions, device="cpu"):
                 fail("the position embeddings are not added: x = tok_emb + pos_emb, with "
                      "pos_emb = self.position_embedding_table(torch.arange(T)); without them the model cannot tell "
                      "where a token is")
-            fail("the logits differ from the reference: logits = self.lm_head(tok_emb + pos_emb) with "
+            fail_generic("the logits differ from the reference: logits = self.lm_head(tok_emb + pos_emb) with "
                  "tok_emb = self.token_embedding_table(idx), pos_emb = self.position_embedding_table(torch.arange(T))")
         want_flat, want_loss = reference(idx, targets)
         logits, loss = call(model, idx, targets, hints=_POS_HINTS)
         tensor_output(logits, "forward(idx, targets) (the logits)", (B * T, V),
                       "logits not reshaped to (B*T, C) when targets are given (the shape cross_entropy needs)")
-        expect(same(logits, want_flat), "with targets, the logits differ from the reference")
+        if not same(logits, want_flat):
+            fail_generic("with targets, the logits differ from the reference")
         expect(isinstance(loss, torch.Tensor) and loss.dim() == 0 and torch.allclose(loss, want_loss, atol=1e-5),
                "the loss differs from F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
     return passed("logits = lm_head(token + position embeddings) for T = 1..block_size; loss as before",

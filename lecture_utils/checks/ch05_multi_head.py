@@ -11,6 +11,7 @@ from torch import nn
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     attention_variant,
     build,
     call,
@@ -48,6 +49,7 @@ def _multi_head_variants(reference: ref.MultiHeadAttention, x: torch.Tensor):
 
 
 @exercise("5.1", "multi-head attention", reference=lambda: ref.MultiHeadAttention)
+@blame_notebook_globals
 @isolated_rng
 def multi_head(MultiHeadAttention, device="cpu"):
     """``MultiHeadAttention(n_embd, num_heads, head_size, block_size, dropout)``: heads in an ``nn.ModuleList``,
@@ -90,6 +92,13 @@ def multi_head(MultiHeadAttention, device="cpu"):
     check_dropout(dropped, x, reference(x),
                   "with dropout=0.5 in training mode the output never changed: add dropout after the projection, "
                   "self.dropout = nn.Dropout(dropout) and return self.dropout(self.proj(out))")
+    dropped.train()
+    with torch.no_grad():
+        zeros = (dropped(x) == 0).float().mean().item()
+    dropped.eval()
+    if zeros < 0.2:  # dropout after proj zeroes about half of the outputs; before it, proj's bias fills them in
+        fail("dropout is applied before the projection: it belongs after it, return self.dropout(self.proj(out)), "
+             "so that it drops entries of what goes back into the residual pathway")
     return passed(f"{N_HEAD} separate heads concatenated on the channel dimension, projected, dropout in training; "
                   f"matches the reference", MultiHeadAttention)
 
@@ -106,18 +115,25 @@ NO_TRANSPOSE_OUT = ("the heads' outputs are scrambled: out is (B, nh, T, hs); br
                     "time and heads")
 SPLIT_ORDER = ("q, k and v come from the wrong slices of qkv: its layout is [q | k | v] (see heads_to_batched), so "
                "q, k, v = self.qkv(x).split(n_embd, dim=2)")
+VIEW_HEADS_FIRST = ("q, k and v were viewed as (B, n_head, T, head_size) directly: that cuts the (B, T, C) tensor "
+                    "into pieces that mix time and channels; view it as (B, T, n_head, head_size), then "
+                    ".transpose(1, 2) gives (B, n_head, T, head_size)")
 SHAPES_INSIDE = ("the shapes inside attention do not line up: q, k and v should be (B, n_head, T, head_size) - "
                  ".view(B, T, n_head, head_size).transpose(1, 2) - and the mask T x T")
 
 
 def _batched_variant(reference: ref.CausalSelfAttention, x: torch.Tensor, *, order=(0, 1, 2), scale=None,
-                     transpose_in: bool = True, transpose_out: bool = True) -> torch.Tensor:
-    """The reference's computation with one of the usual mistakes switched on."""
+                     transpose_in: bool = True, transpose_out: bool = True, heads_first: bool = False) -> torch.Tensor:
+    """The reference's computation with one of the usual mistakes switched on (``heads_first``: viewed as
+    (B, nh, T, hs) directly)."""
     B, T, C = x.shape
     nh, hs = reference.n_head, C // reference.n_head
     parts = reference.qkv(x).split(C, dim=2)
-    q, k, v = (parts[i].view(B, T, nh, hs) for i in order)
-    if transpose_in:
+    if heads_first:
+        q, k, v = (parts[i].reshape(B, nh, T, hs) for i in order)
+    else:
+        q, k, v = (parts[i].view(B, T, nh, hs) for i in order)
+    if transpose_in and not heads_first:
         q, k, v = (t.transpose(1, 2) for t in (q, k, v))
     out = attention_variant(q, k, v, hs**-0.5 if scale is None else scale)
     if transpose_in and transpose_out:
@@ -130,6 +146,8 @@ def _batched_variants(reference: ref.CausalSelfAttention, x: torch.Tensor):
     C = x.shape[-1]
     return [
         (NO_TRANSPOSE_IN, lambda: _batched_variant(reference, x, transpose_in=False)),
+        (VIEW_HEADS_FIRST, lambda: _batched_variant(reference, x, heads_first=True)),
+        (VIEW_HEADS_FIRST, lambda: _batched_variant(reference, x, heads_first=True, transpose_out=False)),
         (NO_TRANSPOSE_OUT, lambda: _batched_variant(reference, x, transpose_out=False)),
         (SCALED_BY_C, lambda: _batched_variant(reference, x, scale=C**-0.5)),
         (NOT_SCALED, lambda: _batched_variant(reference, x, scale=1.0)),
@@ -139,6 +157,7 @@ def _batched_variants(reference: ref.CausalSelfAttention, x: torch.Tensor):
 
 
 @exercise("5.2", "batched multi-head attention", reference=lambda: ref.CausalSelfAttention)
+@blame_notebook_globals
 @isolated_rng
 def batched_multi_head(CausalSelfAttention, device="cpu"):
     """``CausalSelfAttention(n_embd, n_head, block_size, dropout)`` with ``qkv`` ([q | k | v]) and ``proj``: the
@@ -173,5 +192,17 @@ def batched_multi_head(CausalSelfAttention, device="cpu"):
     check_dropout(dropped, x, reference(x),
                   "with dropout=0.5 in training mode the output never changed: apply dropout to the attention "
                   "weights (dropout_p in F.scaled_dot_product_attention, only while self.training) and after proj")
+    with torch.no_grad():
+        want = reference(x)
+        dropped.train()
+        y = dropped(x)
+        dropped.eval()
+    kept = y != 0
+    if kept.float().mean().item() > 0.8:  # dropout after proj zeroes about half of the outputs
+        fail("no dropout after the projection: return self.resid_dropout(self.proj(out)), with "
+             "self.resid_dropout = nn.Dropout(dropout)")
+    if torch.allclose(y[kept], 2 * want[kept], atol=1e-5, rtol=1e-4):  # only the output dropout acted
+        fail("the attention weights are not dropped: apply dropout to softmax(wei) too (self.attn_dropout, or "
+             "dropout_p=... in F.scaled_dot_product_attention, only while self.training)")
     return passed("same outputs as the list of heads after heads_to_batched, for T = 1..block_size; causal; dropout "
                   "only in training", CausalSelfAttention)

@@ -7,8 +7,9 @@ from torch import nn
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
-from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     check_dropout,
@@ -36,6 +37,7 @@ def _variants(reference: ref.FeedForward, x: torch.Tensor):
 
 
 @exercise("6.1", "feed-forward", reference=lambda: ref.FeedForward)
+@blame_notebook_globals
 @isolated_rng
 def feed_forward(FeedForward, device="cpu"):
     """``FeedForward(n_embd, dropout)``: ``self.net = nn.Sequential(Linear(n_embd, 4 n_embd), ReLU, Linear(4 n_embd,
@@ -68,7 +70,7 @@ def feed_forward(FeedForward, device="cpu"):
             out = model(x)
             if not same(out, reference(x)):
                 diagnose(out, _variants(reference, x))
-                fail("the output differs from the reference: self.net = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), "
+                fail_generic("the output differs from the reference: self.net = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), "
                      "nn.ReLU(), nn.Linear(4 * n_embd, n_embd), nn.Dropout(dropout))")
 
     dropped = build(FeedForward, (N_EMBD, 0.5), "n_embd, dropout").to(device)

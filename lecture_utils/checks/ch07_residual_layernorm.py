@@ -7,8 +7,9 @@ import torch
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     copy_weights,
@@ -66,6 +67,7 @@ def _layer_norm_variants(x, weight, bias, eps):
 
 
 @exercise("7.1", "LayerNorm from scratch", reference=lambda: ref.LayerNorm)
+@blame_notebook_globals
 @isolated_rng
 def layer_norm(LayerNorm, device="cpu"):
     """``LayerNorm(dim, eps=1e-5)`` with parameters ``weight`` (ones) and ``bias`` (zeros): the same as
@@ -107,7 +109,7 @@ def layer_norm(LayerNorm, device="cpu"):
             want = F.layer_norm(x, (DIM,), weight, bias, eps)
             if not same(out, want):
                 diagnose(out, _layer_norm_variants(x, weight, bias, eps))
-                fail(f"the output differs from torch.nn.LayerNorm (input shape {tuple(x.shape)}): "
+                fail_generic(f"the output differs from torch.nn.LayerNorm (input shape {tuple(x.shape)}): "
                      f"(x - mean) / torch.sqrt(var + eps) * weight + bias, with the mean and the biased variance "
                      f"over the last dimension")
     return passed("matches torch.nn.LayerNorm: statistics over the last dimension, biased variance, eps inside the "
@@ -164,7 +166,23 @@ def _block_shape_hint(name: str, got: tuple, want: tuple) -> str | None:
     return None
 
 
+@torch.no_grad()
+def check_sublayer_dropout(block: torch.nn.Module, x: torch.Tensor, where: str) -> None:
+    """``block`` was built with dropout=0.5: in training mode its ``sa`` and ``ffwd`` must each give different
+    outputs on two calls, i.e. the dropout was passed on to them."""
+    was_training = block.training
+    block.train()
+    for name, built in (("sa", "MultiHeadAttention(n_embd, n_head, head_size, block_size, dropout)"),
+                        ("ffwd", "FeedForward(n_embd, dropout)")):
+        sub = getattr(block, name, None)
+        if isinstance(sub, torch.nn.Module) and torch.equal(sub(x), sub(x)):
+            fail(f"{where} was built with dropout=0.5, but its {name} gives the same output twice in training mode: "
+                 f"pass dropout on to the sublayer, self.{name} = {built}")
+    block.train(was_training)
+
+
 @exercise("7.2", "Transformer block", reference=lambda: ref.Block)
+@blame_notebook_globals
 @isolated_rng
 def block(Block, device="cpu"):
     """``Block(n_embd, n_head, block_size, dropout)`` with ``sa`` (MultiHeadAttention), ``ffwd`` (FeedForward),
@@ -186,4 +204,7 @@ def block(Block, device="cpu"):
                 explain_mismatch(out, _block_variants(reference, x), model, x, g,
                                  "the output differs from the reference: x = x + self.sa(self.ln1(x)); "
                                  "x = x + self.ffwd(self.ln2(x)); return x")
-    return passed("pre-norm residual block: x + sa(ln1(x)), then + ffwd(ln2(x)); matches the reference", Block)
+    dropped = build(Block, (N_EMBD, N_HEAD, BLOCK_SIZE, 0.5), "n_embd, n_head, block_size, dropout").to(device)
+    check_sublayer_dropout(dropped, torch.randn(3, BLOCK_SIZE, N_EMBD, generator=g).to(device), "the Block")
+    return passed("pre-norm residual block: x + sa(ln1(x)), then + ffwd(ln2(x)); matches the reference; dropout "
+                  "passed on to both sublayers", Block)

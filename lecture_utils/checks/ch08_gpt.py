@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from torch import nn
 
 from lecture_utils import model as ref
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks.ch07_residual_layernorm import check_sublayer_dropout
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     copy_weights,
@@ -60,6 +64,7 @@ def _variants(reference: ref.GPT, idx: torch.Tensor):
 
 
 @exercise("8.1", "the GPT language model", reference=lambda: ref.GPT)
+@blame_notebook_globals
 @isolated_rng
 def gpt(GPTLanguageModel, device="cpu"):
     """``GPTLanguageModel(config)``: embeddings (token + position), ``blocks``, ``ln_f``, ``lm_head``;
@@ -73,8 +78,11 @@ def gpt(GPTLanguageModel, device="cpu"):
     model.eval()
     reference.eval()
     V = config.vocab_size
+    arange_t = ("the positions must be torch.arange(T) for the T tokens of idx, not torch.arange(block_size): a "
+                "sequence may be shorter than block_size (as in generate)")
     hints = (("index out of range", ("the position table has block_size rows: look it up with torch.arange(T), not "
-                                    "with idx")),)
+                                    "with idx")),
+             (f"size of tensor b ({config.block_size})", arange_t), (f"size of tensor a ({config.block_size})", arange_t))
     with torch.no_grad():
         for B, T in ((2, config.block_size), (3, 1), (2, 7)):
             idx = torch.randint(V, (B, T), generator=g).to(device)
@@ -82,11 +90,13 @@ def gpt(GPTLanguageModel, device="cpu"):
             out = call(model, idx, hints=hints)
             expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
             logits, loss = out
+            if isinstance(logits, torch.Tensor) and T != config.block_size and logits.shape == (B, config.block_size, V):
+                fail(arange_t)  # T = 1 broadcasts against all block_size positions
             tensor_output(logits, "forward(idx) (the logits)", (B, T, V))
             expect(loss is None, "without targets, loss should be None")
             if not same(logits, reference(idx)[0], atol=1e-4):
                 diagnose(logits, _variants(reference, idx))
-                fail("the logits differ from the reference: x = tok_emb + pos_emb; x = self.blocks(x); "
+                fail_generic("the logits differ from the reference: x = tok_emb + pos_emb; x = self.blocks(x); "
                      "x = self.ln_f(x); logits = self.lm_head(x)")
             _, want_loss = reference(idx, targets)
             logits, loss = call(model, idx, targets, hints=hints)
@@ -95,5 +105,9 @@ def gpt(GPTLanguageModel, device="cpu"):
             expect(isinstance(loss, torch.Tensor) and loss.dim() == 0
                    and torch.allclose(loss, want_loss, atol=1e-4, rtol=1e-4),
                    "the loss differs from F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
+    dropped = build(GPTLanguageModel, (dataclasses.replace(config, dropout=0.5),), "config (a GPTConfig)").to(device)
+    for i, block in enumerate(getattr(dropped, "blocks", [])):
+        check_sublayer_dropout(block, torch.randn(2, 5, config.n_embd, generator=g).to(device),
+                               f"block {i} (with config.dropout=0.5; pass config.dropout to Block)")
     return passed(f"{_count(model):,} parameters named as the reference; logits and loss match for "
-                  f"T = 1..block_size", GPTLanguageModel)
+                  f"T = 1..block_size; config.dropout reaches every block's sublayers", GPTLanguageModel)

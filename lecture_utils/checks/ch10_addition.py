@@ -6,10 +6,12 @@ import torch
 import torch.nn as nn
 
 from lecture_utils import addition as ref
+from lecture_utils.checks._helpers import blame_notebook_globals
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
 
 
 @exercise("10.1", "encode a problem", reference=lambda: ref.encode_problem)
+@blame_notebook_globals
 def encode_problem(encode_problem, device="cpu"):
     """``encode_problem(a, b, n_digits)``: ids of ``a+b=`` and the reversed, zero-padded sum."""
     g = rng(fresh_seed())
@@ -48,6 +50,7 @@ def encode_problem(encode_problem, device="cpu"):
 
 
 @exercise("10.2", "a masked batch", reference=lambda: ref.make_batch)
+@blame_notebook_globals
 def make_batch(make_batch, device="cpu"):
     """``make_batch(batch_size, n_digits, generator=None) -> (x, y)``: y is x shifted by one, the
     problem's targets set to -1."""
@@ -114,6 +117,7 @@ class _Oracle(nn.Module):
 
 
 @exercise("10.3", "exact-match accuracy", reference=lambda: ref.accuracy)
+@blame_notebook_globals
 def addition_accuracy(accuracy, device="cpu"):
     """``accuracy(model, problems, n_digits) -> float``: the fraction answered exactly, greedily."""
     n = 2

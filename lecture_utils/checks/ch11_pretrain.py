@@ -8,12 +8,13 @@ import torch
 from lecture_utils import model as ref_model
 from lecture_utils import pretrain as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
-from lecture_utils.checks._helpers import call, isolated_rng
+from lecture_utils.checks._helpers import blame_notebook_globals, call, isolated_rng
 
 _OUTSIDE = "()[]0123456789éœ—\t“”*#"
 
 
 @exercise("11.1", "one vocabulary for both corpora", reference=lambda: ref.to_vocabulary)
+@blame_notebook_globals
 def to_vocabulary(to_vocabulary, device="cpu"):
     """``to_vocabulary(text, chars)``: ``text`` with every character not in ``chars`` removed."""
     g = rng(fresh_seed())
@@ -53,6 +54,7 @@ def to_vocabulary(to_vocabulary, device="cpu"):
 
 
 @exercise("11.2", "a copy to fine-tune", reference=lambda: ref.copy_for_finetuning)
+@blame_notebook_globals
 @isolated_rng
 def copy_for_finetuning(copy_for_finetuning, device="cpu"):
     """``copy_for_finetuning(pretrained)``: an independent copy (same weights, its own parameters), in

@@ -11,8 +11,9 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils import train as ref_train
-from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
     check_dropout,
@@ -46,6 +47,7 @@ def _gelu_variants(x):
 
 
 @exercise("12.1", "GELU", reference=lambda: ref.gelu)
+@blame_notebook_globals
 def gelu(gelu, device="cpu"):
     """``gelu(x)``: ``x * Phi(x)`` elementwise, any shape; the same as ``F.gelu(x)`` (the tanh
     approximation is accepted)."""
@@ -59,7 +61,7 @@ def gelu(gelu, device="cpu"):
         if same(out, F.gelu(x)) or same(out, F.gelu(x, approximate="tanh")):
             continue
         diagnose(out, _gelu_variants(x))
-        fail("gelu(x) differs from torch.nn.functional.gelu(x): GELU(x) = 0.5 * x * (1 + erf(x / sqrt(2)))")
+        fail_generic("gelu(x) differs from torch.nn.functional.gelu(x): GELU(x) = 0.5 * x * (1 + erf(x / sqrt(2)))")
     return passed("equals F.gelu on 1000 random values and on 3-d tensors", gelu)
 
 
@@ -90,6 +92,7 @@ def _rms_variants(x, w, eps):
 
 
 @exercise("12.2", "RMSNorm", reference=lambda: ref.RMSNorm)
+@blame_notebook_globals
 @isolated_rng
 def rms_norm(RMSNorm, device="cpu"):
     """``RMSNorm(dim, eps=1e-5)`` with one parameter ``weight`` (ones): ``x / sqrt(mean(x**2, -1) + eps) * weight``."""
@@ -117,7 +120,7 @@ def rms_norm(RMSNorm, device="cpu"):
         want = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5) * w
         if not same(out, want):
             diagnose(out, _rms_variants(x, w, 1e-5))
-            fail(f"the output differs from x / sqrt(mean(x**2, dim=-1) + eps) * weight (input {tuple(x.shape)})")
+            fail_generic(f"the output differs from x / sqrt(mean(x**2, dim=-1) + eps) * weight (input {tuple(x.shape)})")
     return passed("weight only, RMS over the last dimension, eps inside the root, on 2-d and 3-d inputs", RMSNorm)
 
 
@@ -147,6 +150,7 @@ def _rope_variants(x, cos, sin):
 
 
 @exercise("12.3", "rotary position embeddings", reference=lambda: ref.apply_rope)
+@blame_notebook_globals
 def rope(apply_rope, device="cpu"):
     """``apply_rope(x, cos, sin)``: ``x`` ``(..., T, head_size)``, ``cos``/``sin`` ``(T, head_size // 2)``
     from ``rope_tables``; pairs ``i`` and ``i + head_size // 2`` turned by the position's angle."""
@@ -170,7 +174,7 @@ def rope(apply_rope, device="cpu"):
                  "(x1*cos - x2*sin, x1*sin + x2*cos)")
         if not same(out[..., 0, :], x[..., 0, :]):
             fail("position 0 should not move (its angle is 0): use cos and sin row by row, row m for position m")
-        fail(f"the output differs from the reference rotation for x of shape {tuple(shape)}")
+        fail_generic(f"the output differs from the reference rotation for x of shape {tuple(shape)}")
     # the point of it all: scores depend only on the distance between the two positions
     hs, T = 8, 12
     cos, sin = (t.to(device) for t in ref.rope_tables(T, hs))
@@ -209,6 +213,7 @@ def _swiglu_variants(m: nn.Module, x):
 
 
 @exercise("12.4", "SwiGLU feed-forward", reference=lambda: ref.SwiGLU)
+@blame_notebook_globals
 @isolated_rng
 def swiglu(SwiGLU, device="cpu"):
     """``SwiGLU(n_embd, dropout=0.0, hidden=None)`` with ``gate``, ``up`` (``n_embd -> hidden``) and
@@ -242,7 +247,7 @@ def swiglu(SwiGLU, device="cpu"):
         out = tensor_output(call(model, x), "SwiGLU", tuple(x.shape))
         if not same(out, reference(x)):
             diagnose(out, _swiglu_variants(reference, x))
-            fail("the output differs from down(silu(gate(x)) * up(x))")
+            fail_generic("the output differs from down(silu(gate(x)) * up(x))")
     drop = build(SwiGLU, (EMBD, 0.5, HIDDEN), "n_embd, dropout=0.0, hidden=None").to(device)
     copy_weights(reference, drop, "SwiGLU")
     with torch.no_grad():
@@ -257,6 +262,7 @@ def swiglu(SwiGLU, device="cpu"):
 
 
 @exercise("12.5", "weight tying", reference=lambda: ref.tie_weights)
+@blame_notebook_globals
 @isolated_rng
 def tie_weights(tie_weights, device="cpu"):
     """``tie_weights(model)``: makes ``model.lm_head.weight`` and ``model.token_embedding_table.weight``
@@ -325,6 +331,7 @@ def _lr_variants(it, max_lr, min_lr, warmup, total):
 
 
 @exercise("12.6", "warmup and cosine decay", reference=lambda: ref_train.warmup_cosine_lr)
+@blame_notebook_globals
 def lr_schedule(lr_at, device="cpu"):
     """``lr_at(it, max_lr, min_lr, warmup_iters, max_iters)``: ``max_lr * (it + 1) / warmup_iters`` during
     the warmup, then half a cosine from ``max_lr`` to ``min_lr`` at ``max_iters``, then ``min_lr``."""

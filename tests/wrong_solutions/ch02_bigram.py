@@ -1,0 +1,301 @@
+"""Wrong solutions of chapter 02: the bigram model (2.1-2.3)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lecture_utils.data import get_batch as ref_get_batch
+
+from ._catalogue import _flat_loss, wrong
+
+
+def _bigram(forward):
+    """The notebook's BigramLanguageModel (its __init__ is given) with the learner's forward."""
+
+    class BigramLanguageModel(nn.Module):
+        def __init__(self, vocab_size):
+            super().__init__()
+            self.token_embedding_table = nn.Embedding(vocab_size, vocab_size)
+
+    BigramLanguageModel.forward = forward
+    return (BigramLanguageModel,)
+
+
+@wrong("2.1", "bigram_forward", "logits not reshaped to (B*T, C)")
+def bigram_logits_not_reshaped():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "targets not reshaped")
+def bigram_targets_not_reshaped():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "summed over the B*T positions")
+def bigram_loss_summed():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(logits, targets.view(B * T), reduction="sum")
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "computed on probabilities")
+def bigram_softmax_before_cross_entropy():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(F.softmax(logits, dim=-1), targets.view(B * T))
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "log-softmax is missing")
+def bigram_nll_on_logits():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.nll_loss(logits, targets.view(B * T))
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "without targets there is no loss")
+def bigram_always_computes_loss():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        return _flat_loss(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "loss should be None")
+def bigram_zero_loss_without_targets():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, torch.tensor(0.0)
+        return _flat_loss(logits, targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "looked up with the targets")
+def bigram_reads_targets():
+    def forward(self, idx, targets=None):
+        if targets is None:
+            return self.token_embedding_table(idx), None
+        return _flat_loss(self.token_embedding_table(targets), targets)
+
+    return _bigram(forward)
+
+
+@wrong("2.1", "bigram_forward", "keep their shape (B, T, C)")
+def bigram_always_flattens():
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        if targets is None:
+            return logits, None
+        return logits, F.cross_entropy(logits, targets.view(B * T))
+
+    return _bigram(forward)
+
+
+def _generate(pick: Callable, *, crop: str = "last", append: bool = True, feed_back: bool = True,
+              use_generator: bool = True):
+    """A learner's generate: ``pick(logits (B, T, C), generator) -> idx_next``, with switches for the
+    other usual mistakes."""
+
+    @torch.no_grad()
+    def generate(model, idx, max_new_tokens, generator=None):
+        block_size = getattr(model, "block_size", None)
+        context, new = idx, []
+        for _ in range(max_new_tokens):
+            if crop == "last":
+                idx_cond = context if block_size is None else context[:, -block_size:]
+            elif crop == "first":
+                idx_cond = context if block_size is None else context[:, :block_size]
+            elif crop == "always":
+                idx_cond = context[:, -model.block_size:]
+            else:
+                idx_cond = context
+            logits, _ = model(idx_cond)
+            idx_next = pick(logits, generator if use_generator else None)
+            new.append(idx_next)
+            if feed_back:
+                context = torch.cat((context, idx_next), dim=1)
+        out = torch.cat(new, dim=1) if new else idx[:, :0]
+        return torch.cat((idx, out), dim=1) if append else out
+
+    return (generate,)
+
+
+def _sample_last(logits, generator):
+    probs = F.softmax(logits[:, -1, :], dim=-1)
+    return torch.multinomial(probs, num_samples=1, generator=generator)
+
+
+@wrong("2.2", "generate", "use only the last time step")
+def generate_all_time_steps():
+    return _generate(lambda logits, g: torch.multinomial(F.softmax(logits, dim=-1), 1, generator=g))
+
+
+@wrong("2.2", "generate", "first time step")
+def generate_first_time_step():
+    return _generate(lambda logits, g: torch.multinomial(F.softmax(logits[:, 0, :], dim=-1), 1, generator=g))
+
+
+@wrong("2.2", "generate", "argmax")
+def generate_argmax():
+    return _generate(lambda logits, g: logits[:, -1, :].argmax(dim=-1, keepdim=True))
+
+
+@wrong("2.2", "generate", "given the logits, not probabilities")
+def generate_without_softmax():
+    return _generate(lambda logits, g: torch.multinomial(logits[:, -1, :], 1, generator=g))
+
+
+@wrong("2.2", "generate", "only the new tokens")
+def generate_returns_new_tokens_only():
+    return _generate(_sample_last, append=False)
+
+
+@wrong("2.2", "generate", "original context")
+def generate_never_feeds_back():
+    return _generate(_sample_last, feed_back=False)
+
+
+@wrong("2.2", "generate", "same generator seed gave different samples")
+def generate_ignores_generator():
+    return _generate(_sample_last, use_generator=False)
+
+
+@wrong("2.2", "generate", "crop the context to the last")
+def generate_without_cropping():
+    return _generate(_sample_last, crop="none")
+
+
+@wrong("2.2", "generate", "LAST block_size tokens")
+def generate_crops_the_start():
+    return _generate(_sample_last, crop="first")
+
+
+@wrong("2.2", "generate", "block_size is None")
+def generate_assumes_block_size():
+    return _generate(_sample_last, crop="always")
+
+
+def _estimate_loss(*, set_eval=True, restore=True, no_grad=True, as_float=True, iters=None, reduce="mean",
+                   use_generator=True, split_names=None, one_batch=False, always_train=False):
+    """A learner's estimate_loss with switches for the usual mistakes."""
+
+    def estimate_loss(model, splits, eval_iters, block_size, batch_size, generator=None):
+        was_training = model.training
+        if set_eval:
+            model.eval()
+        out = {}
+        with torch.set_grad_enabled(not no_grad):
+            names = split_names or list(splits)
+            for name in names:
+                split = splits[name]
+                n = eval_iters if iters is None else iters
+                losses = torch.zeros(n)
+                batch = ref_get_batch(split, block_size, batch_size, generator=generator)
+                for k in range(n):
+                    if not one_batch:
+                        batch = ref_get_batch(split, block_size, batch_size,
+                                              generator=generator if use_generator else None)
+                    _, loss = model(*batch)
+                    losses[k] = loss.item()
+                value = losses.mean() if reduce == "mean" else losses.sum() if reduce == "sum" else losses[-1]
+                out[name] = value.item() if as_float else value
+        if restore:
+            model.train(True if always_train else was_training)
+        return out
+
+    return (estimate_loss,)
+
+
+@wrong("2.3", "estimate_loss", "training mode during evaluation")
+def estimate_loss_without_eval():
+    return _estimate_loss(set_eval=False)
+
+
+@wrong("2.3", "estimate_loss", "left the model in eval mode")
+def estimate_loss_without_train():
+    return _estimate_loss(restore=False)
+
+
+@wrong("2.3", "estimate_loss", "gradients were being tracked")
+def estimate_loss_with_grad():
+    return _estimate_loss(no_grad=False)
+
+
+@wrong("2.3", "estimate_loss", "is a tensor")
+def estimate_loss_returns_tensors():
+    return _estimate_loss(as_float=False)
+
+
+@wrong("2.3", "estimate_loss", "expected eval_iters")
+def estimate_loss_one_batch():
+    return _estimate_loss(iters=1)
+
+
+@wrong("2.3", "estimate_loss", "losses are summed")
+def estimate_loss_sums():
+    return _estimate_loss(reduce="sum")
+
+
+@wrong("2.3", "estimate_loss", "last batch's loss")
+def estimate_loss_last_batch():
+    return _estimate_loss(reduce="last")
+
+
+@wrong("2.3", "estimate_loss", "evaluated the same batch")
+def estimate_loss_one_batch_many_times():
+    return _estimate_loss(one_batch=True)
+
+
+@wrong("2.3", "estimate_loss", "switched a model that was in eval mode to training mode")
+def estimate_loss_always_back_to_train():
+    return _estimate_loss(always_train=True)
+
+
+@wrong("2.3", "estimate_loss", "same generator seed gave different results")
+def estimate_loss_ignores_generator():
+    return _estimate_loss(use_generator=False)
+
+
+@wrong("2.3", "estimate_loss", "do not assume they are called")
+def estimate_loss_fixed_split_names():
+    return _estimate_loss(split_names=["train", "val"])
