@@ -187,3 +187,37 @@ def test_averaging_widget_switches_versions(page, lab):
     widget.locator("button:has-text('v3')").click()
     _wait_changed(page, widget, first)
     page.screenshot(path=str(lab["shots"] / "averaging-v3.png"))
+
+
+LATENCY_TEXT = ("ROMEO:\nBut soft, what light through yonder window breaks? It is the east, and Juliet is the sun.\n"
+                "Arise, fair sun, and kill the envious")[:128]
+
+
+def test_png_explorer_latency(page, lab):
+    """The PNG path's figure: median time from a layer change to the new picture loaded (printed)."""
+    import nbformat
+
+    assert len(LATENCY_TEXT) == 128
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from lecture_utils import viz\nfrom lecture_utils.train import load_shipped\n"
+        f"m, t, _ = load_shipped()\nviz.AttentionExplorer(m, t, text={LATENCY_TEXT!r})")],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nbformat.write(nb, lab["work"] / "latency.ipynb")
+    _open_and_run_all(page, lab, "latency.ipynb")
+    explorer = page.locator(".widget-vbox:has(textarea)").last
+    explorer.wait_for(state="attached", timeout=240_000)
+    _image(page, explorer)
+    page.wait_for_timeout(2000)
+    times = []
+    for i in range(12):
+        ms = page.evaluate("""(layer) => new Promise((resolve) => {
+            const box = [...document.querySelectorAll('.widget-vbox')].filter(b => b.querySelector('textarea')).pop();
+            const img = box.querySelector('img'); const sel = box.querySelector('select');
+            const t0 = performance.now();
+            img.addEventListener('load', () => requestAnimationFrame(() => resolve(performance.now() - t0)), {once: true});
+            sel.value = String(layer); sel.dispatchEvent(new Event('change', {bubbles: true}));
+        })""", str(1 + i % 3))
+        times.append(ms)
+    times.sort()
+    print(f"\nPNG explorer, layer change to new picture (shipped model, T=128): median {times[len(times) // 2]:.0f} ms, "
+          f"all {[round(t) for t in times]}")
