@@ -282,6 +282,9 @@ def test_attention_explorer_views_answer_in_the_browser(page, server, shipped_pa
     assert abs(_shown_value(root) - fp.weights[0, 0, 59, 11].item()) < 5e-4  # the readout follows the keys
     page.keyboard.press("End")
     assert root.locator(".bg-query").inner_text().startswith(f"{T - 1} ")
+    page.keyboard.press("Tab")
+    page.keyboard.press("Shift+Tab")  # focus back on the heatmap: the chosen cell's value, as text
+    assert abs(_shown_value(root) - fp.weights[0, 0, T - 1, 11].item()) < 5e-4
     # the layer and head controls
     before = _picture(root)
     root.locator("select[aria-label=layer]").select_option("3")
@@ -374,6 +377,17 @@ def test_attention_explorer_views_answer_in_the_browser(page, server, shipped_pa
     assert any(abs(prob - c) < 5e-4 for c in tempered_top3.tolist()), (sampled, tempered_top3)
     page.screenshot(path=str(shots / "next-token-view.png"))
 
+    # a new text: the kernel reruns the model once; the query is clamped into the shorter text
+    textarea = root.locator("textarea")
+    textarea.fill("ROMEO: hi")
+    textarea.blur()
+    page.wait_for_function("el => el.textContent.startsWith('8 ')", arg=root.locator(".bg-query").element_handle(),
+                           timeout=60_000)
+    textarea.fill("\u20ac\u20ac")  # no character of the vocabulary: one clear error, the last text still shown
+    textarea.blur()
+    root.locator(".bg-error:has-text('none of the text')").wait_for(timeout=60_000)
+    assert root.locator(".bg-query").inner_text().startswith("8 ")
+
 
 def test_chapter_03_and_04_widgets_answer_in_the_browser(page, server):
     from lecture_utils import viz
@@ -419,3 +433,35 @@ def test_learner_notebook_03_shows_its_widget(page, server):
     before = _picture(avg)
     _set_range(avg.locator("input[aria-label=T]"), 4)
     assert _picture(avg) != before
+
+
+def test_saved_page_works_alone(tmp_path, shipped_pass):
+    """``.save_html`` of the explorer, opened from disk with no server and no network: the views answer."""
+    if CHROMIUM is None or sync_playwright is None:
+        pytest.skip("needs Chromium and playwright")
+    from lecture_utils import viz
+    from lecture_utils.train import load_shipped
+
+    model, tok, _ = load_shipped()
+    e = viz.AttentionExplorer(model, tok, text=TEXT)
+    e.layer, e.head = 1, 3
+    path = e.save_html(tmp_path / "explorer.html")
+    errors, requests = [], []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("request", lambda r: requests.append(r.url))
+        page.goto(path.as_uri())
+        root = page.locator(".bg-root")
+        canvas = root.locator("canvas.bg-heatmap")
+        canvas.wait_for(state="visible", timeout=30_000)
+        j = shipped_pass.weights[1, 3, 64].argmax().item()
+        _hover_cell(page, canvas, 64, j)
+        assert abs(_shown_value(root) - shipped_pass.weights[1, 3, 64, j].item()) < 5e-4
+        root.locator("button[data-view=model]").click()
+        assert root.locator("button[data-layer]").count() == 16
+        browser.close()
+    assert not errors, errors
+    assert all(u.startswith(("file:", "blob:", "data:")) for u in requests), requests

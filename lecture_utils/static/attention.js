@@ -160,6 +160,7 @@ class Heatmap {
     this.canvas.addEventListener("keydown", (ev) => {
       if (this.o.onKey?.(ev)) ev.preventDefault();
     });
+    this.canvas.addEventListener("focus", () => this.o.onFocus?.()); // the chosen cell's value, as text
   }
 
   /** m: Float32Array of T*T (row-major), key: a name for the cached image of this matrix. */
@@ -472,6 +473,7 @@ function explorer(model, root) {
     },
     onPick: (cell) => commit({ query: cell.i, key: Math.min(cell.i, cell.j) }),
     onKey,
+    onFocus: () => say(describeCell(model.get("layer"), model.get("head"), model.get("query"), model.get("key"))),
   });
   const heatmapPanel = h("div", {}, heatmap.canvas, legend("weight"));
 
