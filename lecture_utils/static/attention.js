@@ -657,12 +657,13 @@ function explorer(model, root) {
     width: 460, row: 15, max: 1,
     onHover(i, ev) {
       if (i < 0) return tip.hide();
-      const q = model.get("query"), l = model.get("layer"), hd = model.get("head");
-      const r = qkRow(l, hd, q);
-      say(`key ${i} ${quoted(d.tokens[i])}: score ${fmt(r.scores[i])}, weight ${fmt(r.weights[i])}`, ev);
+      const j = rowBars.items[i].pos;
+      const r = qkRow(model.get("layer"), model.get("head"), model.get("query"));
+      say(`key ${j} ${quoted(d.tokens[j])}: score ${fmt(r.scores[j])}, weight ${fmt(r.weights[j])}`, ev);
     },
-    onPick: (i) => commit({ key: i }),
+    onPick: (i) => commit({ key: rowBars.items[i].pos }),
   });
+  const ROW_KEYS = 16; // a longer row lists its largest weights and the chosen key, in text order
   rowBars.canvas.setAttribute("aria-label", "the softmax weights of the chosen query over its keys; left/right choose the key");
   rowBars.canvas.addEventListener("keydown", (ev) => {
     if (onKey(ev)) ev.preventDefault();
@@ -708,12 +709,21 @@ function explorer(model, root) {
       `scaled: ${fmt(dot)} / \u221a${d.hs} = ${fmt(dot)} / ${fmt(Math.sqrt(d.hs), 3)} = ${fmt(r.scores[k])}\n`,
       `softmax over keys 0..${q}: e^${fmt(r.scores[k], 3)} / \u03a3_j e^score_j = `, h("b", { class: "bg-qk-weight", text: fmt(r.weights[k]) }),
       `   (the heatmap's cell: ${fmt(stored)})`);
-    rowBars.o.colour = (it, i) => (i === k ? "#D55E00" : "#0072B2");
-    rowBars.set(r.weights.map((w, j) => ({ name: `${String(j).padStart(3)} ${label(d.tokens[j])}`, value: w })), k);
+    let keys = r.weights.map((w, j) => j);
+    if (keys.length > ROW_KEYS) {
+      const top = new Set([...keys].sort((a, b) => r.weights[b] - r.weights[a]).slice(0, ROW_KEYS - 1));
+      top.add(k);
+      keys = keys.filter((j) => top.has(j));
+    }
+    rowBars.o.colour = (it) => (it.pos === k ? "#D55E00" : "#0072B2");
+    rowBars.set(keys.map((j) => ({ pos: j, name: `${String(j).padStart(3)} ${label(d.tokens[j])}`, value: r.weights[j] })),
+      keys.indexOf(k));
     mount(
       h("div", { class: "bg-note", text: "each bar: one dimension's product q_i \u00b7 k_i (red adds to the score, blue takes away); left/right keys choose the key" }),
       qkBars.canvas, legend("q_i k_i", (t) => diverging(2 * t - 1, 1), fmt(-lim, 2), fmt(lim, 2)), formula,
-      h("div", { class: "bg-note", text: "the query's weights over its keys (click one to decompose it):" }), rowBars.canvas);
+      h("div", { class: "bg-note", text: q + 1 > ROW_KEYS
+        ? `the query's ${ROW_KEYS - 1} largest weights of ${q + 1}, and the chosen key (click one to decompose it):`
+        : "the query's weights over its keys (click one to decompose it):" }), rowBars.canvas);
   }
 
   // --- next-token view -----------------------------------------------------------------------
