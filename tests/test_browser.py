@@ -309,10 +309,10 @@ def test_attention_explorer_views_answer_in_the_browser(page, server, shipped_pa
     root.locator("select[aria-label=layer]").select_option("1")
     root.locator("select[aria-label=head]").select_option("0")
     head_canvas = root.locator("canvas[aria-label^='head view']")
-    stage = root.locator(".bg-stage")
+    columns = root.locator(".bg-scroll")
     key = 45 + fp.weights[1, 0, 80, 45:81].argmax().item()  # a key near the query that it attends to
-    stage.evaluate("s => { s.scrollTop = 45 * 14; }")  # rows 45..80 of the tall token columns in sight
-    stage.scroll_into_view_if_needed()
+    columns.evaluate("s => { s.scrollTop = 45 * 14; }")  # rows 45..80 of the tall token columns in sight
+    columns.scroll_into_view_if_needed()
     box = head_canvas.bounding_box()
     before = _picture(root)
     page.mouse.move(box["x"] + 30, box["y"] + 4 + 80 * 14 + 7)  # query 80, left column

@@ -488,7 +488,10 @@ function explorer(model, root) {
   // --- head view: queries on the left, keys on the right, a line per (head, key) --------------
   const headCanvas = h("canvas", { tabindex: "0", role: "img", "data-lm-suppress-shortcuts": "true", "aria-label": "head view: lines from the query to the keys it attends to; arrow keys move the query" });
   const headChips = h("div", { class: "bg-row" });
-  const headPanel = h("div", {}, headChips, headCanvas);
+  const headScroll = h("div", { class: "bg-scroll" }, headCanvas); // the token columns scroll, the chips stay
+  const headPanel = h("div", {}, headChips, headScroll);
+  let headScrolledTo = -1;
+  const headNote = h("div", { class: "bg-note" });
   const HV = { row: 14, left: 40, right: 300, width: 360 };
   headCanvas.addEventListener("keydown", (ev) => {
     if (onKey(ev)) ev.preventDefault();
@@ -602,10 +605,17 @@ function explorer(model, root) {
   function showHead() {
     drawHeadChips();
     drawHead();
-    mount(h("div", { class: "bg-note", text: `layer ${model.get("layer")}: hover a query (left) to see where it looks, a key (right) to read the weights` }), headPanel);
+    headNote.textContent = `layer ${model.get("layer")}: hover a query (left) to see where it looks, a key (right) to read the weights`;
+    mount(headNote, headPanel);
     // keep the chosen query in sight in a long text
-    const top = 4 + model.get("query") * HV.row - 200;
-    if (stage.scrollTop > top + 180 || stage.scrollTop < top - 180) stage.scrollTop = Math.max(0, top);
+    const q = model.get("query");
+    if (q !== headScrolledTo) { // only when the chosen query moves: a click on a chip keeps the place
+      headScrolledTo = q;
+      const y = 4 + q * HV.row;
+      if (y < headScroll.scrollTop || y > headScroll.scrollTop + headScroll.clientHeight - HV.row) {
+        headScroll.scrollTop = Math.max(0, y - headScroll.clientHeight / 2);
+      }
+    }
   }
 
   // --- model view: every layer x head as a thumbnail -----------------------------------------
