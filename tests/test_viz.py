@@ -209,6 +209,18 @@ def test_output_carries_a_png_of_the_current_view_for_frontends_without_widgets(
     assert base64.b64decode(data["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_display_publishes_the_widget_and_the_png(explorer, monkeypatch):
+    # ipywidgets 7 (Colab) displays through _ipython_display_, which must carry the PNG too
+    import IPython.core.display_functions as display_functions
+    from IPython.core.interactiveshell import InteractiveShell
+
+    published = []
+    monkeypatch.setattr(InteractiveShell, "initialized", classmethod(lambda cls: True))  # as in a kernel
+    monkeypatch.setattr(display_functions, "publish_display_data", lambda data, **kw: published.append(data))
+    explorer.show()
+    assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"} <= set(published[0])
+
+
 def test_png_shows_the_chosen_head(explorer):
     explorer.head = 1
     fig = explorer.static_figure()

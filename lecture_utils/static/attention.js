@@ -751,6 +751,10 @@ function explorer(model, root) {
       info.dataset.value = String(it.value);
     },
   });
+  nextBars.canvas.setAttribute("aria-label", "the next character's distribution; up/down move the query");
+  nextBars.canvas.addEventListener("keydown", (ev) => {
+    if (onKey(ev)) ev.preventDefault();
+  });
   let lastNext = null;
   temp.addEventListener("input", () => {
     model.set("temperature", +temp.value);
