@@ -1,24 +1,33 @@
 """Attention heatmaps (static renderers) and the course's interactive widgets.
 
-Renderers are pure functions on matplotlib axes, so a saved or GitHub-rendered notebook shows a
-static picture. Widgets use core ipywidgets and the inline matplotlib backend only (no custom
-JavaScript, no CDN), so they work offline in JupyterLab, Notebook 7, Colab and VS Code.
+Renderers are pure functions on matplotlib axes, for static figures. The widgets are drawn in the
+browser by a hand-written ES module shipped in this package (``static/attention.js``, loaded by
+``anywidget``: no CDN, no bundler, no JupyterLab extension to build): the kernel sends the tensors
+once, and every hover, click, key press and slider move is answered in the page. Where no widget front
+end exists (nbconvert, a repository host's preview, the grader) a widget's output carries a PNG of its
+current state; ``.save_html(path)`` writes a standalone page.
 
 - :func:`plot_attention` - one ``(T, T)`` matrix with token labels
 - :func:`plot_heads` - a layers x heads grid with a shared colour bar
-- :class:`AttentionExplorer` - a trained GPT's attention, by layer / head / query token
+- :func:`capture_forward` - one forward pass's attention weights, queries, keys and logits
+- :class:`AttentionExplorer` - a trained GPT's attention: heatmap, head, model, query-key and
+  next-token views
 - :class:`AveragingTrickExplorer` - chapter 03's v1 / v2 / v3 weights and averaged output
 - :class:`ScaledAttentionDemo` - chapter 04's note on scaling by sqrt(head_size)
 
-Every widget keeps the last thing it drew in ``.state`` (the matrix, the text it shows), and its
-callbacks catch and display errors in an output area and keep them in ``.last_error``, so tests and
-learners see problems instead of a silent widget.
+Every widget's controls are traits (settable from Python), ``.state`` holds what it shows, and
+errors from the page's changes are shown in the widget and kept in ``.last_error``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
+import anywidget
 import numpy as np
 import torch
+import traitlets
 from torch.nn import functional as F
 
 CMAP = "viridis"  # perceptually uniform and colour-blind safe
@@ -120,145 +129,457 @@ def plot_heads(weights, tokens=None, *, causal: bool = True, figsize_per=2.2, la
 
 
 # ---------------------------------------------------------------------------------------------
-# widgets
+# the forward pass the explorer shows
 # ---------------------------------------------------------------------------------------------
 
 
-class _Widget:
-    """Common plumbing: the picture as a PNG in an ``ipywidgets.Image`` (whatever matplotlib backend
-    the kernel uses), errors caught, shown and kept."""
+@dataclass
+class ForwardPass:
+    """What one forward pass of a model computed for one text, on the CPU in float32.
 
-    def __init__(self):
-        import ipywidgets as W
+    ``weights`` ``(n_layer, n_head, T, T)``: the attention weights (row = query, column = key);
+    ``q``, ``k`` ``(n_layer, n_head, T, head_size)``: the queries and keys those weights were made from
+    (after RoPE where the model uses it), or None where they could not be reproduced (``qk_note`` says
+    why); ``logits`` ``(T, vocab_size)``: the model's scores for the character after each position.
+    """
 
-        self.W = W
-        self.out = W.Image(format="png", layout=W.Layout(max_width="100%"))
-        self.message = W.HTML()
-        self.state: dict = {}
+    text: str
+    weights: torch.Tensor
+    q: torch.Tensor | None
+    k: torch.Tensor | None
+    logits: torch.Tensor
+    qk_note: str = ""
+
+
+def capture_forward(model: torch.nn.Module, idx: torch.Tensor) -> ForwardPass:
+    """Run ``model`` once on ``idx`` (``(1, T)`` token ids) in eval mode and keep what the attention
+    views need: every layer's and head's weights, queries and keys, and the output logits.
+
+    Works with any model built from the course's attention modules (``Head``, ``MultiHeadAttention``,
+    ``CausalSelfAttention`` of :mod:`lecture_utils.model`): the reference ``GPT``, chapter 08's
+    ``GPTLanguageModel``, the shipped checkpoint. The queries and keys are checked against the weights:
+    softmax of the masked, scaled ``q @ k^T`` must give the weights the forward pass stored.
+
+    Raises:
+        TypeError: the model has none of those attention modules.
+    """
+    from lecture_utils.model import CausalSelfAttention, Head, MultiHeadAttention, apply_rope, eval_mode, keep_attention
+
+    if idx.dim() != 2 or idx.shape[0] != 1:
+        raise ValueError(f"capture_forward needs ids of shape (1, T), got {tuple(idx.shape)}")
+    grabbed: dict = {}
+
+    def keep(key):
+        def hook(_module, _inputs, output):
+            grabbed[key] = output.detach()
+
+        return hook
+
+    with torch.no_grad(), eval_mode(model), keep_attention(model) as modules:
+        if not modules:
+            raise TypeError(
+                f"the explorer needs a model built from the course's attention modules (lecture_utils.model.Head, "
+                f"MultiHeadAttention or CausalSelfAttention); {type(model).__name__} has none. Load its weights "
+                f"into lecture_utils.model.GPT (same parameter names) and explore that")
+        handles = []
+        for n, m in enumerate(modules):
+            if isinstance(m, CausalSelfAttention):
+                handles.append(m.qkv.register_forward_hook(keep((n, "qkv"))))
+            else:
+                heads = list(m.heads) if isinstance(m, MultiHeadAttention) else [m]
+                for h, head in enumerate(heads):
+                    if isinstance(head, Head):
+                        handles.append(head.query.register_forward_hook(keep((n, h, "q"))))
+                        handles.append(head.key.register_forward_hook(keep((n, h, "k"))))
+        try:
+            out = model(idx)
+        finally:
+            for handle in handles:
+                handle.remove()
+        weights = []
+        for m in modules:
+            w = m.attention[0]  # (n_head, T, T), or (T, T) for a lone Head
+            weights.append(w if w.dim() == 3 else w[None])
+    n_heads = {w.shape[0] for w in weights}
+    if len(n_heads) != 1:
+        raise ValueError(f"the explorer needs the same number of heads in every layer, got {sorted(n_heads)}")
+    weights = torch.stack(weights).float().cpu()  # (n_layer, n_head, T, T)
+    logits = out[0] if isinstance(out, tuple) else out
+    T = idx.shape[1]
+    logits = logits.reshape(-1, T, logits.shape[-1])[0].float().cpu()  # (T, vocab)
+
+    q_all, k_all, note = [], [], ""
+    try:
+        for n, m in enumerate(modules):
+            if isinstance(m, CausalSelfAttention):
+                qkv = grabbed[(n, "qkv")][0]  # (T, 3C)
+                C = qkv.shape[-1] // 3
+                hs = C // m.n_head
+                q = qkv[:, :C].view(T, m.n_head, hs).transpose(0, 1)  # (nh, T, hs)
+                k = qkv[:, C : 2 * C].view(T, m.n_head, hs).transpose(0, 1)
+                if m.rope:
+                    cos, sin = m.rope_cos[:T].to(q.dtype), m.rope_sin[:T].to(q.dtype)
+                    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+            else:
+                count = len(m.heads) if isinstance(m, MultiHeadAttention) else 1
+                q = torch.stack([grabbed[(n, h, "q")][0] for h in range(count)])
+                k = torch.stack([grabbed[(n, h, "k")][0] for h in range(count)])
+            q_all.append(q.float().cpu())
+            k_all.append(k.float().cpu())
+        q_all, k_all = torch.stack(q_all), torch.stack(k_all)
+        hs = q_all.shape[-1]
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        remade = torch.softmax((q_all @ k_all.transpose(-2, -1) * hs**-0.5).masked_fill(~mask, float("-inf")), -1)
+        if not torch.allclose(remade, weights, atol=1e-4, rtol=1e-3):
+            raise ValueError(f"softmax(q k^T / sqrt({hs})) differs from the stored weights by "
+                             f"{(remade - weights).abs().max().item():.2g}")
+    except (KeyError, ValueError, RuntimeError) as exc:
+        q_all = k_all = None
+        note = f"the query-key view is not available for this model: {exc}"
+    return ForwardPass(text="", weights=weights, q=q_all, k=k_all, logits=logits, qk_note=note)
+
+
+# ---------------------------------------------------------------------------------------------
+# widgets: drawn in the browser by lecture_utils/static/attention.js
+# ---------------------------------------------------------------------------------------------
+
+_STATIC = Path(__file__).resolve().parent / "static"
+
+
+def _f32(t) -> bytes:
+    """A tensor as little-endian float32 bytes (how the browser reads it: Float32Array)."""
+    return np.ascontiguousarray(_as_numpy(t), dtype="<f4").tobytes()
+
+
+class _BrowserWidget(anywidget.AnyWidget):
+    """Common plumbing of the course's browser-drawn widgets.
+
+    The kernel sends data once; the JavaScript module answers every hover and control in the page.
+    Where no widget front end exists (nbconvert, a repository host's preview, the grader), the
+    output's ``image/png`` shows :meth:`static_figure` of the current state instead. Errors from the
+    front end's changes are shown in the widget and kept in ``.last_error``.
+    """
+
+    _esm = (_STATIC / "attention.js").read_text(encoding="utf-8")
+    _css = (_STATIC / "attention.css").read_text(encoding="utf-8")
+    kind = traitlets.Unicode("").tag(sync=True)
+
+    def __init__(self, **kwargs):
         self.last_error: BaseException | None = None
+        super().__init__(**kwargs)
 
-    def _safe_redraw(self, *_):
+    # --- what to show where no widget front end exists ---------------------------------------
+    def static_figure(self):
+        """A matplotlib figure of the current state (what the PNG fallback shows)."""
+        raise NotImplementedError
+
+    def to_png(self, dpi: int = 80) -> bytes:
+        """The current state as PNG bytes."""
         import io
 
         import matplotlib.pyplot as plt
 
-        self.last_error = None
-        try:
-            fig = self._draw()
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
-            plt.close(fig)
-        except Exception as exc:  # shown, kept, never swallowed silently
-            self.last_error = exc
-            self.message.value = f"<span style='color:#b00'>error: {type(exc).__name__}: {exc}</span>"
-            return
-        self.out.value = buf.getvalue()
+        fig = self.static_figure()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+        plt.close(fig)
+        return buf.getvalue()
 
-    def _ipython_display_(self):
+    def _repr_mimebundle_(self, **kwargs):
+        import base64
+
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        try:
+            data["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
+        except Exception as exc:  # the widget still shows; the fallback picture says what went wrong
+            data["text/plain"] = f"{data.get('text/plain', '')} (no static picture: {type(exc).__name__}: {exc})"
+        return data, metadata
+
+    def _ipython_display_(self, **kwargs):
+        # ipywidgets 7 (Colab) displays widgets through _ipython_display_ and would skip the PNG
         from IPython.display import display
 
-        display(self.widget)
+        bundle = self._repr_mimebundle_()
+        if bundle is not None:
+            display(bundle[0], metadata=bundle[1], raw=True)
 
     def show(self):
         """Display the widget (also what happens when it is the last expression of a cell)."""
         self._ipython_display_()
 
+    # --- a page to share ----------------------------------------------------------------------
+    def _page_state(self) -> dict:
+        import base64
 
-class AttentionExplorer(_Widget):
-    """Explore a trained GPT's attention: type a text, pick a layer and head (or all heads), and a
-    query position; see the weights and the top-k earlier characters that position attends to.
+        skip = {"layout", "tabbable", "tooltip", "comm", "log"}
+        state = {}
+        for name in self.keys:
+            if name.startswith("_") or name in skip:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, bytes):
+                value = base64.b64encode(value).decode("ascii")
+            state[name] = value
+        return state
 
-    Characters outside the model's vocabulary are removed (and named); text longer than
-    ``block_size`` is cut to its last ``block_size`` characters (and said so).
+    def save_html(self, path) -> Path:
+        """Write a standalone HTML page of the current view: the same drawing code and data, inlined
+        (no network, no Python needed to open it; controls work, only the text is fixed). Written
+        atomically. Returns the path."""
+        import json
+        import os
+        import tempfile
+
+        path = Path(path)
+        payload = json.dumps({"state": self._page_state(), "esm": self._esm, "css": self._css})
+        payload = payload.replace("</", "<\\/")  # nothing in the data can close the script element
+        title = type(self).__name__
+        page = _PAGE.replace("@TITLE@", title).replace("@PAYLOAD@", payload)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(page)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>@TITLE@ - Build GPT</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body><div id="app"></div>
+<script type="application/json" id="payload">@PAYLOAD@</script>
+<script type="module">
+const payload = JSON.parse(document.getElementById("payload").textContent);
+const style = document.createElement("style");
+style.textContent = payload.css;
+document.head.append(style);
+const state = { ...payload.state, standalone: true };
+const model = {  // a stand-in for the widget model: the state lives in this page
+  get: (name) => state[name], set: (name, value) => { state[name] = value; },
+  save_changes() {}, on() {}, off() {}, send() {},
+};
+const url = URL.createObjectURL(new Blob([payload.esm], { type: "text/javascript" }));
+const module = await import(url);
+module.default.render({ model, el: document.getElementById("app") });
+</script></body></html>
+"""
+
+VIEWS = ("heatmap", "head", "model", "qk", "next")
+
+
+class AttentionExplorer(_BrowserWidget):
+    """Explore a trained GPT's attention, drawn in the browser: type a text; hover the heatmap (row =
+    query, column = key) to read a weight; the head view draws lines from a query to the keys it
+    attends to, several heads at once; the model view shows every layer x head; the query-key view
+    takes one weight apart (``q_i k_i`` per dimension, their sum, the scaling, the softmax); the
+    next-token view shows the model's distribution for the next character, with temperature, top-k
+    and a sample button. Arrow keys move the query (up/down) and the key (left/right).
+
+    Args:
+        model: a model built from the course's attention modules (the reference ``GPT``, the shipped
+            checkpoint, chapter 08's ``GPTLanguageModel``).
+        tokenizer: the ``CharTokenizer`` the model was trained with.
+        text: what the model reads. Characters outside the vocabulary are removed (and named); a text
+            longer than ``block_size`` is cut to its last ``block_size`` characters (and said so).
+        top_k: how many of the query's most-attended keys ``.state['top_keys']`` and the static
+            picture list.
+
+    Raises:
+        ValueError: the text is empty or has no character of the vocabulary; the tokenizer does not
+            fit the model.
+        TypeError: the model has none of the course's attention modules.
+
+    Controls are traits, settable from Python too: ``layer``, ``head``, ``query``, ``key``, ``view``
+    (one of ``'heatmap'``, ``'head'``, ``'model'``, ``'qk'``, ``'next'``), ``heads_shown``,
+    ``temperature``, ``top_k_next``, ``text``. ``.state`` holds what is shown, as tensors.
     """
 
+    kind = traitlets.Unicode("explorer").tag(sync=True)
+    text = traitlets.Unicode("").tag(sync=True)
+    tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    vocab = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    n_layer = traitlets.Int(1).tag(sync=True)
+    n_head = traitlets.Int(1).tag(sync=True)
+    head_size = traitlets.Int(0).tag(sync=True)
+    weights_f32 = traitlets.Bytes(b"").tag(sync=True)
+    q_f32 = traitlets.Bytes(b"").tag(sync=True)
+    k_f32 = traitlets.Bytes(b"").tag(sync=True)
+    logits_f32 = traitlets.Bytes(b"").tag(sync=True)
+    qk_note = traitlets.Unicode("").tag(sync=True)
+    revision = traitlets.Int(0).tag(sync=True)
+    layer = traitlets.Int(0).tag(sync=True)
+    head = traitlets.Int(0).tag(sync=True)
+    query = traitlets.Int(0).tag(sync=True)
+    key = traitlets.Int(0).tag(sync=True)
+    view = traitlets.Enum(VIEWS, "heatmap").tag(sync=True)
+    heads_shown = traitlets.List(traitlets.Int()).tag(sync=True)
+    temperature = traitlets.Float(1.0).tag(sync=True)
+    top_k = traitlets.Int(0).tag(sync=True)  # next-token view: sample among the k most likely (0: all)
+    last_sample = traitlets.Unicode("").tag(sync=True)
+    message = traitlets.Unicode("").tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+
     def __init__(self, model, tokenizer, text: str = "ROMEO:\nBut soft, what light", top_k: int = 5):
-        super().__init__()
-        from lecture_utils.model import GPT
-
-        if not isinstance(model, GPT):
-            raise TypeError(f"AttentionExplorer needs a lecture_utils.model.GPT, got {type(model).__name__}")
-        if tokenizer.vocab_size != model.config.vocab_size:
+        self.model, self.tokenizer, self.top_keys = model, tokenizer, top_k
+        self.block_size = _block_size(model)
+        self.forward_pass: ForwardPass | None = None
+        super().__init__(vocab=[tokenizer.decode([i]) for i in range(tokenizer.vocab_size)])
+        fp, notes = self._run(text)  # errors here reach the caller: a clear ValueError / TypeError
+        if fp.logits.shape[-1] != tokenizer.vocab_size:
             raise ValueError(f"the tokenizer has {tokenizer.vocab_size} characters but the model expects "
-                             f"{model.config.vocab_size}: load the tokenizer saved with the checkpoint")
-        self.model, self.tokenizer, self.top_k = model, tokenizer, top_k
-        cfg = model.config
-        W = self.W
-        self.text = W.Textarea(value=text, description="text", layout=W.Layout(width="95%", height="60px"))
-        self.layer = W.Dropdown(options=list(range(cfg.n_layer)), value=0, description="layer")
-        self.head = W.Dropdown(options=[("all heads", -1)] + [(str(h), h) for h in range(cfg.n_head)],
-                               value=0, description="head")
-        self.query = W.IntSlider(value=0, min=0, max=0, description="query")
-        self.keys = W.HTML()
-        for control in (self.text, self.layer, self.head, self.query):
-            control.observe(self._on_change, names="value")
-        self._weights = None
-        self._tokens = ""
-        self._recompute()
-        self.query.value = self.query.max
-        self.widget = W.VBox([self.text, W.HBox([self.layer, self.head, self.query]), self.message, self.out, self.keys])
-        self._safe_redraw()
+                             f"{fp.logits.shape[-1]}: load the tokenizer saved with the checkpoint")
+        self._show(fp, notes, query=len(fp.text) - 1)
+        with self.hold_trait_notifications():
+            self.text = text
+        self.observe(self._on_text, names="text")
 
-    def _on_change(self, change):
-        if change["owner"] is self.text:
-            try:
-                self._recompute()
-            except Exception as exc:
-                self.last_error = exc
-                self.message.value = f"<span style='color:#b00'>error: {exc}</span>"
-                return
-        self._safe_redraw()
-
-    def _recompute(self):
-        text = self.text.value
+    # --- the model, run once per text --------------------------------------------------------
+    def _run(self, text: str) -> tuple[ForwardPass, list[str]]:
         notes = []
+        if not text:
+            raise ValueError("the text is empty: type at least one character the model knows, e.g. 'ROMEO:'")
         unknown = self.tokenizer.unknown_chars(text)
         if unknown:
-            text = "".join(c for c in text if c not in set(unknown))
+            kept = "".join(c for c in text if c not in set(unknown))
+            if not kept:
+                raise ValueError("none of the text's characters is in the model's vocabulary ("
+                                 + ", ".join(repr(c) for c in unknown[:10])
+                                 + "): type characters of the training text, e.g. letters and punctuation")
             notes.append("ignored characters not in the vocabulary: " + ", ".join(repr(c) for c in unknown))
-        bs = self.model.config.block_size
-        if len(text) > bs:
-            notes.append(f"the model sees at most block_size={bs} characters: showing the last {bs}")
-            text = text[-bs:]
-        if not text:
-            text = "\n"
-            notes.append("empty text: showing a single newline")
+            text = kept
+        if self.block_size is not None and len(text) > self.block_size:
+            notes.append(f"the model sees at most block_size={self.block_size} characters: showing the last "
+                         f"{self.block_size}")
+            text = text[-self.block_size :]
         device = next(self.model.parameters()).device
         idx = torch.tensor([self.tokenizer.encode(text)], dtype=torch.long, device=device)
-        self._weights = self.model.attention_maps(idx)[:, 0].cpu()  # (n_layer, n_head, T, T)
-        self._tokens = text
-        self.message.value = "<br>".join(notes)
-        T = len(text)
-        with self.query.hold_trait_notifications():
-            self.query.max = T - 1
-            self.query.value = min(self.query.value, T - 1)
+        fp = capture_forward(self.model, idx)
+        fp.text = text
+        return fp, notes
 
-    def _draw(self):
+    def _show(self, fp: ForwardPass, notes: list[str], query: int | None = None):
+        L, H, T, _ = fp.weights.shape
+        q = min(self.query if query is None else query, T - 1)
+        with self.hold_sync():
+            self.forward_pass = fp
+            self.n_layer, self.n_head = L, H
+            self.head_size = fp.q.shape[-1] if fp.q is not None else 0
+            self.tokens = list(fp.text)
+            self.weights_f32 = _f32(fp.weights)
+            self.q_f32 = _f32(fp.q) if fp.q is not None else b""
+            self.k_f32 = _f32(fp.k) if fp.k is not None else b""
+            self.logits_f32 = _f32(fp.logits)
+            self.qk_note = fp.qk_note
+            self.layer, self.head = min(self.layer, L - 1), min(self.head, H - 1)
+            self.heads_shown = [h for h in self.heads_shown if h < H]
+            self.query = q
+            self.key = min(self.key, q)
+            self.message = "; ".join(notes)
+            self.error = ""
+            self.revision += 1
+
+    def _on_text(self, change):
+        self.last_error = None
+        try:
+            fp, notes = self._run(change["new"])
+        except Exception as exc:  # shown in the widget and kept: the front end cannot raise
+            self.last_error = exc
+            self.error = f"{type(exc).__name__}: {exc}"
+            return
+        self._show(fp, notes)
+
+    # --- the controls' ranges -----------------------------------------------------------------
+    def _check_range(self, name, value, top):
+        if not 0 <= value < top:
+            raise traitlets.TraitError(f"{name} must be in 0..{top - 1}, got {value}")
+        return value
+
+    @traitlets.validate("layer")
+    def _valid_layer(self, proposal):
+        return self._check_range("layer", proposal["value"], self.n_layer)
+
+    @traitlets.validate("head")
+    def _valid_head(self, proposal):
+        return self._check_range("head", proposal["value"], self.n_head)
+
+    @traitlets.validate("query", "key")
+    def _valid_position(self, proposal):
+        T = len(self.tokens) or 1
+        return self._check_range(f"{proposal['trait'].name} (a position in the text)", proposal["value"], T)
+
+    @traitlets.validate("temperature")
+    def _valid_temperature(self, proposal):
+        if not proposal["value"] > 0:
+            raise traitlets.TraitError(f"temperature must be > 0, got {proposal['value']}")
+        return proposal["value"]
+
+    @traitlets.validate("top_k")
+    def _valid_top_k(self, proposal):
+        return self._check_range("top_k (0: all)", proposal["value"], len(self.vocab) + 1)
+
+    # --- what is shown --------------------------------------------------------------------------
+    def next_token_probs(self) -> torch.Tensor:
+        """The next-token view's distribution ``(vocab_size,)`` after position ``query``, with the
+        current ``temperature`` and ``top_k``."""
+        logits = self.forward_pass.logits[self.query] / self.temperature
+        if 0 < self.top_k < logits.numel():
+            kth = torch.topk(logits, self.top_k).values[-1]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        return torch.softmax(logits, -1)
+
+    @property
+    def state(self) -> dict:
+        """What the widget shows now: ``weights`` (the chosen layer's and head's ``(T, T)`` matrix),
+        the chosen query's ``row``, its ``top_keys`` (most attended first), ``next_probs``."""
+        fp = self.forward_pass
+        wei = fp.weights[self.layer, self.head]
+        row = wei[self.query]
+        k = min(self.top_keys, self.query + 1)
+        vals, idx = torch.topk(row[: self.query + 1], k)
+        top_text = ", ".join(f"{_label(fp.text[i])!s} at {i}: {v:.3f}" for v, i in zip(vals.tolist(), idx.tolist()))
+        return {"tokens": fp.text, "layer": self.layer, "head": self.head, "query": self.query, "key": self.key,
+                "view": self.view, "weights": wei, "row": row, "top_keys": idx.tolist(), "top_text": top_text,
+                "next_probs": self.next_token_probs()}
+
+    def static_figure(self):
         import matplotlib.pyplot as plt
 
-        layer, head, q = self.layer.value, self.head.value, self.query.value
-        tokens = list(self._tokens)
-        if head == -1:
-            fig = plot_heads(self._weights[layer], tokens, layer_labels=[layer])
-            shown = self._weights[layer]
-            row = self._weights[layer, :, q].mean(0)
-        else:
-            fig, ax = plt.subplots(figsize=(6, 5))
-            shown = self._weights[layer, head]
-            plot_attention(ax, shown, tokens, title=f"layer {layer}, head {head}", colorbar=True,
-                           annotate=len(tokens) <= 12)
-            ax.axhline(q, color="red", lw=1.0)
-            row = shown[q]
-        k = min(self.top_k, q + 1)
-        vals, idx = torch.topk(row, k)
-        items = "".join(f"<li><code>{_label(tokens[i])!s}</code> at {i}: {v:.3f}</li>"
-                        for v, i in zip(vals.tolist(), idx.tolist()))
-        where = "averaged over heads" if head == -1 else f"head {head}"
-        self.keys.value = (f"query <b>{_label(tokens[q])}</b> at position {q} ({where}) attends most to:"
-                           f"<ol>{items}</ol>")
-        self.state = {"weights": shown.clone(), "tokens": self._tokens, "layer": layer, "head": head,
-                      "query": q, "top_keys": idx.tolist(), "top_text": self.keys.value}
+        fp, st = self.forward_pass, self.state
+        tokens = list(fp.text)
+        if self.view == "model":
+            return plot_heads(fp.weights, tokens)
+        if self.view == "next":
+            p = st["next_probs"]
+            vals, idx = torch.topk(p, min(15, p.numel()))
+            fig, ax = plt.subplots(figsize=(6, 4))
+            ax.barh(range(len(idx)), vals.numpy(), color="#0072B2")
+            ax.set_yticks(range(len(idx)), [_label(self.vocab[i]) for i in idx.tolist()], fontsize=9)
+            ax.invert_yaxis()
+            ax.set_xlabel("probability")
+            ax.set_title(f"next character after position {self.query} ({_label(tokens[self.query])}), "
+                         f"temperature {self.temperature:g}" + (f", top-k {self.top_k}" if self.top_k else ""),
+                         fontsize=9)
+            return fig
+        fig, ax = plt.subplots(figsize=(6.5, 5.5))
+        plot_attention(ax, st["weights"], tokens, title=f"layer {self.layer}, head {self.head}", colorbar=True)
+        ax.axhline(self.query, color="#e69f00", lw=1.2)
+        ax.text(0, -0.08, f"query {self.query} ({_label(tokens[self.query])}) attends most to: {st['top_text']}",
+                transform=ax.transAxes, fontsize=8, va="top")
         return fig
+
+
+def _block_size(model) -> int | None:
+    size = getattr(model, "block_size", None)
+    if size is None and hasattr(model, "config"):
+        size = getattr(model.config, "block_size", None)
+    return size
 
 
 def averaging_weights(version: str, T: int) -> torch.Tensor:
@@ -277,86 +598,129 @@ def averaging_weights(version: str, T: int) -> torch.Tensor:
     raise ValueError(f"version must be 'v1', 'v2' or 'v3', got {version!r}")
 
 
-class AveragingTrickExplorer(_Widget):
+class AveragingTrickExplorer(_BrowserWidget):
     """Chapter 03: switch between v1 (loops), v2 (matmul with a normalised tril) and v3 (masked
-    softmax); see the weight matrix and the averaged output beside the input."""
+    softmax); see the weight matrix (values on hover) and the averaged output beside the input.
+
+    ``version`` (``'v1'``, ``'v2'``, ``'v3'``) and ``T`` (1..``max_T``) are traits, settable from Python
+    too; ``.state`` holds the weights, ``x`` and ``xbow`` shown. ``x`` is the first ``T`` rows of one
+    ``(max_T, C)`` draw from ``seed``, so changing ``T`` keeps the rows it shows."""
+
+    kind = traitlets.Unicode("averaging").tag(sync=True)
+    version = traitlets.Unicode("v1").tag(sync=True)
+    T = traitlets.Int(8).tag(sync=True)
+    C = traitlets.Int(2).tag(sync=True)
+    max_T = traitlets.Int(16).tag(sync=True)
+    x_f32 = traitlets.Bytes(b"").tag(sync=True)
 
     def __init__(self, T: int = 8, C: int = 2, seed: int = 1337):
-        super().__init__()
-        W = self.W
-        self.version = W.ToggleButtons(options=["v1", "v2", "v3"], value="v1", description="version")
-        self.T = W.IntSlider(value=T, min=1, max=16, description="T")
-        self.seed = seed
-        self.C = C
-        for control in (self.version, self.T):
-            control.observe(self._safe_redraw, names="value")
-        self.widget = W.VBox([W.HBox([self.version, self.T]), self.message, self.out])
-        self._safe_redraw()
+        if not (isinstance(T, int) and T >= 1 and isinstance(C, int) and C >= 1):
+            raise ValueError(f"T and C must be positive integers, got T={T!r}, C={C!r}")
+        max_T = max(16, T)
+        self.x_all = torch.randn(max_T, C, generator=torch.Generator().manual_seed(seed))
+        super().__init__(C=C, max_T=max_T, T=T, x_f32=_f32(self.x_all))
 
-    def _draw(self):
+    @traitlets.validate("version")
+    def _valid_version(self, proposal):
+        if proposal["value"] not in ("v1", "v2", "v3"):
+            raise traitlets.TraitError(f"version must be 'v1', 'v2' or 'v3', got {proposal['value']!r}")
+        return proposal["value"]
+
+    @traitlets.validate("T")
+    def _valid_T(self, proposal):
+        if not 1 <= proposal["value"] <= self.max_T:
+            raise traitlets.TraitError(f"T must be in 1..{self.max_T}, got {proposal['value']}")
+        return proposal["value"]
+
+    @property
+    def state(self) -> dict:
+        wei = averaging_weights(self.version, self.T)
+        x = self.x_all[: self.T]
+        return {"version": self.version, "weights": wei, "x": x, "xbow": wei @ x, "formula": _FORMULAS[self.version]}
+
+    def static_figure(self):
         import matplotlib.pyplot as plt
 
-        T, version = self.T.value, self.version.value
-        x = torch.randn(T, self.C, generator=torch.Generator().manual_seed(self.seed))
-        wei = averaging_weights(version, T)
-        xbow = wei @ x
+        st, T = self.state, self.T
         fig, axes = plt.subplots(1, 3, figsize=(11, 3.6), gridspec_kw={"width_ratios": [3, 1.2, 1.2]})
-        plot_attention(axes[0], wei, annotate=T <= 8, title=f"{version}: weights (row t averages x[0..t])")
-        for ax, data_, name in ((axes[1], x, "x"), (axes[2], xbow, "xbow = wei @ x")):
-            ax.imshow(data_.numpy(), cmap="coolwarm", vmin=-2.5, vmax=2.5, aspect="auto")
+        plot_attention(axes[0], st["weights"], annotate=T <= 8, title=f"{self.version}: weights (row t averages x[0..t])")
+        for ax, data_, name in ((axes[1], st["x"], "x"), (axes[2], st["xbow"], "xbow = wei @ x")):
+            ax.imshow(data_.numpy(), cmap="RdBu_r", vmin=-2.5, vmax=2.5, aspect="auto")
             ax.set_title(name, fontsize=10)
             ax.set_xlabel("channel")
             ax.set_yticks(range(T))
-        formula = {"v1": "for t: xbow[t] = x[:t+1].mean(0)", "v2": "wei = tril / tril.sum(1); xbow = wei @ x",
-                   "v3": "wei = zeros.masked_fill(tril == 0, -inf).softmax(-1); xbow = wei @ x"}[version]
-        fig.suptitle(formula, fontsize=9, family="monospace")
+        fig.suptitle(st["formula"], fontsize=9, family="monospace")
         fig.tight_layout()
-        self.message.value = ""
-        self.state = {"version": version, "weights": wei, "x": x, "xbow": xbow, "formula": formula}
         return fig
 
 
-class ScaledAttentionDemo(_Widget):
+_FORMULAS = {"v1": "for t: xbow[t] = x[:t+1].mean(0)", "v2": "wei = tril / tril.sum(1); xbow = wei @ x",
+             "v3": "wei = zeros.masked_fill(tril == 0, -inf).softmax(-1); xbow = wei @ x"}
+
+
+class ScaledAttentionDemo(_BrowserWidget):
     """Chapter 04, note 6: with q and k of unit variance, ``q @ k^T`` has variance ~head_size;
-    dividing by sqrt(head_size) brings it back to ~1. Unscaled, softmax turns nearly one-hot."""
+    dividing by sqrt(head_size) brings it back to ~1. Unscaled, softmax turns nearly one-hot.
+
+    64 sequences of ``T`` random queries and keys with ``max_head_size`` dimensions are drawn once
+    from ``seed``; a head size ``h`` uses their first ``h`` dimensions. Every head size, scaled and
+    unscaled, is computed here once, so the slider answers in the browser. ``head_size`` and
+    ``scaled`` are traits; ``.state`` holds the shown weights and statistics."""
+
+    kind = traitlets.Unicode("scaled").tag(sync=True)
+    head_size = traitlets.Int(16).tag(sync=True)
+    scaled = traitlets.Bool(True).tag(sync=True)
+    T = traitlets.Int(8).tag(sync=True)
+    max_head_size = traitlets.Int(512).tag(sync=True)
+    weights_f32 = traitlets.Bytes(b"").tag(sync=True)
+    variance_f32 = traitlets.Bytes(b"").tag(sync=True)
+    last_row_max_f32 = traitlets.Bytes(b"").tag(sync=True)
 
     def __init__(self, head_size: int = 16, T: int = 8, seed: int = 0):
-        super().__init__()
-        W = self.W
-        self.head_size = W.IntSlider(value=head_size, min=1, max=512, description="head_size")
-        self.scaled = W.Checkbox(value=True, description="divide by sqrt(head_size)")
-        self.T, self.seed = T, seed
-        for control in (self.head_size, self.scaled):
-            control.observe(self._safe_redraw, names="value")
-        self.stats = W.HTML()
-        self.widget = W.VBox([W.HBox([self.head_size, self.scaled]), self.stats, self.message, self.out])
-        self._safe_redraw()
+        if not (isinstance(T, int) and 1 <= T <= 16):
+            raise ValueError(f"T must be an integer in 1..16, got {T!r}")
+        max_hs = 512
+        if not (isinstance(head_size, int) and 1 <= head_size <= max_hs):
+            raise ValueError(f"head_size must be an integer in 1..{max_hs}, got {head_size!r}")
+        g = torch.Generator().manual_seed(seed)
+        q = torch.randn(64, T, max_hs, generator=g, dtype=torch.float64)
+        k = torch.randn(64, T, max_hs, generator=g, dtype=torch.float64)
+        # scores for every head size at once: head size h sums the first h dimensions' products
+        aff = (q[:, :, None, :] * k[:, None, :, :]).cumsum(-1).permute(3, 0, 1, 2)  # (max_hs, 64, T, T)
+        scale = torch.arange(1, max_hs + 1, dtype=torch.float64).rsqrt().view(-1, 1, 1, 1)
+        aff = torch.stack([aff, aff * scale], 1)  # (max_hs, 2 = unscaled/scaled, 64, T, T)
+        mask = torch.ones(T, T, dtype=torch.bool).tril()
+        wei = torch.softmax(aff.float().masked_fill(~mask, float("-inf")), -1)
+        weights = wei[:, :, 0].contiguous()  # (max_hs, 2, T, T): the first sequence
+        variance = aff.flatten(2).var(-1).float()  # (max_hs, 2)
+        last_row_max = wei[..., -1, :].max(-1).values.mean(-1)  # how one-hot the last row is, on average
+        self.tables = {"weights": weights, "variance": variance, "last_row_max": last_row_max}
+        super().__init__(T=T, max_head_size=max_hs, head_size=head_size, weights_f32=_f32(weights),
+                         variance_f32=_f32(variance), last_row_max_f32=_f32(last_row_max))
 
-    def _draw(self):
+    @traitlets.validate("head_size")
+    def _valid_head_size(self, proposal):
+        if not 1 <= proposal["value"] <= self.max_head_size:
+            raise traitlets.TraitError(f"head_size must be in 1..{self.max_head_size}, got {proposal['value']}")
+        return proposal["value"]
+
+    @property
+    def state(self) -> dict:
+        i, s = self.head_size - 1, int(self.scaled)
+        return {"variance": self.tables["variance"][i, s].item(), "last_row_max": self.tables["last_row_max"][i, s].item(),
+                "weights": self.tables["weights"][i, s], "scaled": self.scaled, "head_size": self.head_size}
+
+    def static_figure(self):
         import matplotlib.pyplot as plt
 
-        hs, scaled, T = self.head_size.value, self.scaled.value, self.T
-        g = torch.Generator().manual_seed(self.seed)
-        q = torch.randn(64, T, hs, generator=g)
-        k = torch.randn(64, T, hs, generator=g)
-        aff = q @ k.transpose(-2, -1)
-        if scaled:
-            aff = aff * hs**-0.5
-        tril = torch.tril(torch.ones(T, T))
-        wei = F.softmax(aff.masked_fill(tril == 0, float("-inf")), dim=-1)
-        variance = aff.var().item()
-        last_row_max = wei[:, -1].max(-1).values.mean().item()  # how one-hot the last row is, on average
-        self.stats.value = (f"var(q @ k^T) = <b>{variance:.2f}</b> "
-                            f"({'scaled' if scaled else 'unscaled'}, head_size {hs}); "
-                            f"mean largest weight in the last row: <b>{last_row_max:.2f}</b> "
-                            f"(uniform would be {1 / T:.2f}, one-hot 1.00)")
+        st, T = self.state, self.T
         fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-        plot_attention(axes[0], wei[0], annotate=True, title="attention weights of one sequence")
-        axes[1].bar(range(T), wei[0, -1].numpy(), color="tab:blue")
+        plot_attention(axes[0], st["weights"], annotate=T <= 12, title="attention weights of one sequence")
+        axes[1].bar(range(T), st["weights"][-1].numpy(), color="#0072B2")
         axes[1].set_ylim(0, 1)
         axes[1].set_title("last query's weights over the keys", fontsize=10)
         axes[1].set_xlabel("key position")
+        fig.suptitle(f"var(q @ k^T) = {st['variance']:.2f} ({'scaled' if st['scaled'] else 'unscaled'}, head_size "
+                     f"{st['head_size']}); mean largest weight in the last row: {st['last_row_max']:.2f}", fontsize=9)
         fig.tight_layout()
-        self.state = {"variance": variance, "last_row_max": last_row_max, "weights": wei[0].clone(),
-                      "scaled": scaled, "head_size": hs}
         return fig

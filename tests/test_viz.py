@@ -4,6 +4,7 @@ import matplotlib.pyplot as plt  # the root conftest.py selects the Agg backend
 import numpy as np
 import pytest
 import torch
+import traitlets
 
 from lecture_utils import viz
 from lecture_utils.data import CharTokenizer
@@ -48,73 +49,244 @@ def test_plot_heads_grid_has_one_panel_per_layer_and_head():
     plt.close(fig)
 
 
-@pytest.fixture
-def explorer():
+@pytest.fixture(scope="module")
+def small_gpt():
     tok = CharTokenizer.from_text("ROMEO:\nabcdefghijklmnopqrstuvwxyz ")
     torch.manual_seed(0)
     model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_embd=32, n_head=4, n_layer=2)).eval()
-    return viz.AttentionExplorer(model, tok, text="ROMEO: hi")
+    return model, tok
 
 
-def test_explorer_controls_change_the_picture(explorer):
+@pytest.fixture
+def explorer(small_gpt):
+    return viz.AttentionExplorer(*small_gpt, text="ROMEO: hi")
+
+
+def _from_bytes(b, *shape):
+    return torch.from_numpy(np.frombuffer(b, dtype="<f4").copy()).view(*shape)
+
+
+def test_explorer_sends_the_forward_pass_the_model_computes(explorer, small_gpt):
+    model, tok = small_gpt
     e = explorer
-    assert e.last_error is None and e.state["query"] == 8
-    png = e.out.value
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"  # the picture is a PNG in an ipywidgets.Image
+    idx = torch.tensor([tok.encode("ROMEO: hi")])
+    T = 9
+    assert e.tokens == list("ROMEO: hi") and e.n_layer == 2 and e.n_head == 4 and e.head_size == 8
+    expected = model.attention_maps(idx)[:, 0]  # (n_layer, n_head, T, T)
+    torch.testing.assert_close(_from_bytes(e.weights_f32, 2, 4, T, T), expected)
+    logits, _ = model(idx)
+    torch.testing.assert_close(_from_bytes(e.logits_f32, T, tok.vocab_size), logits[0])
+    # the queries and keys sent remake every weight: softmax(mask(q k^T / sqrt(head_size)))
+    q, k = _from_bytes(e.q_f32, 2, 4, T, 8), _from_bytes(e.k_f32, 2, 4, T, 8)
+    remade = (q @ k.transpose(-2, -1) / 8**0.5).masked_fill(torch.ones(T, T).tril() == 0, float("-inf")).softmax(-1)
+    torch.testing.assert_close(remade, expected, atol=1e-5, rtol=1e-4)
+    # and they are the model's own: layer 0's queries from its fused projection
+    x = model.blocks[0].ln1(model.token_embedding_table(idx) + model.position_embedding_table(torch.arange(T)))
+    q0 = model.blocks[0].sa.qkv(x)[0, :, :32].view(T, 4, 8).transpose(0, 1)
+    torch.testing.assert_close(q[0], q0.detach())
+
+
+@pytest.mark.parametrize("config", [dict(attention="heads"), dict(position="rope"), dict(norm="rmsnorm", activation="swiglu")])
+def test_explorer_takes_every_course_model(config):
+    tok = CharTokenizer.from_text("abcdef ")
+    torch.manual_seed(1)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0, **config))
+    e = viz.AttentionExplorer(model, tok, text="abc fed")
+    assert e.head_size == 8 and e.qk_note == "", e.qk_note  # queries and keys reproduce the weights (RoPE too)
+    torch.testing.assert_close(_from_bytes(e.weights_f32, 2, 2, 7, 7), model.attention_maps(torch.tensor([tok.encode("abc fed")]))[:, 0])
+
+
+def test_explorer_takes_a_learners_model_built_from_course_blocks():
+    from lecture_utils.model import Block
+
+    class Mine(torch.nn.Module):  # chapter 08's GPTLanguageModel, in short
+        def __init__(self):
+            super().__init__()
+            self.block_size = 8
+            self.tok = torch.nn.Embedding(5, 16)
+            self.blocks = torch.nn.Sequential(Block(16, 2, 8), Block(16, 2, 8))
+            self.head = torch.nn.Linear(16, 5)
+
+        def forward(self, idx, targets=None):
+            return self.head(self.blocks(self.tok(idx))), None
+
+    e = viz.AttentionExplorer(Mine(), CharTokenizer.from_text("abcde"), text="abcde")
+    assert e.n_layer == 2 and e.n_head == 2 and e.last_error is None
+
+
+def test_explorer_rejects_a_model_without_course_attention():
+    class NoAttention(torch.nn.Module):
+        block_size = 8
+
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(3, 3)
+
+        def forward(self, idx):
+            return self.emb(idx)
+
+    with pytest.raises(TypeError, match="course's attention modules"):
+        viz.AttentionExplorer(NoAttention(), CharTokenizer.from_text("abc"), text="abc")
+
+
+def test_explorer_controls_change_the_state(explorer):
+    e = explorer
+    assert e.last_error is None and e.state["query"] == 8  # starts at the last character
     before = e.state["weights"].clone()
-    e.layer.value = 1
-    assert e.last_error is None and not torch.equal(e.state["weights"], before)
-    assert e.out.value != png
+    e.layer = 1
+    assert not torch.equal(e.state["weights"], before)
     after_layer = e.state["weights"].clone()
-    e.head.value = 2
+    e.head = 2
     assert e.state["head"] == 2 and not torch.equal(e.state["weights"], after_layer)
     text_before = e.state["top_text"]
-    e.query.value = 3
+    e.query = 3
     assert e.state["query"] == 3 and e.state["top_text"] != text_before
     assert all(k <= 3 for k in e.state["top_keys"])  # never a future key
-    e.head.value = -1
-    assert e.state["weights"].shape == (4, 9, 9)  # all heads of layer 1
+    torch.testing.assert_close(e.state["row"], e.forward_pass.weights[1, 2, 3])
+    for bad in (dict(layer=2), dict(head=-1), dict(query=9), dict(view="3d"), dict(temperature=0.0)):
+        with pytest.raises(traitlets.TraitError):
+            e.set_trait(*bad.popitem())
+
+
+def test_next_token_distribution_follows_temperature_and_top_k(explorer):
+    e = explorer
+    e.query = 5
+    p1 = e.next_token_probs()
+    torch.testing.assert_close(p1, torch.softmax(e.forward_pass.logits[5], -1))
+    e.temperature = 0.5
+    p_cold = e.next_token_probs()
+    assert p_cold.max() > p1.max()  # a lower temperature sharpens
+    e.top_k = 3
+    p_top = e.next_token_probs()
+    assert (p_top > 0).sum() == 3 and abs(p_top.sum().item() - 1) < 1e-5
+
+
+def test_replacing_the_text_reruns_the_model_and_clamps_the_positions(explorer, small_gpt):
+    model, tok = small_gpt
+    e = explorer
+    assert e.query == 8
+    revision = e.revision
+    e.text = "hi"
+    assert e.last_error is None and e.tokens == ["h", "i"] and e.query == 1 and e.key <= 1
+    assert e.revision == revision + 1
+    torch.testing.assert_close(e.forward_pass.weights, model.attention_maps(torch.tensor([tok.encode("hi")]))[:, 0])
 
 
 def test_explorer_handles_unknown_characters_and_long_text(explorer):
     e = explorer
-    e.text.value = "ROMEO: $$ zz"
+    e.text = "ROMEO: $$ zz"
     assert e.last_error is None
-    assert "'$'" in e.message.value and "$" not in e.state["tokens"]
-    e.text.value = "abcdefghijklmnopqrstuvwxyz"
-    assert "block_size=16" in e.message.value and e.state["tokens"] == "klmnopqrstuvwxyz"
-    assert e.query.max == 15
+    assert "'$'" in e.message and "$" not in e.state["tokens"]
+    e.text = "abcdefghijklmnopqrstuvwxyz"
+    assert "block_size=16" in e.message and e.state["tokens"] == "klmnopqrstuvwxyz"
+    assert len(e.tokens) == 16
+
+
+@pytest.mark.parametrize("text, problem", [("", "the text is empty"), ("$%$", "none of the text's characters")])
+def test_bad_text_gets_one_clear_error(small_gpt, explorer, text, problem):
+    with pytest.raises(ValueError, match=problem) as info:
+        viz.AttentionExplorer(*small_gpt, text=text)
+    assert "type" in str(info.value)  # and says what to do
+    e = explorer
+    tokens = list(e.tokens)
+    e.text = text  # typed into the widget: shown there, kept, the last good text still shown
+    assert problem in e.error and isinstance(e.last_error, ValueError) and e.tokens == tokens
 
 
 def test_explorer_rejects_a_mismatched_tokenizer():
     model = GPT(GPTConfig(vocab_size=10, block_size=8, n_embd=16, n_head=2, n_layer=1))
     with pytest.raises(ValueError, match="tokenizer has 3 characters"):
-        viz.AttentionExplorer(model, CharTokenizer.from_text("abc"))
+        viz.AttentionExplorer(model, CharTokenizer.from_text("abc"), text="abc")
 
 
-def test_averaging_explorer_versions_agree_and_redraw():
+@pytest.mark.parametrize("view", ["heatmap", "head", "model", "qk", "next"])
+def test_output_carries_a_png_of_the_current_view_for_frontends_without_widgets(explorer, view):
+    explorer.view = view
+    data, _ = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data
+    import base64
+
+    assert base64.b64decode(data["image/png"])[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_display_publishes_the_widget_and_the_png(explorer, monkeypatch):
+    # ipywidgets 7 (Colab) displays through _ipython_display_, which must carry the PNG too
+    import IPython.core.display_functions as display_functions
+    from IPython.core.interactiveshell import InteractiveShell
+
+    published = []
+    monkeypatch.setattr(InteractiveShell, "initialized", classmethod(lambda cls: True))  # as in a kernel
+    monkeypatch.setattr(display_functions, "publish_display_data", lambda data, **kw: published.append(data))
+    explorer.show()
+    assert {"application/vnd.jupyter.widget-view+json", "image/png", "text/plain"} <= set(published[0])
+
+
+def test_png_shows_the_chosen_head(explorer):
+    explorer.head = 1
+    fig = explorer.static_figure()
+    image = [ax for ax in fig.axes if ax.images][0].images[0]
+    np.testing.assert_allclose(np.ma.filled(image.get_array(), 0), np.tril(explorer.forward_pass.weights[0, 1].numpy()),
+                               rtol=1e-6)
+    plt.close(fig)
+
+
+def test_save_html_writes_a_standalone_page_with_the_module_and_data(explorer, tmp_path):
+    import json
+    import re
+
+    explorer.layer, explorer.view = 1, "model"
+    page = explorer.save_html(tmp_path / "sub" / "explorer.html").read_text()
+    assert "http://" not in page and "https://" not in page  # nothing to fetch
+    payload = json.loads(re.search(r'id="payload">(.*?)</script>', page, re.S).group(1))
+    assert payload["state"]["layer"] == 1 and payload["state"]["view"] == "model"
+    assert payload["esm"].strip().endswith("export default { render };")
+    import base64
+
+    w = _from_bytes(base64.b64decode(payload["state"]["weights_f32"]), 2, 4, 9, 9)
+    torch.testing.assert_close(w, explorer.forward_pass.weights)
+    assert not list((tmp_path / "sub").glob("*.tmp"))
+
+
+def test_widget_module_ships_inside_the_package():
+    from pathlib import Path
+
+    static = Path(viz.__file__).parent / "static"
+    assert viz.AttentionExplorer._esm == (static / "attention.js").read_text()
+    assert "import " not in viz.AttentionExplorer._esm  # no dependency, nothing from a CDN
+
+
+def test_averaging_explorer_versions_agree_and_follow_the_controls():
     a = viz.AveragingTrickExplorer(T=6)
     v1 = a.state["xbow"].clone()
     for version in ("v2", "v3"):
-        a.version.value = version
+        a.version = version
         assert a.state["version"] == version and a.last_error is None
         torch.testing.assert_close(a.state["xbow"], v1)
     assert "masked_fill" in a.state["formula"]  # the formula shown follows the version
-    a.T.value = 3
+    a.T = 3
     assert a.state["weights"].shape == (3, 3)
+    torch.testing.assert_close(a.state["x"], _from_bytes(a.x_f32, 16, 2)[:3])  # the rows the page shows
+    with pytest.raises(traitlets.TraitError, match="'v1', 'v2' or 'v3'"):
+        a.version = "v4"
+    with pytest.raises(traitlets.TraitError, match="T must be in 1..16"):
+        a.T = 17
 
 
 def test_scaled_attention_demo_shows_variance_and_sharpening():
     s = viz.ScaledAttentionDemo(head_size=256)
     scaled_var, scaled_max = s.state["variance"], s.state["last_row_max"]
-    s.scaled.value = False
+    s.scaled = False
     assert s.state["variance"] > 50 * scaled_var  # ~head_size vs ~1
     assert s.state["last_row_max"] > scaled_max
     assert 0.5 < scaled_var < 2.0
 
 
-def test_widget_errors_are_kept_not_swallowed():
-    a = viz.AveragingTrickExplorer()
-    a.version.options = ["v1", "v2", "v3", "v4"]
-    a.version.value = "v4"
-    assert isinstance(a.last_error, ValueError) and "error" in a.message.value
+def test_scaled_demo_tables_are_the_direct_computation():
+    s = viz.ScaledAttentionDemo(head_size=24, T=5, seed=3)
+    g = torch.Generator().manual_seed(3)
+    q = torch.randn(64, 5, 512, generator=g, dtype=torch.float64)[..., :24]
+    k = torch.randn(64, 5, 512, generator=g, dtype=torch.float64)[..., :24]
+    aff = q @ k.transpose(-2, -1) / 24**0.5
+    wei = aff.masked_fill(torch.ones(5, 5).tril() == 0, float("-inf")).softmax(-1)
+    torch.testing.assert_close(s.state["weights"], wei[0].float(), atol=1e-6, rtol=1e-5)
+    assert abs(s.state["variance"] - aff.var().item()) < 1e-4
