@@ -40,14 +40,19 @@ import multiprocessing
 import os
 import sys
 import time
-import tomllib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import nbformat
 
-BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+from lecture_utils.authoring import BEGIN, END, EXERCISE_TAG, exercise_header
+
 EQUIVALENT_FILE = Path(__file__).resolve().parent / "checks" / "equivalent_mutants.toml"
 _MAGIC = ("%", "!")
 
@@ -88,10 +93,9 @@ def find_exercises(root: str | Path = ".") -> list[ExerciseCell]:
     for path in sorted((Path(root) / "solutions").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         for i, cell in enumerate(nb.cells):
-            if "exercise" not in cell.metadata.get("tags", []):
+            if EXERCISE_TAG not in cell.metadata.get("tags", []):
                 continue
-            first = cell.source.lstrip().splitlines()[0]
-            exercise_id = first.split(":")[0].split()[-1]
+            exercise_id = exercise_header(cell.source)[0]
             lines = cell.source.splitlines()
             begins = [n for n, line in enumerate(lines, 1) if line.strip().startswith(BEGIN)]
             ends = [n for n, line in enumerate(lines, 1) if line.strip().startswith(END)]
@@ -329,7 +333,7 @@ def notebook_namespace(exercise: ExerciseCell) -> dict:
             tree = ast.parse(_python(cell.source))
         except SyntaxError:
             continue
-        if "exercise" in cell.metadata.get("tags", []):  # an earlier exercise (its solution), or this one's needs
+        if EXERCISE_TAG in cell.metadata.get("tags", []):  # an earlier exercise (its solution), or this one's needs
             for name in sorted(_free_names(tree)):
                 resolve(name)
             if cell is not nb.cells[exercise.index]:

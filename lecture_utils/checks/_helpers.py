@@ -197,9 +197,13 @@ def build(cls: Any, args: tuple, signature: str, hints: Sequence[tuple[str, str]
         fail(f"{name} should subclass nn.Module (class {name}(nn.Module): ...)")
     plain = plain_tensor_attributes(module)
     if plain:
+        attr = plain[0].split(".")[-1]
+        if attr in ("weight", "bias") or attr.endswith(("_weight", "_bias")):
+            fail(f"{name} keeps self.{plain[0]} as a plain tensor, not a parameter: nothing would learn it; wrap it, "
+                 f"self.{attr} = nn.Parameter(...)")
         fail(f"{name} keeps {', '.join('self.' + p for p in plain)} as a plain tensor attribute: model.to(device) "
              f"does not move it (the model breaks on a GPU) and state_dict does not save it; register it in "
-             f"__init__, self.register_buffer('{plain[0].split('.')[-1]}', ...)")
+             f"__init__, self.register_buffer('{attr}', ...)")
     return module
 
 

@@ -110,8 +110,9 @@ _HINTS = {
         "before_t": "the diagonal is missing: torch.tril keeps it (diagonal=0), and a token averages itself too",
     },
     "3.3": {
-        "all": "masked with 0 instead of -inf: softmax then gives every position, the future included, the same "
-               "weight; use wei.masked_fill(tril == 0, float('-inf'))",
+        "all": "the mask has no effect: softmax gives every position, the future included, the same weight. Fill "
+               "the future with float('-inf') (masked with 0 instead of -inf changes nothing), where tril == 0 for "
+               "tril = torch.tril(torch.ones(T, T)): wei.masked_fill(tril == 0, float('-inf'))",
         "from_t": "the mask is inverted: it hides the past and keeps the future; masked_fill(tril == 0, "
                   "float('-inf')) hides where tril is 0, the future",
         "after_t": "the mask is inverted: it hides the past and keeps the future (the last row is all -inf, hence "
@@ -125,6 +126,13 @@ _HINTS = {
 }
 
 
+_NOT_FINITE = {
+    "3.1": "the result has NaN: the mean of an empty slice; token t averages x[b, :t+1], never an empty x[b, :t]",
+    "3.2": "the result has NaN or inf: a division by zero; normalise each row by its sum, wei = wei / wei.sum(1, "
+           "keepdim=True) (every row of tril keeps at least the diagonal, so no sum is 0)",
+    "3.3": "the result has NaN or inf: -inf must go through the softmax, F.softmax(wei, dim=-1), which turns it into 0; "
+           "and fill the masked positions with float('-inf'), not +inf",
+}
 UNASSIGNED_MASKED_FILL = ("the mask has no effect: wei.masked_fill(...) returns a new tensor, and its result is not "
                           "assigned; write wei = wei.masked_fill(tril == 0, float('-inf'))")
 
@@ -152,9 +160,8 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
                 fail(hints[name])
         if T > 1 and same(out[:, 1:], want[:, :-1]):  # mean of x[b, :t] is the running mean at t - 1
             fail(hints["before_t"])
-        if torch.isnan(out).any():
-            fail("the result has NaN: an empty average (a row of wei with nothing kept, or mean of an empty slice); "
-                 "token t averages x[b, :t+1]")
+        if not torch.isfinite(out).all():
+            fail(_NOT_FINITE[exercise_id])
         fail_generic(f"xbow differs from the running mean of x over time (shape {(B, T, C)}): xbow[b, t] = mean of "
              f"x[b, :t+1] over its t+1 rows")
 
@@ -192,7 +199,6 @@ _ARANGE_T = ("the positions should be torch.arange(T) for the T tokens in idx, n
 _POS_HINTS = (
     ("index out of range", ("the position table has only block_size rows: look it up with torch.arange(T), the "
                            "positions 0..T-1, not with idx (the token ids)")),
-    ("must match the size of tensor", _ARANGE_T),
 )
 
 
@@ -220,7 +226,10 @@ def positional_model(BigramWithPositions, device="cpu"):
         idx = torch.randint(V, (B, T), generator=g).to(device)
         targets = torch.randint(V, (B, T), generator=g).to(device)
         want, _ = reference(idx)
-        out = call(model, idx, hints=_POS_HINTS)
+        hints = _POS_HINTS if T == block_size else (*_POS_HINTS, (  # T tokens against block_size positions
+            f"size of tensor a ({T}) must match the size of tensor b ({block_size})", _ARANGE_T), (
+            f"size of tensor a ({block_size}) must match the size of tensor b ({T})", _ARANGE_T))
+        out = call(model, idx, hints=hints)
         expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
         logits, loss = out
         if isinstance(logits, torch.Tensor) and T != block_size and logits.shape == (B, block_size, V):

@@ -52,6 +52,8 @@ def feed_forward(FeedForward, device="cpu"):
         if isinstance(out, torch.Tensor) and out.shape[:-1] == x.shape[:-1] and out.shape[-1] != N_EMBD:
             fail(PROJECTION + f" (the output has {out.shape[-1]} features)")
         tensor_output(out, "FeedForward", tuple(x.shape))
+        if same(out, x):
+            fail("the output is the input itself: return self.net(x)")
         # a network without a nonlinearity is affine: f(a) + f(b) = f(a + b) + f(0)
         a, b = x, torch.randn(x.shape, generator=g).to(device)
         if same(model(a) + model(b), model(a + b) + model(torch.zeros_like(a)), atol=1e-4):

@@ -104,7 +104,8 @@ def layer_norm(LayerNorm, device="cpu"):
         m = model if eps == 1e-5 else _with_eps(LayerNorm, eps, model, device)
         with torch.no_grad():
             out = call(m, x, hints=(("must match the size of tensor", ("keep the reduced dimension: x.mean(-1, "
-                                     "keepdim=True) has shape (..., 1) and broadcasts against x")),))
+                                     "keepdim=True) and x.var(-1, keepdim=True, unbiased=False) have shape (..., 1) "
+                                     "and broadcast against x")),))
             tensor_output(out, "LayerNorm", tuple(x.shape))
             want = F.layer_norm(x, (DIM,), weight, bias, eps)
             if not same(out, want):

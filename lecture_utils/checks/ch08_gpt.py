@@ -80,13 +80,15 @@ def gpt(GPTLanguageModel, device="cpu"):
     V = config.vocab_size
     arange_t = ("the positions must be torch.arange(T) for the T tokens of idx, not torch.arange(block_size): a "
                 "sequence may be shorter than block_size (as in generate)")
-    hints = (("index out of range", ("the position table has block_size rows: look it up with torch.arange(T), not "
-                                    "with idx")),
-             (f"size of tensor b ({config.block_size})", arange_t), (f"size of tensor a ({config.block_size})", arange_t))
+    lookup = (("index out of range", ("the position table has block_size rows: look it up with torch.arange(T), not "
+                                     "with idx")),)
     with torch.no_grad():
         for B, T in ((2, config.block_size), (3, 1), (2, 7)):
             idx = torch.randint(V, (B, T), generator=g).to(device)
             targets = torch.randint(V, (B, T), generator=g).to(device)
+            hints = lookup if T == config.block_size else (*lookup, (  # T tokens against block_size positions
+                f"size of tensor a ({T}) must match the size of tensor b ({config.block_size})", arange_t), (
+                f"size of tensor a ({config.block_size}) must match the size of tensor b ({T})", arange_t))
             out = call(model, idx, hints=hints)
             expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
             logits, loss = out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from unittest import mock
 
 import torch
 
@@ -111,4 +112,28 @@ def median_seconds(median_seconds, device="cpu"):
     expect(result >= 0.9 * min(took[warmup:]), f"got {result * 1e3:.2f} ms, less than any call took "
                                                f"({min(took[warmup:]) * 1e3:.0f} ms): time "
                                   f"each call with time.perf_counter() before and after")
-    return passed(f"{warmup} untimed warm-up calls, then the median of {reps} (one outlier ignored)", median_seconds)
+    _check_synchronizes(median_seconds, warmup, reps)
+    return passed(f"{warmup} untimed warm-up calls, then the median of {reps} (one outlier ignored); the device is "
+                  f"synchronized after every timed call", median_seconds)
+
+
+NO_SYNC = ("the device is not synchronized after a timed call: on a GPU, fn() returns as soon as its work is queued, so "
+           "the clock would stop too early; call synchronize(device) after fn() and before time.perf_counter()")
+
+
+def _check_synchronizes(median_seconds, warmup: int, reps: int) -> None:
+    """Time a fake GPU ("cuda", with torch.cuda.synchronize recorded) and check that every timed call is followed
+    by a synchronization before the next call."""
+    events: list[str] = []
+    with mock.patch.object(torch.cuda, "synchronize", lambda *a, **k: events.append("sync")), \
+            mock.patch.object(torch.cuda, "is_available", lambda: True):
+        call(median_seconds, lambda: events.append("fn"), warmup, reps, "cuda")
+    calls = [i for i, e in enumerate(events) if e == "fn"]
+    timed = calls[warmup:]
+    for i, at in enumerate(timed):
+        upto = timed[i + 1] if i + 1 < len(timed) else len(events)
+        if "sync" not in events[at + 1:upto]:
+            fail(NO_SYNC)
+    if warmup and timed and "sync" not in events[calls[warmup - 1] + 1:timed[0]]:
+        fail("the device is not synchronized before the clock starts: the warm-up calls' queued GPU work would be "
+             "timed with the first call; call synchronize(device) before start = time.perf_counter()")

@@ -109,6 +109,22 @@ def average_v2(x):
 """, "average_v2")
 
 
+@wrong("3.3", "average_v3", "-inf must go through the softmax")
+def v3_without_softmax():
+    def average_v3(x):
+        _B, T, _C = x.shape
+        tril = torch.tril(torch.ones(T, T))
+        wei = torch.zeros((T, T)).masked_fill(tril == 0, float("-inf"))
+        return wei @ x  # the -inf are never turned into weights
+
+    return (average_v3,)
+
+
+@wrong("3.2", "average_v2", "a division by zero")
+def v2_divided_the_wrong_way():
+    return _matmul(lambda T: torch.tril(torch.ones(T, T)).sum(1, keepdim=True) / torch.tril(torch.ones(T, T)))
+
+
 @wrong("3.3", "average_v3", "its result is not assigned")
 def v3_masked_fill_not_assigned():
     def average_v3(x):

@@ -50,3 +50,18 @@ def feed_forward_without_dropout():
 @wrong("6.1", "feed_forward", "not GELU")
 def feed_forward_gelu():
     return _feed_forward(activation=nn.GELU)
+
+
+@wrong("6.1", "feed_forward", "the output is the input itself")
+def feed_forward_returns_input():
+    class FeedForward(nn.Module):
+        def __init__(self, n_embd, dropout=0.0):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(n_embd, 4 * n_embd), nn.ReLU(), nn.Linear(4 * n_embd, n_embd),
+                                     nn.Dropout(dropout))
+
+        def forward(self, x):
+            self.net(x)  # computed, then dropped
+            return x
+
+    return (FeedForward,)

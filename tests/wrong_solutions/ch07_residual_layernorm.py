@@ -10,13 +10,16 @@ from lecture_utils import model as M
 from ._catalogue import wrong
 
 
-def _layer_norm(dims=(-1,), unbiased: bool = False, eps_at: str = "inside", params: bool = True,
+def _layer_norm(dims=(-1,), unbiased: bool = False, eps_at: str = "inside", params: bool | str = True,
                 affine: bool = True, keepdim: bool = True, fixed_eps: bool = False):
     class LayerNorm(nn.Module):
         def __init__(self, dim, eps=1e-5):
             super().__init__()
             self.eps = 1e-5 if fixed_eps else eps
-            if params:
+            if params == "plain":  # tensors, not parameters: nothing learns them
+                self.weight = torch.ones(dim)
+                self.bias = torch.zeros(dim)
+            elif params:
                 self.weight = nn.Parameter(torch.ones(dim))
                 self.bias = nn.Parameter(torch.zeros(dim))
 
@@ -67,6 +70,11 @@ def layer_norm_parameters_unused():
 @wrong("7.1", "layer_norm", "eps argument is ignored")
 def layer_norm_fixed_eps():
     return _layer_norm(fixed_eps=True)
+
+
+@wrong("7.1", "layer_norm", "as a plain tensor, not a parameter")
+def layer_norm_plain_tensors():
+    return _layer_norm(params="plain")
 
 
 @wrong("7.1", "layer_norm", "keepdim=True")

@@ -147,3 +147,63 @@ def timing_loop_divided_by_reps():
         return (time.perf_counter() - t0) / reps
 
     return (median_seconds,)
+
+
+@wrong("9.2", "median_seconds", "the device is not synchronized after a timed call")
+def median_without_synchronize():
+    def median_seconds(fn, warmup=2, reps=10, device=None):
+        import statistics
+        import time
+
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            fn()  # on a GPU this returns before the work is done
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return (median_seconds,)
+
+
+@wrong("9.2", "median_seconds", "the device is not synchronized after a timed call")
+def median_synchronizes_only_before_each_call():
+    from lecture_utils.timing import synchronize
+
+    def median_seconds(fn, warmup=2, reps=10, device=None):
+        import statistics
+        import time
+
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(reps):
+            synchronize(device)
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return (median_seconds,)
+
+
+@wrong("9.2", "median_seconds", "not synchronized before the clock starts")
+def median_synchronizes_only_after():
+    from lecture_utils.timing import synchronize
+
+    def median_seconds(fn, warmup=2, reps=10, device=None):
+        import statistics
+        import time
+
+        for _ in range(warmup):
+            fn()
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()  # the warm-up calls' work may still be running
+            fn()
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    return (median_seconds,)
