@@ -156,7 +156,8 @@ class Sandbox:
     def environment(self, threads: int, smoke: bool) -> dict[str, str]:
         pkg_parent = str(_package_dir().parent)
         env = {"HOME": "/tmp/home", "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-               "PYTHONPATH": pkg_parent, "TMPDIR": "/tmp", "LANG": "C.UTF-8"}
+               "PYTHONPATH": pkg_parent, "TMPDIR": "/tmp", "LANG": "C.UTF-8",
+               "LECTURE_UTILS_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": ""}  # no GPU device is bound in
         return env | _common_env(threads, smoke)
 
 
@@ -164,8 +165,7 @@ def _common_env(threads: int, smoke: bool) -> dict[str, str]:
     t = str(max(1, threads))
     return {"LECTURE_UTILS_SMOKE": "1" if smoke else "0", "MPLBACKEND": "Agg", "OMP_NUM_THREADS": t,
             "MKL_NUM_THREADS": t, "LECTURE_UTILS_GRADE_THREADS": t, "PYTHONDONTWRITEBYTECODE": "1",
-            "LECTURE_UTILS_DEVICE": "cpu", "CUDA_VISIBLE_DEVICES": "", "JUPYTER_PLATFORM_DIRS": "1",
-            "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+            "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
 
 
 _CACHED: dict[str, Sandbox | str] = {}
