@@ -832,6 +832,8 @@ def load_checkpoint_into(payload: dict, model: nn.Module, path: str | Path = "th
         raise CheckpointError(f"cannot load a checkpoint into a {type(target).__name__}")
     if kind != payload["kind"]:
         raise CheckpointError(f"{path} holds a {payload['kind']} model, not a {kind}")
+    if kind == "gpt":  # an older checkpoint lacks the fields added since: they have their defaults
+        saved = GPTConfig.from_dict(saved).to_dict()
     # dropout does not change the weights; everything else must agree
     diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {mine.get(k)!r}"
              for k in sorted(set(saved) | set(mine)) if k not in ("dropout", "attn_dropout")

@@ -66,4 +66,20 @@ def test_grad_accum_must_split_across_processes(tmp_path):
 
 def test_single_process_rejects_a_bad_grad_accum(tmp_path):
     out = single(*train_args(0), "--out", str(tmp_path / "z.pt"))
-    assert out.returncode == 2 and "grad_accum" in out.stderr
+    assert out.returncode == 2 and "--grad-accum must be an integer >= 1, got 0" in out.stderr
+
+
+def test_torchrun_as_typed_picks_a_split_and_says_which(tmp_path):
+    """`torchrun --nproc_per_node=2 -m lecture_utils train --preset lecture-small` with the preset's one
+    micro-batch: the CLI halves the batch and gives each process one micro-batch (the same global batch of 32),
+    says so, and trains."""
+    args = ["train", "--preset", "lecture-small", "--device", "cpu", "--max-iters", "4", "--eval-interval", "2",
+            "--eval-iters", "1", "--no-progress", "--threads", "1", "--out", str(tmp_path / "typed.pt")]
+    out = torchrun(*args)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert ("note: 2 processes: --grad-accum 1 does not split across them, so this run uses --batch-size 16 "
+            "--grad-accum 2 (1 micro-batch(es) of 16 per process per step, the same global batch of 32 sequences)"
+            in out.stdout), out.stdout
+    assert "batch 16 x 2 micro-batches" in out.stdout and len(losses(out.stdout)) == 3
+    _, _, payload = load_checkpoint(tmp_path / "typed.pt")
+    assert (payload["train_config"]["batch_size"], payload["train_config"]["grad_accum"]) == (16, 2)

@@ -341,3 +341,19 @@ def test_resume_continues_the_schedule_and_the_time_budget(tmp_path, shakespeare
                 resume=payload, callback=lambda it, losses: seen.append((it, losses["lr"])))
     assert res.iters_done == 12 and [h["iter"] for h in res.history] == [0, 6, 12]
     assert seen == [(12, pytest.approx(cfg.lr_at(11)))]  # the rate of the last step taken: iteration 11's
+
+
+def test_a_checkpoint_from_before_the_chapter_12_fields_still_loads(tmp_path):
+    """Checkpoints written before GPTConfig grew activation/norm/position/tie_weights (like the shipped one) load
+    with those fields at their defaults, into a fresh model or an existing one."""
+    from lecture_utils.train import read_checkpoint
+
+    model = GPT(SMALL)
+    path = save_checkpoint(tmp_path / "m.pt", model)
+    payload = read_checkpoint(path)
+    for name in ("activation", "norm", "position", "tie_weights", "attn_dropout"):
+        del payload["config"][name]
+    torch.save(payload, tmp_path / "old.pt")
+    loaded, _, _ = load_checkpoint(tmp_path / "old.pt")
+    load_checkpoint(tmp_path / "old.pt", GPT(SMALL))
+    assert loaded.config == replace(SMALL, dropout=SMALL.dropout)
