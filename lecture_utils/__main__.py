@@ -23,9 +23,9 @@ def _add_train(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a model from a preset",
-        description="Train a model on Tiny Shakespeare (or --data FILE) from a named preset; any "
-        "preset value can be overridden. Prints each evaluation as it happens, the last and best val "
-        "loss, and saves the best checkpoint (with the training state, so --resume can continue it).\n\n"
+        description="Train a model on Tiny Shakespeare (or --data FILE) from a named preset; any preset value can be\n"
+        "overridden. Prints each evaluation as it happens, the last and best val loss, and saves the best\n"
+        "checkpoint (with the training state, so --resume can continue it).\n\n"
         "Checkpoints are never replaced by accident: if --out already exists, train stops before doing "
         "anything\nunless you pass --overwrite (start again, replacing it) or --resume it (continue that run). "
         "Ctrl-C\nstops a run and keeps the best checkpoint so far.",
