@@ -23,9 +23,9 @@ def _add_train(sub) -> None:
     p = sub.add_parser(
         "train",
         help="train a model from a preset",
-        description="Train a model on Tiny Shakespeare (or --data FILE) from a named preset; any "
-        "preset value can be overridden. Prints each evaluation as it happens, the last and best val "
-        "loss, and saves the best checkpoint (with the training state, so --resume can continue it).\n\n"
+        description="Train a model on Tiny Shakespeare (or --data FILE) from a named preset; any preset value can be\n"
+        "overridden. Prints each evaluation as it happens, the last and best val loss, and saves the best\n"
+        "checkpoint (with the training state, so --resume can continue it).\n\n"
         "Checkpoints are never replaced by accident: if --out already exists, train stops before doing "
         "anything\nunless you pass --overwrite (start again, replacing it) or --resume it (continue that run). "
         "Ctrl-C\nstops a run and keeps the best checkpoint so far.",
@@ -381,6 +381,9 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist) ->
     if not main:
         return 0
     print(result.summary())
+    if not out.is_file() and resume is not None:  # a resumed run that never beat the checkpoint it started from
+        print(f"no evaluation beat the best val loss of {args.resume}, so {out} was not written")
+        out = Path(args.resume)
     print(f"best checkpoint: {out}")
     # a short sample from the best model, so the run ends with something to read
     best, tok, _ = load_checkpoint(out, device=device)
@@ -400,7 +403,7 @@ def _where_is_the_best(out: Path, run_id: str, what: str) -> str:
     if extra.get("run_id") == run_id:
         return (f"{what}: the best checkpoint so far (val loss {extra['val_loss']:.4f} at iteration {extra['iter']}) "
                 f"is {out}; continue with: python -m lecture_utils train --resume {out}")
-    return f"{what} before the first evaluation: no checkpoint was written" + (f"; {out} is unchanged" if out.exists() else "")
+    return f"{what}: this run wrote no checkpoint" + (f"; {out} is unchanged" if out.exists() else "")
 
 
 def cmd_sample(args) -> int:

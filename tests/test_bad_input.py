@@ -260,7 +260,7 @@ API_ROWS = [
     ("save over a folder", lambda f: save_checkpoint(f / "folder", model_and_tokenizer()[0]), CheckpointError,
      "it is a folder; give a file name"),
 ] + [
-    (f"read {name}", (lambda name: lambda f: read_checkpoint(f / name))(name), CheckpointError, message)
+    (f"read {name}", (lambda n: lambda f: read_checkpoint(f / n))(name), CheckpointError, message)
     for name, message in [("missing.pt", "checkpoint not found"), ("folder", "is a folder, not a checkpoint file"),
                           ("empty.pt", "is empty (0 bytes)"), ("truncated.pt", "is truncated or damaged"),
                           ("random.pt", "is not a checkpoint"), ("unsafe.pt", "holds Python objects besides tensors"),
