@@ -8,6 +8,11 @@ monkeypatching the checks), in a fixed rotation.
     python benchmarks/grade_class.py                      # 20 learners, --jobs 1 and 2, and --no-sandbox
     python benchmarks/grade_class.py --learners 8 --jobs 2
     python benchmarks/grade_class.py --quick              # 4 learners: proves it runs
+    python benchmarks/grade_class.py --skip-class --reps 5   # only the interleaved overhead measurement
+
+The class runs follow each other, so on a shared machine their difference mixes the sandbox's cost with
+changes in load; the overhead measurement interleaves: the same solved notebook graded with and without the
+sandbox in turn, --reps times each, medians compared.
 """
 
 from __future__ import annotations
@@ -96,17 +101,47 @@ def check_rollup(out: Path, expected: dict[str, dict]) -> list[str]:
     return wrong
 
 
+def overhead(reps: int) -> None:
+    """The same solved notebook graded with and without the sandbox in turn; medians compared."""
+    import statistics
+
+    from lecture_utils.grading import grade_notebook
+    from lecture_utils.grading import sandbox as sb
+
+    box, limits = sb.find_sandbox(), sb.Limits(memory=3 * 2**30)
+    starts = []
+    with tempfile.TemporaryDirectory() as job:
+        for _ in range(10):
+            t = time.perf_counter()
+            subprocess.run(box.command(["/bin/true"], Path(job), limits), check=True)
+            starts.append(time.perf_counter() - t)
+    print(f"starting and ending an empty sandbox (bwrap, /bin/true): median {statistics.median(starts) * 1000:.0f} ms")
+    times: dict[bool, list[float]] = {True: [], False: []}
+    for _ in range(reps):
+        for boxed in (True, False):
+            r = grade_notebook(ROOT / "solutions" / "01_data.ipynb", sandbox=box if boxed else None, limits=limits,
+                               threads=1)
+            if {e.status for e in r.exercises} != {"passed"}:
+                raise SystemExit(f"solutions/01_data.ipynb did not pass: {r}")
+            times[boxed].append(r.seconds)
+    show = {k: ", ".join(f"{t:.1f}" for t in v) for k, v in times.items()}
+    print(f"solutions/01_data.ipynb, interleaved: sandboxed {show[True]} s; --no-sandbox {show[False]} s; "
+          f"median overhead {statistics.median(times[True]) - statistics.median(times[False]):+.1f} s per notebook")
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--learners", type=int, default=20)
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="--jobs values to time, sandboxed")
     p.add_argument("--no-baseline", action="store_true", help="skip the --no-sandbox run")
     p.add_argument("--timeout", type=int, default=60, help="per-cell time limit (default 60)")
-    p.add_argument("--quick", action="store_true", help="4 learners, --jobs 2 only")
+    p.add_argument("--quick", action="store_true", help="4 learners, --jobs 2 only, 1 rep")
+    p.add_argument("--reps", type=int, default=3, help="interleaved gradings of one notebook each way (default 3)")
+    p.add_argument("--skip-class", action="store_true", help="only the interleaved overhead measurement")
     p.add_argument("--device", default="cpu", help="ignored (grading runs on the CPU); accepted for uniformity")
     args = p.parse_args()
     if args.quick:
-        args.learners, args.jobs = 4, [2]
+        args.learners, args.jobs, args.reps = 4, [2], 1
     from lecture_utils.grading import sandbox as sb
 
     try:
@@ -115,6 +150,10 @@ def main() -> int:
     except sb.SandboxUnavailable as exc:
         print(f"no sandbox here ({exc}): timing --no-sandbox only")
         have_sandbox = False
+    if have_sandbox and args.reps > 0:
+        overhead(args.reps)
+    if args.skip_class:
+        return 0
     base = Path(tempfile.mkdtemp(prefix="grade-class-bench-"))
     try:
         expected = make_class(base / "subs", args.learners)
