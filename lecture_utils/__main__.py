@@ -362,9 +362,9 @@ def widget_verdict(front_end: str, versions: dict) -> tuple[bool | None, str, st
     if _major(jlw) != want:
         return (False, f"{app}: jupyterlab_widgets {jlw} does not speak ipywidgets {iw} (needs {want}.x)",
                 'pip install -U "ipywidgets>=8" "jupyterlab_widgets>=3", then restart the server')
-    if major == 7 and _major(jl) is not None and _major(jl) >= 4:
-        return (False, f"JupyterLab {jl} does not load ipywidgets 7's extension (jupyterlab_widgets {jlw})",
-                'pip install -U "ipywidgets>=8", then restart the server')
+    if major == 7 and _major(jl) is not None and _major(jl) >= 4:  # fixed upstream in 2024 releases of 1.1.x
+        return (None, f"JupyterLab {jl} renders ipywidgets 7 only with a 2024-or-later jupyterlab_widgets 1.1 "
+                f"release (found {jlw}; not tested by the course)", 'pip install -U "ipywidgets>=8", then restart the server')
     return True, f"widgets render in {app}: ipywidgets {iw} with jupyterlab_widgets {jlw}", ""
 
 

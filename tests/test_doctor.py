@@ -41,7 +41,7 @@ def test_colab_is_recognised_by_its_module_alone():
     ("JupyterLab", NEW, True, "jupyterlab_widgets 3.0.13", ""),
     ("JupyterLab", {**NEW, "jupyterlab_widgets": None}, False, "no widget extension", '"ipywidgets>=8"'),
     ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab_widgets": "3.0.13"}, False, "does not speak", "ipywidgets>=8"),
-    ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab_widgets": "1.1.1"}, False, "does not load", "ipywidgets>=8"),
+    ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab_widgets": "1.1.1"}, None, "not tested", "ipywidgets>=8"),
     ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab": "3.6.3", "jupyterlab_widgets": "1.1.1"}, True,
      "jupyterlab_widgets 1.1.1", ""),
     ("JupyterLab", {**NEW, "jupyterlab": None, "jupyterlab_widgets": None}, None, "another environment",
