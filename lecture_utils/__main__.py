@@ -359,9 +359,12 @@ def widget_verdict(front_end: str, versions: dict) -> tuple[bool | None, str, st
         return (False, f"{app} has no widget extension (jupyterlab_widgets): widgets show as text",
                 'pip install -U "ipywidgets>=8", then restart the server')
     want = {8: 3, 7: 1}.get(major)
-    if _major(jlw) != want:
+    if major == 8 and _major(jlw) != want:
         return (False, f"{app}: jupyterlab_widgets {jlw} does not speak ipywidgets {iw} (needs {want}.x)",
                 'pip install -U "ipywidgets>=8" "jupyterlab_widgets>=3", then restart the server')
+    if major == 7 and _major(jlw) != want:  # pip pairs ipywidgets 7.7.1 with any jupyterlab_widgets
+        return (None, f"{app} with jupyterlab_widgets {jlw} and an ipywidgets {iw} kernel: not tested by the "
+                "course", 'pip install -U "ipywidgets>=8", then restart the server')
     if major == 7 and _major(jl) is not None and _major(jl) >= 4:  # fixed upstream in 2024 releases of 1.1.x
         return (None, f"JupyterLab {jl} renders ipywidgets 7 only with a 2024-or-later jupyterlab_widgets 1.1 "
                 f"release (found {jlw}; not tested by the course)", 'pip install -U "ipywidgets>=8", then restart the server')

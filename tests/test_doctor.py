@@ -40,7 +40,8 @@ def test_colab_is_recognised_by_its_module_alone():
 @pytest.mark.parametrize("front_end, versions, ok, says, fix", [
     ("JupyterLab", NEW, True, "jupyterlab_widgets 3.0.13", ""),
     ("JupyterLab", {**NEW, "jupyterlab_widgets": None}, False, "no widget extension", '"ipywidgets>=8"'),
-    ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab_widgets": "3.0.13"}, False, "does not speak", "ipywidgets>=8"),
+    ("JupyterLab", {**NEW, "ipywidgets": "8.1.5", "jupyterlab_widgets": "1.1.1"}, False, "does not speak", "ipywidgets>=8"),
+    ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab_widgets": "3.0.13"}, None, "not tested", "ipywidgets>=8"),
     ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab_widgets": "1.1.1"}, None, "not tested", "ipywidgets>=8"),
     ("JupyterLab", {**NEW, "ipywidgets": "7.7.1", "jupyterlab": "3.6.3", "jupyterlab_widgets": "1.1.1"}, True,
      "jupyterlab_widgets 1.1.1", ""),
