@@ -11,6 +11,7 @@ are stripped from both.
     python -m lecture_utils.authoring check   # exit 1 if notebooks/ is out of date (CI)
     python -m lecture_utils.authoring mutants [--exercise 4.1]   # mutation testing of the checks
                                               # (lecture_utils.mutation; exit 1 on an unexplained survivor)
+    python -m lecture_utils.authoring colab   # rewrite the Colab link + set-up cells of solutions/, then build
 
 ``build`` never overwrites a learner notebook that someone has edited since it was generated
 (it keeps a hash of what it wrote in the notebook's metadata); ``--force`` overwrites after
@@ -29,27 +30,71 @@ from pathlib import Path
 
 import nbformat
 
-from lecture_utils import __version__
 
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 EXERCISE_TAG, SOLUTION_ONLY_TAG = "exercise", "solution-only"
 _HEADER = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*[:\-\u2014]\s*(.+)$")
 META_KEY = "lecture_utils"
 
+# The course's repository: the one place its address is written. The "Open in Colab" links (README and
+# every notebook's first cell) and the Colab set-up cell are built from it by ``colab_url``/``colab_cell``
+# and written into the notebooks by ``python -m lecture_utils.authoring colab``.
 COURSE_REPO_URL = "https://github.com/build-gpt/build-gpt"
+COURSE_REF = "main"  # the branch both the links and the Colab install take, so notebook and package match
+COLAB_TAG = "colab"  # metadata tag of the two generated cells: the link and the set-up cell
+COLAB_INSTALL = f"lecture_utils @ git+{COURSE_REPO_URL}@{COURSE_REF}"
 
-# The first code cell of every notebook: installs the course package, at this course's version,
-# only when the notebook runs in Google Colab; a no-op everywhere else. Tests check every notebook
-# starts with exactly this cell.
-COLAB_CELL = f"""\
-# Set-up for Google Colab: installs the course package (version {__version__}) there; does nothing elsewhere.
+
+def colab_url(name: str) -> str:
+    """The address that opens the learner notebook ``notebooks/<name>`` in Google Colab."""
+    owner_repo = COURSE_REPO_URL.removeprefix("https://github.com/").strip("/")
+    return f"https://colab.research.google.com/github/{owner_repo}/blob/{COURSE_REF}/notebooks/{name}"
+
+
+def colab_link_cell(name: str) -> str:
+    """The markdown of every notebook's first cell: a plain link (no badge image: the course loads
+    nothing from the network when a notebook is opened)."""
+    return (f"[Open in Colab]({colab_url(name)}) · in Colab, run the set-up cell below first: it installs the "
+            "course package and only what Colab lacks.")
+
+
+def colab_cell(install: str = COLAB_INSTALL) -> str:
+    """The first code cell of every notebook: in Google Colab, ``pip install`` the course (``install``, a
+    pip requirement) and say what that added and whether it changed any package Colab ships (it does
+    not when Colab's versions are within the course's ranges: pip keeps a package that satisfies them);
+    a no-op everywhere else."""
+    return f"""\
+# Set-up for Google Colab (generated: python -m lecture_utils.authoring colab). Installs the course package
+# and only what Colab lacks, keeping the versions Colab ships; does nothing outside Colab.
 import sys
 
-if "google.colab" in sys.modules:
-    import subprocess
 
+def colab_setup():
+    import re
+    import subprocess
+    from importlib import metadata
+
+    def installed():
+        return {{re.sub(r"[-_.]+", "-", d.metadata["Name"]).lower(): d.version
+                for d in metadata.distributions() if d.metadata["Name"]}}
+
+    before = installed()
     subprocess.run([sys.executable, "-m", "pip", "install", "-q",
-                    "lecture_utils @ git+{COURSE_REPO_URL}@v{__version__}"], check=True)"""
+                    "{install}"], check=True)
+    after = installed()
+    added = [f"{{name}} {{v}}" for name, v in sorted(after.items()) if name not in before]
+    changed = [f"{{name}} {{before[name]}} -> {{v}}" for name, v in sorted(after.items()) if before.get(name, v) != v]
+    print("installed:", ", ".join(added) or "nothing new")
+    print("upgraded or downgraded:", ", ".join(changed) or "nothing (every package already there was kept)")
+    if changed:
+        print("restart the session (Runtime > Restart session), then run the notebook from the top")
+
+
+if "google.colab" in sys.modules:
+    colab_setup()"""
+
+
+COLAB_CELL = colab_cell()
 
 
 class AuthoringError(ValueError):
@@ -216,12 +261,50 @@ def build(root: str | Path = ".", force: bool = False, check_only: bool = False)
     return problems
 
 
+def _is_colab_cell(cell) -> bool:
+    """A generated Colab cell: tagged, or (notebooks written before the tag) the set-up cell's first line."""
+    return COLAB_TAG in cell.metadata.get("tags", []) or (
+        cell.cell_type == "code" and cell.source.startswith("# Set-up for Google Colab"))
+
+
+def with_colab_cells(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
+    """``nb`` starting with the "Open in Colab" link cell and then the Colab set-up cell, both written
+    from ``COURSE_REPO_URL``; every other cell kept as it is, in its order (old Colab cells replaced)."""
+    nb = copy.deepcopy(nb)
+    link = nbformat.v4.new_markdown_cell(colab_link_cell(name), metadata={"tags": [COLAB_TAG]})
+    setup = nbformat.v4.new_code_cell(COLAB_CELL, metadata={"tags": [COLAB_TAG]})
+    if nb.nbformat_minor >= 5:  # fixed ids (required since 4.5), so that a second run changes nothing
+        link.id, setup.id = "colab-link", "colab-setup"
+    else:
+        link.pop("id", None)
+        setup.pop("id", None)
+    rest = [c for c in nb.cells if not _is_colab_cell(c)]
+    # the set-up cell goes first among the code cells; markdown before it (the title) stays before it
+    first_code = next((i for i, c in enumerate(rest) if c.cell_type == "code"), len(rest))
+    nb.cells = [link, *rest[:first_code], setup, *rest[first_code:]]
+    return nb
+
+
+def write_colab_cells(root: str | Path = ".") -> list[str]:
+    """Rewrite the Colab cells of every ``root/solutions`` notebook (re-runnable: a second run changes
+    nothing). Returns the names of the notebooks it changed; ``build`` then regenerates notebooks/."""
+    changed = []
+    for path in sorted((Path(root) / "solutions").glob("*.ipynb")):
+        nb = read_notebook(path)
+        new = with_colab_cells(nb, path.name)
+        if dumps(clean(new)) != path.read_text(encoding="utf-8"):
+            path.write_text(dumps(clean(new)), encoding="utf-8")
+            changed.append(path.name)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lecture_utils.authoring",
                                      description="Build notebooks/ (learner copies) from solutions/.")
-    parser.add_argument("command", choices=["build", "check", "mutants"],
-                        help="build: write notebooks/; check: fail if out of date; mutants: mutation testing of the "
-                             "checks on the solutions' code")
+    parser.add_argument("command", choices=["build", "check", "colab", "mutants"],
+                        help="build: write notebooks/; check: fail if out of date; colab: rewrite every solution "
+                             "notebook's Colab link and set-up cell from COURSE_REPO_URL, then build; mutants: "
+                             "mutation testing of the checks on the solutions' code")
     parser.add_argument("--root", default=".", help="the course folder (default: current)")
     parser.add_argument("--force", action="store_true", help="overwrite learner notebooks even if edited (keeps .bak)")
     parser.add_argument("--exercise", help="mutants: only this exercise, e.g. 4.1")
@@ -235,6 +318,14 @@ def main(argv: list[str] | None = None) -> int:
 
         return mutation.main(args.root, args.exercise, every=args.every, jobs=args.jobs,
                              time_limit=args.time_limit, show="all" if args.all else "survivors")
+    if args.command == "colab":
+        try:
+            changed = write_colab_cells(args.root)
+        except AuthoringError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        print(f"Colab cells rewritten in {len(changed)} solution notebook(s)" + (f": {', '.join(changed)}" if changed else ""))
+        args.command = "build"
     try:
         problems = build(args.root, force=args.force, check_only=args.command == "check")
     except AuthoringError as exc:
