@@ -23,6 +23,7 @@ from lecture_utils import addition, data, pretrain, timing, train
 from lecture_utils import model as M
 from lecture_utils.checks import REGISTRY, RESULTS, CheckFailed
 from lecture_utils.checks._core import FAILED, NOT_ATTEMPTED, PASSED
+from lecture_utils.checks.ch02_bigram import reference_train_loop
 from lecture_utils.checks.ch03_averaging import reference_average_v1, reference_average_v2, reference_average_v3
 
 HAS_CORPUS = data.corpus_path().is_file()
@@ -42,6 +43,7 @@ REFERENCES = {
     "2.1": lambda: (M.BigramLanguageModel,),
     "2.2": lambda: (M.generate,),
     "2.3": lambda: (train.estimate_loss,),
+    "2.4": lambda: (reference_train_loop,),
     "3.1": lambda: (reference_average_v1,),
     "3.2": lambda: (reference_average_v2,),
     "3.3": lambda: (reference_average_v3,),
