@@ -5,7 +5,12 @@ tagged ``exercise`` whose first line is ``# Exercise N.M: title`` and whose solu
 ``# BEGIN SOLUTION`` and ``# END SOLUTION`` lines. The learner copy replaces each such block by
 ``raise NotImplementedError("Exercise N.M: ...")`` at the block's indentation, keeping the
 signature around it. Cells tagged ``solution-only`` are left out of the learner copy. Outputs
-are stripped from both.
+are stripped from both; markdown cells keep their attachments (the pictures of lecture_utils.figures).
+
+The third step of an exercise's hints is its solution, collapsed: a markdown line
+``<!-- solution N.M -->`` (invisible in solutions/, where the solution is in the cell below) becomes,
+in the learner copy, a ``<details><summary>Solution</summary>`` block holding exercise N.M's cell
+with its solution — written once, in the exercise cell, so the two never drift.
 
     python -m lecture_utils.authoring build   # write notebooks/ from solutions/
     python -m lecture_utils.authoring check   # exit 1 if notebooks/ is out of date (CI)
@@ -34,6 +39,7 @@ import nbformat
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 EXERCISE_TAG, SOLUTION_ONLY_TAG = "exercise", "solution-only"
 _HEADER = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*[:\-\u2014]\s*(.+)$")
+_SOLUTION_MARK = re.compile(r"^<!-- solution (\d+\.\d+) -->$", re.M)
 META_KEY = "lecture_utils"
 
 # The course's repository: the one place its address is written. The "Open in Colab" links (README and
@@ -153,6 +159,35 @@ def strip_solution(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
+def solution_text(source: str) -> str:
+    """An exercise cell's source with its BEGIN/END SOLUTION marker lines removed (the solution kept)."""
+    return "\n".join(line for line in source.splitlines() if line.strip() not in (BEGIN, END))
+
+
+def solution_block(source: str) -> str:
+    """The collapsed solution a learner copy shows for an exercise cell's ``source``."""
+    return f"<details><summary>Solution</summary>\n\n```python\n{solution_text(source)}\n```\n</details>"
+
+
+def _expand_solution_marks(nb: nbformat.NotebookNode, name: str) -> None:
+    solutions = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code" and EXERCISE_TAG in cell.metadata.get("tags", []):
+            header = exercise_header(cell.source)
+            if header:
+                solutions[header[0]] = cell.source
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "markdown":
+            continue
+
+        def expand(m: re.Match) -> str:
+            if m.group(1) not in solutions:
+                raise AuthoringError(f"{name} cell {i}: <!-- solution {m.group(1)} --> names no exercise of this notebook")
+            return solution_block(solutions[m.group(1)])
+
+        cell.source = _SOLUTION_MARK.sub(expand, cell.source)
+
+
 def _escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
@@ -173,6 +208,7 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 def learner_copy(solution: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """The learner's version of a solution notebook (see the module docstring)."""
     nb = clean(solution)
+    _expand_solution_marks(nb, name)  # before the solutions are stripped from the exercise cells
     cells = []
     for i, cell in enumerate(nb.cells):
         tags = cell.metadata.get("tags", [])

@@ -128,3 +128,33 @@ def test_no_notebook_depends_on_a_jupyterlab_only_feature(path):
         code = "\n".join(c.source for c in authoring.read_notebook(nb_path).cells if c.cell_type == "code")
         for feature in JUPYTERLAB_ONLY:
             assert feature not in code, f"{nb_path.name} uses {feature!r}"
+
+
+def test_every_exercise_has_two_hints_then_its_solution_collapsed_in_the_learner_copy():
+    """Hints in three steps: a nudge, a stronger hint, then the solution (generated from the exercise cell)."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "solutions").glob("*.ipynb")):
+        solution = nbformat.read(path, as_version=4)
+        learner = authoring.learner_copy(solution, path.name)
+        text = "\n".join(c.source for c in learner.cells if c.cell_type == "markdown")
+        for ex_id, _ in authoring.exercises_in(solution):
+            assert f"<!-- solution {ex_id} -->" not in text, f"{path.name}: marker of {ex_id} not expanded"
+            cell = next(c for c in solution.cells if c.source.startswith(f"# Exercise {ex_id}:"))
+            block = authoring.solution_block(cell.source)
+            assert block in text, f"{path.name}: exercise {ex_id} has no collapsed solution"
+            statement = next(c.source for c in solution.cells
+                             if c.cell_type == "markdown" and re.search(rf"### Exercise {re.escape(ex_id)}\b", c.source))
+            hints = re.findall(r"<summary>(Hint \d)</summary>", statement)
+            assert hints == ["Hint 1", "Hint 2"], f"{path.name}: exercise {ex_id} hints {hints}"
+            first = re.search(r"<summary>Hint 1</summary>(.*?)</details>", statement, re.S).group(1)
+            solution_lines = [ln.strip() for ln in authoring.solution_text(cell.source).splitlines()[1:] if len(ln.strip()) > 25]
+            assert not any(ln in first for ln in solution_lines), f"{path.name}: hint 1 of {ex_id} gives a solution line"
+
+
+def test_a_solution_mark_naming_no_exercise_is_an_error():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("<!-- solution 9.9 -->")]
+    with pytest.raises(authoring.AuthoringError, match="names no exercise"):
+        authoring.learner_copy(nb, "x.ipynb")

@@ -32,7 +32,7 @@ from lecture_utils.checks._core import (  # noqa: F401
     progress,
 )
 from lecture_utils.checks.ch01_data import encode_decode, get_batch, split_data  # noqa: F401
-from lecture_utils.checks.ch02_bigram import bigram_forward, estimate_loss, generate  # noqa: F401
+from lecture_utils.checks.ch02_bigram import bigram_forward, estimate_loss, generate, train_loop  # noqa: F401
 from lecture_utils.checks.ch03_averaging import (  # noqa: F401
     average_v1,
     average_v2,

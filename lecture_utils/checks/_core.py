@@ -5,13 +5,16 @@ the reference on fresh random inputs and calls :func:`fail` with a diagnosis whe
 The decorator turns that into the protocol of ../DESIGN.md:
 
 - pass: one line naming what was verified; the learner's objects are returned;
-- fail: :class:`CheckFailed` (an ``AssertionError``) whose message names the likely mistake;
+- fail: :class:`CheckFailed` (an ``AssertionError``) whose message names the likely mistake; in
+  Jupyter it shows as that verdict alone, once, with the learner's own lines when their code
+  crashed (no frames from this package);
 - ``NotImplementedError`` (the untouched stub): it says so, and returns the reference so that
   every later cell still runs;
 - the learner's code gets a time limit (``TIME_LIMIT`` seconds, SIGALRM where available).
 
-Every outcome is recorded in-process (for :func:`progress`) and shown as display data of the MIME
-type :data:`MIME`, so a notebook carries a machine-readable record next to the human line.
+Every outcome is recorded in-process (for :func:`progress`). A pass or a stub is shown as display
+data of the MIME type :data:`MIME` beside its human line, so a notebook carries a machine-readable
+record; a failure's record is the error output itself (``ename`` CheckFailed, ``evalue`` the verdict).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import functools
 import inspect
 import signal
 import threading
+import textwrap
 import time
 import traceback
 from dataclasses import dataclass
@@ -36,11 +40,34 @@ PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
 
 class CheckFailed(AssertionError):
-    """A check found a mistake. ``exercise`` is the exercise id, ``hint`` the diagnosis."""
+    """A check found a mistake. ``exercise`` is the exercise id, ``hint`` the diagnosis.
+
+    It is an ``AssertionError``, so the cell stops and "run all" halts there, and ``str()`` is the
+    whole verdict (what nbval, the grader and plain Python show). In IPython and Jupyter the
+    exception renders itself (:meth:`_render_traceback_`, a hook IPython honours) as a teacher's
+    remark: the verdict once, and the learner's own lines when their code crashed — never frames
+    from inside this package.
+    """
 
     def __init__(self, exercise: str, title: str, hint: str):
         self.exercise, self.title, self.hint = exercise, title, hint
         super().__init__(f"Exercise {exercise} ({title}): {hint}")
+
+    def _render_traceback_(self) -> list[str]:
+        """The lines IPython shows in place of a traceback (ANSI colours, as tracebacks use)."""
+        red, bold, dim, reset = "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
+        lines = [f"{red}{bold}\u274c Exercise {self.exercise} ({self.title}) is not right yet{reset}", ""]
+        own = _learner_lines(self.__cause__)
+        hint = self.hint
+        where = _learner_frame(self.__cause__) if self.__cause__ is not None else ""
+        if own and where and hint.endswith(where):  # the lines below say where, in full
+            hint = hint[: -len(where)]
+        for paragraph in hint.split("\n"):
+            lines += ["    " + line for line in textwrap.wrap(paragraph, 96)] or [""]
+        if own:
+            lines += ["", f"{bold}Where it happened in your code:{reset}"] + own
+        lines += ["", f"{dim}Fix the exercise cell above, run it, then run this cell again.{reset}"]
+        return lines
 
 
 class _Mistake(Exception):
@@ -150,11 +177,26 @@ def passed(verified: str, returns: Any) -> dict:
     return {"verified": verified, "returns": returns}
 
 
+def _is_learner_frame(filename: str) -> bool:
+    return "lecture_utils" not in filename and "torch" not in filename and "site-packages" not in filename
+
+
+def _learner_lines(exc: BaseException | None) -> list[str]:
+    """The frames of ``exc``'s traceback that are the learner's code (notebook cells, their own
+    files), as '    line 12, in forward: wei = ...', innermost last; [] when there is none."""
+    if exc is None or exc.__traceback__ is None:
+        return []
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if _is_learner_frame(f.filename)]
+    out = [f"    line {f.lineno}, in {f.name}: {f.line}" if f.line else f"    line {f.lineno}, in {f.name}"
+           for f in frames[-4:]]
+    return out
+
+
 def _learner_frame(exc: BaseException) -> str:
     """' (in forward, line 12)' for the innermost frame outside this package, if any."""
     tb = traceback.extract_tb(exc.__traceback__)
     for frame in reversed(tb):
-        if "lecture_utils" not in frame.filename and "torch" not in frame.filename:
+        if _is_learner_frame(frame.filename):
             return f" (in {frame.name}, line {frame.lineno}: {frame.line})" if frame.line else f" (in {frame.name})"
     return ""
 
@@ -169,6 +211,8 @@ _SYMBOL = {PASSED: "\u2705", FAILED: "\u274c", NOT_ATTEMPTED: "\u23f3"}
 def _record(exercise_id: str, title: str, status: str, message: str) -> None:
     record = {"exercise": exercise_id, "title": title, "status": status, "message": message}
     RESULTS[exercise_id] = record
+    if status == FAILED:  # the CheckFailed raised next shows the verdict, once (see _render_traceback_)
+        return
     label = {PASSED: "passed", FAILED: "FAILED", NOT_ATTEMPTED: "not done yet"}[status]
     line = f"{_SYMBOL[status]} Exercise {exercise_id} ({title}) {label}: {message}"
     try:

@@ -1,4 +1,5 @@
-"""Checks for chapter 02 (bigram): 2.1 the bigram model's forward, 2.2 generate, 2.3 estimate_loss.
+"""Checks for chapter 02 (bigram): 2.1 the bigram model's forward, 2.2 generate, 2.3 estimate_loss,
+2.4 the training loop.
 
 None of them reads the corpus: token ids are random integers below the vocabulary size (65).
 """
@@ -356,3 +357,152 @@ def estimate_loss(estimate_loss, device="cpu"):
            "(splits.items()), whatever their names; with {'test': data} the result should have the key 'test'")
     return passed(f"mean of eval_iters={eval_iters} batch losses per split as floats, in eval mode without "
                   f"gradients, train mode restored", estimate_loss)
+
+
+# ---------------------------------------------------------------------------------------------
+# 2.4
+# ---------------------------------------------------------------------------------------------
+
+
+def reference_train_loop(model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters, block_size,
+                         batch_size, generator=None):
+    """The lecture's training loop (exercise 2.4's reference): every ``eval_interval`` steps and at the
+    last step, ``estimate_loss`` on both splits; each step: a batch, the loss, ``zero_grad``,
+    ``backward``, ``step``. Returns ``[{"step": s, "train": float, "val": float}, ...]``."""
+    from lecture_utils.data import get_batch
+
+    device = next(model.parameters()).device
+    history = []
+    for step in range(max_iters):
+        if step % eval_interval == 0 or step == max_iters - 1:
+            losses = ref_train.estimate_loss(model, {"train": train_data, "val": val_data}, eval_iters, block_size,
+                                             batch_size, generator=generator)
+            history.append({"step": step, **losses})
+        xb, yb = get_batch(train_data, block_size, batch_size, device=device, generator=generator)
+        _, loss = model(xb, yb)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return history
+
+
+class _LoopProbe(nn.Module):
+    """A bigram table that records, in order, every forward (split, training mode, grad mode), every
+    backward (whether a gradient was already there, i.e. gradients pile up), and, through
+    :class:`_ProbeOptimizer`, every ``zero_grad`` and ``step`` (whether it found a gradient).
+    Split "train" holds token ids < 32, split "val" ids >= 32."""
+
+    def __init__(self):
+        super().__init__()
+        self.token_embedding_table = nn.Embedding(VOCAB, VOCAB)
+        self.events: list[tuple] = []
+        self.token_embedding_table.weight.register_hook(self._on_backward)
+
+    def _has_grad(self) -> bool:
+        grad = self.token_embedding_table.weight.grad
+        return grad is not None and bool(grad.abs().sum() > 0)
+
+    def _on_backward(self, grad):
+        self.events.append(("backward", self._has_grad()))  # runs before the new gradient is added
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.events.append(("zero_grad",))
+        super().zero_grad(set_to_none)
+
+    def forward(self, idx, targets=None):
+        split = "train" if int(idx.max()) < 32 else "val"
+        self.events.append(("forward", split, self.training, torch.is_grad_enabled()))
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        logits = logits.view(B * T, C)
+        return logits, F.cross_entropy(logits, targets.view(B * T))
+
+
+class _ProbeOptimizer(torch.optim.SGD):
+    def __init__(self, model: _LoopProbe):
+        super().__init__(model.parameters(), lr=0.5)
+        self.probe = model
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        self.probe.events.append(("zero_grad",))
+        super().zero_grad(set_to_none)
+
+    def step(self, closure=None):
+        self.probe.events.append(("step", self.probe._has_grad()))
+        return super().step(closure)
+
+
+@exercise("2.4", "the training loop", reference=lambda: reference_train_loop)
+@blame_notebook_globals
+@isolated_rng
+def train_loop(train_loop, device="cpu"):
+    """``train_loop(model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters, block_size,
+    batch_size, generator=None)`` -> ``[{"step", "train", "val"}, ...]``: zero_grad, backward, step each
+    step; ``estimate_loss`` every ``eval_interval`` steps and at the last step."""
+    seed = fresh_seed()
+    g = rng(seed)
+    train_data = torch.randint(32, (400,), generator=g)
+    val_data = torch.randint(32, VOCAB, (200,), generator=g)
+    max_iters = int(torch.randint(7, 11, (1,), generator=g))
+    eval_interval = int(torch.randint(3, 5, (1,), generator=g))
+    eval_iters = int(torch.randint(2, 4, (1,), generator=g))
+    if (max_iters - 1) % eval_interval == 0:
+        max_iters += 1  # so that "and at the last step" is tested
+    block_size, batch_size = 4, 3
+    model = _LoopProbe().to(device)
+    model.train()
+    optimizer = _ProbeOptimizer(model)
+    before = model.token_embedding_table.weight.detach().clone()
+    history = call(train_loop, model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters,
+                   block_size, batch_size, generator=rng(seed))
+    events = model.events
+    at = {kind: [i for i, e in enumerate(events) if e[0] == kind] for kind in ("forward", "backward", "zero_grad", "step")}
+    if not at["step"]:
+        fail("optimizer.step() is never called: without it the parameters never change")
+    if not at["backward"]:
+        fail("the loss is never backpropagated: call loss.backward() after computing the loss and before "
+             "optimizer.step(), or there are no gradients for the step to follow")
+    if at["step"][0] < at["backward"][0]:
+        fail("optimizer.step() comes before loss.backward(): the step follows the gradients, so compute them first - "
+             "optimizer.zero_grad(set_to_none=True); loss.backward(); optimizer.step()")
+    if any(e[0] == "backward" and e[1] for e in events):
+        fail("gradients pile up: loss.backward() adds to the .grad left by the previous step. Call "
+             "optimizer.zero_grad(set_to_none=True) in every step, before loss.backward()")
+    if any(e[0] == "step" and not e[1] for e in events):
+        fail("optimizer.step() found no gradients: zero_grad between backward and step erases them - the order is "
+             "zero_grad, backward, step")
+    if len(at["step"]) != max_iters:
+        fail(f"the loop took {len(at['step'])} optimizer steps for max_iters={max_iters}: one step per iteration, "
+             f"for step in range(max_iters)")
+    if any(e[0] == "forward" and e[1] == "val" and e[2] for e in events):
+        fail("the validation loss was measured in training mode (dropout on, and a noisy single batch): evaluate "
+             "with estimate_loss(model, {'train': train_data, 'val': val_data}, ...), which switches to model.eval() "
+             "and back")
+    if any(e[0] == "forward" and e[3] and not e[2] for e in events):
+        fail("the model trained in eval mode: after evaluating, put it back with model.train() (estimate_loss does "
+             "this itself; do not call model.eval() around it)")
+    if torch.equal(before, model.token_embedding_table.weight.detach()):
+        fail("the parameters did not change: the optimizer must be the one given, stepping on the model's loss")
+    expect(isinstance(history, list), f"train_loop should return the list of evaluations, got {type(history).__name__}")
+    expected = [s for s in range(max_iters) if s % eval_interval == 0 or s == max_iters - 1]
+    got = [h.get("step") if isinstance(h, dict) else None for h in history]
+    if got != expected:
+        if got == expected[:-1]:
+            fail(f"the last step is not evaluated (steps {got} for max_iters={max_iters}): evaluate when "
+                 f"step % eval_interval == 0 or step == max_iters - 1, so the final loss is reported")
+        fail(f"evaluations at steps {got}, expected {expected}: evaluate when step % eval_interval == 0 or "
+             f"step == max_iters - 1, and append {{'step': step, **losses}}")
+    for h in history:
+        for name in ("train", "val"):
+            value = h.get(name)
+            expect(isinstance(value, float), f"each evaluation should hold the float losses of both splits, "
+                                             f"{{'step': step, 'train': ..., 'val': ...}}; got {h!r}")
+    val_batches = sum(1 for e in events if e[0] == "forward" and e[1] == "val")
+    if val_batches != len(expected) * eval_iters:
+        fail(f"the validation split was evaluated on {val_batches} batches over {len(expected)} evaluations, expected "
+             f"eval_iters={eval_iters} per evaluation: estimate_loss(model, splits, eval_iters, block_size, batch_size, "
+             f"generator=generator)")
+    return passed(f"{max_iters} steps of zero_grad, backward, step in train mode; estimate_loss at steps {expected}",
+                  train_loop)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import replace
 
 import torch
 from torch import nn
@@ -72,6 +73,11 @@ def gpt(GPTLanguageModel, device="cpu"):
     g = rng(fresh_seed())
     config = CONFIG
     model = build(GPTLanguageModel, (config,), "config (a GPTConfig)").to(device)
+    # the learner's Block may hold a list of heads or batched heads: compare like with like
+    blocks = getattr(model, "blocks", None)
+    first = blocks[0] if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) else None
+    if isinstance(getattr(first, "sa", None), ref.CausalSelfAttention):
+        config = replace(config, attention="batched")
     reference = randomize_(ref.GPT(config), g, std=0.3).to(device)
     _structure(model, reference)
     copy_weights(reference, model, "GPTLanguageModel")

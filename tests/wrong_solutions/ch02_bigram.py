@@ -1,4 +1,4 @@
-"""Wrong solutions of chapter 02: the bigram model (2.1-2.3)."""
+"""Wrong solutions of chapter 02: the bigram model (2.1-2.4)."""
 
 from __future__ import annotations
 
@@ -299,3 +299,85 @@ def estimate_loss_ignores_generator():
 @wrong("2.3", "estimate_loss", "do not assume they are called")
 def estimate_loss_fixed_split_names():
     return _estimate_loss(split_names=["train", "val"])
+
+
+# --- 2.4: the training loop (exercise 2.4 and its wrong solutions, kept together) -----------------
+
+
+def _train_loop(order=("zero_grad", "backward", "step"), own_eval=False, eval_last=True, set_eval=False,
+                eval_iters_fixed=None):
+    """The lecture's loop with one slip: ``order`` of the three calls in a step (a call left out is
+    forgotten), ``own_eval`` measures the losses on one batch without estimate_loss (train mode),
+    ``eval_last=False`` skips the evaluation at the last step, ``set_eval`` calls model.eval() before
+    estimate_loss and never model.train(), ``eval_iters_fixed`` ignores the eval_iters argument."""
+    from lecture_utils.train import estimate_loss
+
+    def train_loop(model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters, block_size,
+                   batch_size, generator=None):
+        device = next(model.parameters()).device
+        history = []
+        for step in range(max_iters):
+            if step % eval_interval == 0 or (eval_last and step == max_iters - 1):
+                if own_eval:
+                    losses = {name: model(*ref_get_batch(split, block_size, batch_size, generator=generator))[1].item()
+                              for name, split in (("train", train_data), ("val", val_data))}
+                else:
+                    if set_eval:
+                        model.eval()
+                    losses = estimate_loss(model, {"train": train_data, "val": val_data},
+                                           eval_iters_fixed or eval_iters, block_size, batch_size, generator=generator)
+                history.append({"step": step, **losses})
+            xb, yb = ref_get_batch(train_data, block_size, batch_size, device=device, generator=generator)
+            _, loss = model(xb, yb)
+            for call in order:
+                if call == "zero_grad":
+                    optimizer.zero_grad(set_to_none=True)
+                elif call == "backward":
+                    loss.backward()
+                else:
+                    optimizer.step()
+        return history
+
+    return (train_loop,)
+
+
+@wrong("2.4", "train_loop", "gradients pile up")
+def train_loop_without_zero_grad():
+    return _train_loop(order=("backward", "step"))
+
+
+@wrong("2.4", "train_loop", "optimizer.step() comes before loss.backward()")
+def train_loop_step_before_backward():
+    return _train_loop(order=("zero_grad", "step", "backward"))
+
+
+@wrong("2.4", "train_loop", "never backpropagated")
+def train_loop_without_backward():
+    return _train_loop(order=("zero_grad", "step"))
+
+
+@wrong("2.4", "train_loop", "zero_grad between backward and step erases them")
+def train_loop_zero_grad_after_backward():
+    return _train_loop(order=("backward", "zero_grad", "step"))
+
+
+@wrong("2.4", "train_loop", "measured in training mode")
+def train_loop_evaluates_in_train_mode():
+    return _train_loop(own_eval=True)
+
+
+@wrong("2.4", "train_loop", "trained in eval mode")
+def train_loop_never_back_to_train_mode():
+    return _train_loop(set_eval=True)
+
+
+@wrong("2.4", "train_loop", "last step is not evaluated")
+def train_loop_skips_the_last_evaluation():
+    return _train_loop(eval_last=False)
+
+
+@wrong("2.4", "train_loop", "expected eval_iters=")
+def train_loop_ignores_eval_iters():
+    return _train_loop(eval_iters_fixed=7)
+
+
