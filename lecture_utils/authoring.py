@@ -180,7 +180,7 @@ def _expand_solution_marks(nb: nbformat.NotebookNode, name: str) -> None:
         if cell.cell_type != "markdown":
             continue
 
-        def expand(m: re.Match) -> str:
+        def expand(m: re.Match, i: int = i) -> str:
             if m.group(1) not in solutions:
                 raise AuthoringError(f"{name} cell {i}: <!-- solution {m.group(1)} --> names no exercise of this notebook")
             return solution_block(solutions[m.group(1)])

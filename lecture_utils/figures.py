@@ -22,8 +22,8 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.patches import FancyArrowPatch, FancyBboxPatch  # noqa: E402
+import matplotlib.pyplot as plt
+from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
 DPI = 80
 BLUE, ORANGE, GREEN, GREY, RED, PURPLE = "#dbe9f6", "#fde3c8", "#dcefd9", "#eeeeee", "#f6d5d5", "#e6dcf2"
