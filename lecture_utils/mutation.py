@@ -40,6 +40,7 @@ import multiprocessing
 import os
 import sys
 import time
+import types
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -413,7 +414,17 @@ class _Runner:
     def _start(self) -> None:
         self.conn, child = self.context.Pipe()
         self.process = self.context.Process(target=_worker, args=(child, self.exercise, self.time_limit), daemon=True)
-        self.process.start()
+        main = sys.modules.get("__main__")
+        bare = main is not None and not hasattr(main, "__spec__")
+        if bare:
+            # an in-process IPython shell puts a module without __spec__ in sys.modules["__main__"], and spawn
+            # reads it; the worker needs nothing from __main__, so it starts from a bare one
+            sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            self.process.start()
+        finally:
+            if bare:
+                sys.modules["__main__"] = main
         if not self.conn.poll(300):
             raise RuntimeError(f"the worker for exercise {self.exercise.id} did not start")
         try:
