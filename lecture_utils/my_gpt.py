@@ -29,11 +29,12 @@ import ast
 import inspect
 import linecache
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+
+from lecture_utils.files import atomic_write_text
 
 FOLDER = "my_gpt"
 
@@ -94,16 +95,6 @@ def _is_reference(cls: type) -> bool:
     return getattr(cls, "__module__", "").startswith("lecture_utils")
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
@@ -136,7 +127,7 @@ def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
               f"{time.strftime('%Y-%m-%d %H:%M')}.\n"
               f"# Chapter 08 builds your GPT from the files in this folder. Edit it here, or run the\n"
               f"# exercise and this cell again.\n")
-    _atomic_write(path, f"{header}{PREAMBLE}\n\n{class_source(cls).rstrip()}\n")
+    atomic_write_text(path, f"{header}{PREAMBLE}\n\n{class_source(cls).rstrip()}\n")
     print(f"kept your {name} in {path}")
 
 

@@ -30,6 +30,8 @@ import torch
 import traitlets
 from torch.nn import functional as F
 
+from lecture_utils.files import atomic_write_text
+
 CMAP = "viridis"  # perceptually uniform and colour-blind safe
 MASKED_COLOR = "#d9d9d9"  # the masked (future) upper triangle: light grey, not a colour of the map
 
@@ -330,24 +332,13 @@ class _BrowserWidget(anywidget.AnyWidget):
         (no network, no Python needed to open it; controls work, only the text is fixed). Written
         atomically. Returns the path."""
         import json
-        import os
-        import tempfile
 
         path = Path(path)
         payload = json.dumps({"state": self._page_state(), "esm": self._esm, "css": self._css})
         payload = payload.replace("</", "<\\/")  # nothing in the data can close the script element
         title = type(self).__name__
         page = _PAGE.replace("@TITLE@", title).replace("@PAYLOAD@", payload)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(page)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write_text(path, page)
 
 
 _PAGE = """<!doctype html>

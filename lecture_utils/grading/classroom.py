@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from lecture_utils.files import atomic_write_text
 from lecture_utils.grading import (
     FAILED,
     NOT_ATTEMPTED,
@@ -162,12 +163,6 @@ def _load_cache(out: Path) -> dict:
         return {}
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def _notebook_from_dict(d: dict) -> NotebookResult:
     from lecture_utils.grading import ExerciseResult
 
@@ -239,7 +234,7 @@ def grade_class(subs: list[Submission], out: Path, *, jobs: int, timeout: float,
     for sub in subs:
         sub.notebooks.sort(key=lambda r: (r.chapter or 0, r.path))
     learners = {s.learner: {"hash": s.hash, "notebooks": [asdict(r) for r in s.notebooks]} for s in subs if s.files}
-    _write_atomic(out / CACHE, json.dumps({"schema": SCHEMA, "learners": learners}))
+    atomic_write_text(out / CACHE, json.dumps({"schema": SCHEMA, "learners": learners}))
     return subs
 
 
@@ -339,8 +334,8 @@ def main(args, sandbox, limits) -> int:
     out = Path(args.out)
     subs = grade_class(subs, out, jobs=jobs, timeout=args.timeout, smoke=not args.full, sandbox=sandbox,
                        limits=limits, chapter=args.chapter, progress=not args.no_progress)
-    _write_atomic(out / "grades.csv", to_csv(subs))
-    _write_atomic(out / "grades.json", json.dumps(to_json(subs, sandbox is not None), indent=2) + "\n")
+    atomic_write_text(out / "grades.csv", to_csv(subs))
+    atomic_write_text(out / "grades.json", json.dumps(to_json(subs, sandbox is not None), indent=2) + "\n")
     print(report(subs, sandbox is not None, time.perf_counter() - start))
     print(f"\nwrote {out / 'grades.csv'} and {out / 'grades.json'}")
     return 0
