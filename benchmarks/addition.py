@@ -15,7 +15,7 @@ import torch
 
 from lecture_utils import addition
 from lecture_utils.device import describe, pick_device, set_threads
-from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.model import GPT, GPTConfig, num_parameters
 
 
 def run(n_digits, max_steps, target, eval_every, device, n_embd=128, n_layer=2, n_head=4, batch_size=64, lr=1e-3,
@@ -40,7 +40,7 @@ def run(n_digits, max_steps, target, eval_every, device, n_embd=128, n_layer=2, 
                   f"({time.perf_counter() - start:.0f} s)", flush=True)
             if acc >= target:
                 break
-    return step, acc, time.perf_counter() - start, sum(p.numel() for p in model.parameters())
+    return step, acc, time.perf_counter() - start, num_parameters(model)
 
 
 def main(argv=None) -> int:

@@ -30,7 +30,7 @@ from torch.nn import functional as F
 
 from lecture_utils import data
 from lecture_utils.device import describe, pick_device, set_threads
-from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig, Head
+from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig, Head, num_parameters
 from lecture_utils.train import PRESETS, TrainConfig, train
 
 LECTURE = {"bigram": 2.50, "one head": 2.40, "4 heads of 8": 2.28, "+ feed-forward": 2.24,
@@ -144,7 +144,7 @@ def main(argv=None) -> int:
             vals.append(res.last_val)
             bests.append(res.best_val)
             secs.append(res.seconds)
-        rows.append((rung, trains, vals, bests, secs, sum(p.numel() for p in model.parameters())))
+        rows.append((rung, trains, vals, bests, secs, num_parameters(model)))
         print(f"{rung:<16} train {statistics.mean(trains):.4f} val {statistics.mean(vals):.4f} "
               f"(best {statistics.mean(bests):.4f}) {statistics.mean(secs):.0f} s/seed", flush=True)
 

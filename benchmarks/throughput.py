@@ -3,11 +3,12 @@
 (a) "heads": ``GPT(attention="heads")`` with every head on the readable path the lecture writes
     (``q @ k^T``, ``masked_fill``, softmax, dropout on the weights, ``@ v``), one head at a time;
 (b) "batched": the reference ``GPT`` - one fused QKV projection, heads as a batch dimension,
-    ``F.scaled_dot_product_attention`` (on a CPU, while training with dropout, the written-out attention
-    with dropout masks from :func:`lecture_utils.model.cpu_dropout`, because torch draws its own masks
-    slowly there); and (b0), the same model with the readable attention of (a), which separates what
-    batching the heads buys from what SDPA buys; on a CPU with dropout, also (b) with torch's own
-    dropout, which shows what the fast masks buy; on a CPU with native bf16 (AVX512-BF16 or AMX), also
+    ``F.scaled_dot_product_attention`` - as the training loop runs it: on a CPU with its dropout masks
+    drawn by numpy (:func:`lecture_utils.speed.use_fast_cpu_dropout`, ``TrainConfig.fast_cpu_dropout``;
+    torch draws its own masks slowly there, and the attention weights' dropout then takes the written-out
+    path); and (b0), the same model with the readable attention of (a), which separates what
+    batching the heads buys from what SDPA buys; on a CPU with dropout, also (b) without the fast
+    masks (``fast_cpu_dropout=False``), which shows what they buy; on a CPU with native bf16 (AVX512-BF16 or AMX), also
     (b) under bf16 autocast - the same model, its training arithmetic in bf16.
 
 Both have the same parameters (10,788,929 at the lecture's size) and compute the same function
@@ -31,9 +32,9 @@ from dataclasses import replace
 
 import torch
 
-from lecture_utils import model as model_module
 from lecture_utils.device import cpu_has_native_bf16, describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.speed import use_fast_cpu_dropout
 from lecture_utils.timing import median_seconds, random_batches, training_step
 
 CONFIGS = {
@@ -76,26 +77,25 @@ def main(argv=None) -> int:
         batch = args.batch or batch
         batches = random_batches(65, batch, cfg.block_size, args.warmup + args.steps, device)
         tokens = batch * cfg.block_size
-        variants = [("a: list of heads, readable", "heads", True, False),
-                    ("b0: batched, readable attention", "batched", True, False)]
+        # (label, attention, readable path, torch.compile / bf16, fast CPU dropout masks)
+        variants = [("a: list of heads, readable", "heads", True, False, False),
+                    ("b0: batched, readable attention", "batched", True, False, True)]
         if device.type == "cpu" and cfg.dropout > 0:
-            variants.append(("b with torch's dropout masks", "batched", False, "torch-dropout"))
-        variants.append(("b: reference GPT (batched, SDPA)", "batched", False, False))
+            variants.append(("b with torch's dropout masks", "batched", False, False, False))
+        variants.append(("b: reference GPT (batched, SDPA)", "batched", False, False, True))
         if args.compile:
-            variants.append(("b + torch.compile", "batched", False, True))
+            variants.append(("b + torch.compile", "batched", False, True, True))
         if device.type == "cpu" and cpu_has_native_bf16():
-            variants.append(("b + bf16 autocast (CPU)", "batched", False, "bf16"))
+            variants.append(("b + bf16 autocast (CPU)", "batched", False, "bf16", True))
         results = {}
-        for label, attention, readable, comp in variants:
+        for label, attention, readable, comp, fast_masks in variants:
             torch.manual_seed(0)
             model = GPT(GPTConfig(**{**cfg.to_dict(), "attention": attention})).to(device).train()
+            if fast_masks and device.type == "cpu":
+                use_fast_cpu_dropout(model)  # before compiling: the compiled graph sees the swapped modules
             step = training_step(torch.compile(model) if comp is True else model, batches, device, readable,
-                                 cpu_bf16=comp == "bf16")
-            model_module.FAST_CPU_DROPOUT = comp != "torch-dropout"
-            try:
-                med = median_seconds(step, args.warmup, args.steps, device)
-            finally:
-                model_module.FAST_CPU_DROPOUT = True
+                                 cpu_bf16=comp == "bf16", fast_cpu_dropout=False)
+            med = median_seconds(step, args.warmup, args.steps, device)
             results[label] = tokens / med
             print(f"{name:<8} {label:<34} {med * 1e3:9.1f} ms/step  {tokens / med:10.0f} tokens/s", flush=True)
         a = results["a: list of heads, readable"]
@@ -131,15 +131,12 @@ def _profile(name: str, cfg: GPTConfig, batches, device: torch.device) -> None:
         variants.append(("b + bf16 autocast", True))
     for label, bf16 in variants:
         torch.manual_seed(0)
-        step = training_step(GPT(cfg).to(device).train(), batches, device, cpu_bf16=bf16)
-        model_module.FAST_CPU_DROPOUT = not label.startswith("b with torch's")
-        try:
+        step = training_step(GPT(cfg).to(device).train(), batches, device, cpu_bf16=bf16,
+                             fast_cpu_dropout=not label.startswith("b with torch's"))
+        step()
+        step()
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
-            step()
-            with profile(activities=[ProfilerActivity.CPU]) as prof:
-                step()
-        finally:
-            model_module.FAST_CPU_DROPOUT = True
         groups = {"matmuls (linear)": 0.0, "attention": 0.0, "dropout masks": 0.0, "other": 0.0}
         for e in prof.key_averages():
             key, t = e.key, e.self_cpu_time_total

@@ -1,4 +1,4 @@
-"""Reference modules, in the lecture's order and with the lecture's names.
+"""The lecture's model, module by module, in the lecture's order and with the lecture's names.
 
 Each class is what a chapter's exercise builds; a later chapter uses these when it needs an
 earlier chapter's piece, so a learner stuck on one exercise can still run every later cell.
@@ -7,20 +7,19 @@ earlier chapter's piece, so a learner stuck on one exercise can still run every 
 - ``BigramWithPositions``  (chapter 03) token + position embeddings, ``lm_head``
 - ``Head``                 (chapter 04) one head of causal self-attention
 - ``MultiHeadAttention``   (chapter 05) a list of ``Head`` s, concatenated, projected
-- ``CausalSelfAttention``  (chapter 05, EX1) the same maths with heads as a batch dimension
+- ``CausalSelfAttention``  (chapter 05, EX1) the same maths with heads as a batch dimension (nanoGPT's)
 - ``FeedForward``          (chapter 06)
 - ``LayerNorm``            (chapter 07) from scratch; matches ``torch.nn.LayerNorm``
 - ``Block``                (chapter 07) pre-norm, residual connections
-- ``GPT`` / ``GPTConfig``  (chapter 08)
+- ``GPTConfig`` / ``GPT``  (chapter 08)
 
-Attention weights for the heatmaps come out of the same function that computes the forward pass
-(:func:`causal_attention`): with ``need_weights`` it takes the readable path (mask, softmax,
-matmul) and keeps the weights; without, it calls ``F.scaled_dot_product_attention``. The tests
-check the two paths agree, so the pictures show what the model computes.
+Elsewhere, chosen by configuration: chapter 12's modern pieces (GELU, RMSNorm, SwiGLU, RoPE, weight
+tying) in :mod:`lecture_utils.modern` (``GPTConfig(activation=, norm=, position=, tie_weights=)``);
+the fast CPU dropout masks in :mod:`lecture_utils.speed` (``TrainConfig(fast_cpu_dropout=)``).
+Their names are importable from here too.
 
-Speed on a CPU (``benchmarks/throughput.py``): the reference ``GPT`` draws its dropout masks with
-:func:`cpu_dropout` (numpy's generator; torch's ``bernoulli_`` took 15 % of a lecture-sized
-training step); the lecture's modules keep ``nn.Dropout``.
+Attention weights for the heatmaps come out of the forward pass itself: with ``keep_attention``
+set (:func:`keep_attention`), every attention module stores the weights it used in ``.attention``.
 """
 
 from __future__ import annotations
@@ -29,7 +28,6 @@ import contextlib
 import math
 from dataclasses import asdict, dataclass, fields
 
-import numpy as np
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -92,6 +90,14 @@ def _logits_and_loss(logits: torch.Tensor, targets: torch.Tensor | None):
     logits = logits.view(B * T, C)
     loss = F.cross_entropy(logits, targets.reshape(B * T), ignore_index=-1)
     return logits, loss
+
+
+def _check_length(T: int, block_size: int | None) -> None:
+    if block_size is not None and T > block_size:
+        raise ValueError(
+            f"sequence length {T} is longer than block_size={block_size}: crop the context to the "
+            f"last {block_size} tokens (generate does this)"
+        )
 
 
 @contextlib.contextmanager
@@ -174,82 +180,6 @@ def generate(
 # ---------------------------------------------------------------------------------------------
 
 
-def causal_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    dropout: float = 0.0,
-    need_weights: bool = False,
-):
-    """Masked (causal), scaled dot-product attention over the last two dimensions.
-
-    ``q``, ``k``, ``v``: ``(..., T, head_size)``. Returns ``(out, weights)``: ``out`` is
-    ``(..., T, head_size)``; ``weights`` ``(..., T, T)`` (before dropout) when ``need_weights``,
-    else None. The scale is ``1/sqrt(head_size)``, so affinities keep unit variance.
-
-    Three paths, one function: with ``need_weights``, the readable one (the lecture's code, with
-    ``F.dropout``); otherwise ``F.scaled_dot_product_attention``, except when training with dropout
-    on a CPU, where its fused kernel refuses dropout and its fallback draws the mask with torch's
-    slow CPU random numbers: there the readable path runs with :func:`cpu_dropout` instead.
-    """
-    T, head_size = q.shape[-2], q.shape[-1]
-    fast_cpu_dropout = dropout > 0 and q.device.type == "cpu" and not need_weights and FAST_CPU_DROPOUT
-    if need_weights or fast_cpu_dropout:
-        wei = q @ k.transpose(-2, -1) * head_size**-0.5  # (..., T, T)
-        mask = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
-        wei = wei.masked_fill(~mask, float("-inf"))
-        wei = F.softmax(wei, dim=-1)
-        if fast_cpu_dropout:
-            return cpu_dropout(wei, dropout) @ v, None
-        out = F.dropout(wei, p=dropout, training=dropout > 0) @ v
-        return out, wei
-    out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout, is_causal=True)
-    return out, None
-
-
-FAST_CPU_DROPOUT = True  # False: every dropout is torch's own (benchmarks/throughput.py compares the two)
-
-
-def cpu_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """Dropout, as ``F.dropout(x, p, training)``, with the mask drawn quickly on a CPU.
-
-    Each element is kept with probability ``1 - p`` and scaled by ``1 / (1 - p)``, like
-    ``F.dropout``. On a CPU torch draws its dropout masks one number at a time (``bernoulli_``:
-    15 % of a lecture-sized fp32 training step on a 2-core CPU, measured by
-    ``benchmarks/throughput.py``), so here the mask comes from numpy's SFC64 generator: 16 random
-    bits per element, kept when they are at least ``round(p * 65536)`` (so ``p`` is exact to
-    1/65536). The generator is seeded from torch's, so ``torch.manual_seed`` still makes a run
-    repeatable. Off a CPU (cuda, mps), or out of training, this is ``F.dropout``.
-    """
-    threshold = round(p * 65536)
-    if not (training and FAST_CPU_DROPOUT and x.device.type == "cpu" and 0 < threshold < 65536):
-        return F.dropout(x, p=p, training=training)
-    with torch.profiler.record_function("cpu_dropout mask"):  # numpy's time, named in a torch.profiler table
-        seed = int(torch.empty((), dtype=torch.int64).random_())  # from torch's generator: manual_seed repeats it
-        bits = np.random.Generator(np.random.SFC64(seed)).integers(-32768, 32768, x.numel(), dtype=np.int16)
-        keep = torch.from_numpy(bits).view(x.shape) >= threshold - 32768
-    return x * keep.to(x.dtype).mul_(1.0 / (1.0 - p))
-
-
-class Dropout(nn.Dropout):
-    """``nn.Dropout`` whose mask is drawn by :func:`cpu_dropout` (fast on a CPU, ``F.dropout``
-    elsewhere). The reference ``GPT`` uses it; the lecture's modules keep ``nn.Dropout``."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return cpu_dropout(x, self.p, self.training)
-
-
-def _use_cpu_dropout(module: nn.Module) -> nn.Module:
-    """Swap every plain ``nn.Dropout`` inside ``module``, at any depth, for :class:`Dropout` with the
-    same ``p``. Returns ``module``."""
-    for name, child in module.named_children():
-        if type(child) is nn.Dropout:
-            setattr(module, name, Dropout(child.p))
-        else:
-            _use_cpu_dropout(child)
-    return module
-
-
 class _KeepsAttention:
     """Mixin: ``keep_attention = True`` makes the module store its last attention weights in
     ``self.attention`` (detached), for the heatmaps."""
@@ -265,22 +195,26 @@ class Head(nn.Module, _KeepsAttention):
 
     def __init__(self, n_embd: int, head_size: int, block_size: int, dropout: float = 0.0):
         super().__init__()
-        self.head_size = head_size
-        self.block_size = block_size
         self.key = nn.Linear(n_embd, head_size, bias=False)
         self.query = nn.Linear(n_embd, head_size, bias=False)
         self.value = nn.Linear(n_embd, head_size, bias=False)
-        self.dropout = dropout
+        # not a parameter, and not saved: checkpoints hold the learned weights only
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)), persistent=False)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(B, T, n_embd)`` -> ``(B, T, head_size)``. Stores ``(B, T, T)`` weights in
-        ``self.attention`` when ``keep_attention`` is set."""
-        _check_length(x.shape[1], self.block_size)
-        k, q, v = self.key(x), self.query(x), self.value(x)  # (B, T, hs)
-        p = self.dropout if self.training else 0.0
-        out, wei = causal_attention(q, k, v, p, need_weights=self.keep_attention)
-        self.attention = wei.detach() if wei is not None else None
-        return out
+        """``x``: ``(B, T, n_embd)`` -> ``(B, T, head_size)``."""
+        B, T, C = x.shape
+        _check_length(T, self.tril.size(0))
+        k = self.key(x)  # (B, T, hs)
+        q = self.query(x)  # (B, T, hs)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5  # (B, T, T)
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        wei = F.softmax(wei, dim=-1)
+        self.attention = wei.detach() if self.keep_attention else None
+        wei = self.dropout(wei)
+        v = self.value(x)  # (B, T, hs)
+        return wei @ v  # (B, T, hs)
 
 
 class MultiHeadAttention(nn.Module, _KeepsAttention):
@@ -303,47 +237,61 @@ class MultiHeadAttention(nn.Module, _KeepsAttention):
 
 
 class CausalSelfAttention(nn.Module, _KeepsAttention):
-    """Multi-head attention with the heads as a batch dimension (the lecture's exercise EX1): one
-    linear layer computes the queries, keys and values of every head at once; ``view`` and
-    ``transpose`` turn ``(B, T, 3C)`` into three ``(B, n_head, T, head_size)`` tensors.
+    """Multi-head attention with the heads as a batch dimension (the lecture's exercise EX1, nanoGPT's
+    ``CausalSelfAttention``): one linear layer computes the queries, keys and values of every head at
+    once; ``view`` and ``transpose`` turn ``(B, T, 3C)`` into three ``(B, nh, T, hs)`` tensors.
 
-    Same mathematics and parameter count as ``MultiHeadAttention``; :func:`heads_to_batched`
-    copies weights from one to the other.
+    Same mathematics and parameter count as ``MultiHeadAttention``; :func:`heads_to_batched` copies
+    weights from one to the other. ``attn_dropout`` is a separate rate for the attention weights
+    (None: ``dropout``, as in the lecture).
     """
 
-    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, rope: bool = False,
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0,
                  attn_dropout: float | None = None):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
         self.n_head = n_head
         self.block_size = block_size
-        self.attn_dropout = dropout if attn_dropout is None else attn_dropout  # on the attention weights
         self.qkv = nn.Linear(n_embd, 3 * n_embd, bias=False)  # [q | k | v], each head_size per head
         self.proj = nn.Linear(n_embd, n_embd)
-        self.dropout = Dropout(dropout)
-        self.rope = rope
-        if rope:  # chapter 12: rotary position embeddings on the queries and keys
-            cos, sin = rope_tables(block_size, n_embd // n_head)
-            self.register_buffer("rope_cos", cos, persistent=False)
-            self.register_buffer("rope_sin", sin, persistent=False)
+        self.attn_dropout = nn.Dropout(dropout if attn_dropout is None else attn_dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+        tril = torch.tril(torch.ones(block_size, block_size)).view(1, 1, block_size, block_size)
+        self.register_buffer("tril", tril, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, n_embd)`` -> ``(B, T, n_embd)``. Weights: ``(B, n_head, T, T)``."""
         B, T, C = x.shape
         _check_length(T, self.block_size)
-        hs = C // self.n_head
         q, k, v = self.qkv(x).split(C, dim=2)  # each (B, T, C)
+        hs = C // self.n_head
         q = q.view(B, T, self.n_head, hs).transpose(1, 2)  # (B, nh, T, hs)
         k = k.view(B, T, self.n_head, hs).transpose(1, 2)
         v = v.view(B, T, self.n_head, hs).transpose(1, 2)
-        if self.rope:
-            cos, sin = self.rope_cos[:T].to(q.dtype), self.rope_sin[:T].to(q.dtype)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        p = self.attn_dropout if self.training else 0.0
-        out, wei = causal_attention(q, k, v, p, need_weights=self.keep_attention)
-        self.attention = wei.detach() if wei is not None else None
-        out = out.transpose(1, 2).reshape(B, T, C)  # heads side by side again
-        return self.dropout(self.proj(out))
+        out = self.attend(q, k, v)  # (B, nh, T, hs)
+        out = out.transpose(1, 2).contiguous().view(B, T, C)  # heads side by side again
+        return self.resid_dropout(self.proj(out))
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Masked, scaled dot-product attention of ``(B, nh, T, hs)`` queries, keys and values.
+
+        Written out (as the lecture does) when the weights are wanted for a heatmap, or when the
+        weights' dropout is not torch's own (a model given fast CPU masks by
+        :func:`lecture_utils.speed.use_fast_cpu_dropout`: ``scaled_dot_product_attention`` can only
+        draw its own); otherwise ``F.scaled_dot_product_attention``, the same mathematics fused.
+        """
+        T = q.size(-2)
+        own_dropout = self.training and self.attn_dropout.p > 0 and type(self.attn_dropout) is not nn.Dropout
+        if self.keep_attention or own_dropout:
+            wei = q @ k.transpose(-2, -1) * q.size(-1) ** -0.5  # (B, nh, T, T)
+            wei = wei.masked_fill(self.tril[:, :, :T, :T] == 0, float("-inf"))
+            wei = F.softmax(wei, dim=-1)
+            self.attention = wei.detach() if self.keep_attention else None
+            return self.attn_dropout(wei) @ v
+        self.attention = None
+        p = self.attn_dropout.p if self.training else 0.0
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
 
 
 @torch.no_grad()
@@ -360,31 +308,19 @@ def heads_to_batched(mha: MultiHeadAttention, csa: CausalSelfAttention) -> Causa
     return csa
 
 
-def _check_length(T: int, block_size: int | None) -> None:
-    if block_size is not None and T > block_size:
-        raise ValueError(
-            f"sequence length {T} is longer than block_size={block_size}: crop the context to the "
-            f"last {block_size} tokens (generate does this)"
-        )
-
-
 # ---------------------------------------------------------------------------------------------
 # chapters 06-07: feed-forward, LayerNorm, Block
 # ---------------------------------------------------------------------------------------------
 
 
 class FeedForward(nn.Module):
-    """Per-token computation after communication: Linear (4x wider), ReLU, Linear back, dropout.
+    """Per-token computation after communication: Linear (4x wider), ReLU, Linear back, dropout."""
 
-    ``activation="gelu"`` (chapter 12) puts GELU where the ReLU is, as GPT-2 does."""
-
-    def __init__(self, n_embd: int, dropout: float = 0.0, activation: str = "relu"):
+    def __init__(self, n_embd: int, dropout: float = 0.0):
         super().__init__()
-        if activation not in ("relu", "gelu"):
-            raise ValueError(f"FeedForward activation must be 'relu' or 'gelu', got {activation!r} (SwiGLU is its own module)")
         self.net = nn.Sequential(
             nn.Linear(n_embd, 4 * n_embd),
-            nn.ReLU() if activation == "relu" else nn.GELU(),
+            nn.ReLU(),
             nn.Linear(4 * n_embd, n_embd),
             nn.Dropout(dropout),
         )
@@ -413,135 +349,48 @@ class LayerNorm(nn.Module):
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
-# ---------------------------------------------------------------------------------------------
-# chapter 12: what modern GPTs change (each behind a GPTConfig flag)
-# ---------------------------------------------------------------------------------------------
-
-
-def gelu(x: torch.Tensor) -> torch.Tensor:
-    """GELU, ``x * Phi(x)`` with ``Phi`` the standard normal CDF: a smooth ReLU that lets a little
-    negative signal (and gradient) through. Same as ``F.gelu(x)``."""
-    return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
-
-
-class RMSNorm(nn.Module):
-    """RMSNorm: LayerNorm without the mean subtraction and without the bias - each token's features
-    are divided by their root mean square, then scaled by a learned weight. Cheaper, and in practice
-    as good (LLaMA and most recent GPTs use it)."""
-
-    def __init__(self, dim: int, eps: float = 1e-5):
-        super().__init__()
-        self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps) * self.weight
-
-
-def swiglu_hidden(n_embd: int) -> int:
-    """Hidden width of :class:`SwiGLU` that keeps the parameter count of the 4x ReLU feed-forward
-    (three matrices of ``n_embd x hidden`` instead of two of ``n_embd x 4 n_embd``): ``8/3 n_embd``."""
-    return 8 * n_embd // 3
-
-
-class SwiGLU(nn.Module):
-    """Gated feed-forward: ``down(silu(gate(x)) * up(x))``. One linear layer decides, per hidden unit,
-    how much of the other's output to let through. No biases, as in LLaMA."""
-
-    def __init__(self, n_embd: int, dropout: float = 0.0, hidden: int | None = None):
-        super().__init__()
-        hidden = hidden or swiglu_hidden(n_embd)
-        self.gate = nn.Linear(n_embd, hidden, bias=False)
-        self.up = nn.Linear(n_embd, hidden, bias=False)
-        self.down = nn.Linear(hidden, n_embd, bias=False)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.down(F.silu(self.gate(x)) * self.up(x)))
-
-
-def rope_tables(T: int, head_size: int, base: float = 10000.0, device=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Cosines and sines of the rotary angles, each ``(T, head_size // 2)``: position ``m`` and
-    frequency ``i`` give the angle ``m * base ** (-2 i / head_size)``."""
-    if head_size % 2:
-        raise ValueError(f"RoPE needs an even head_size, got {head_size}")
-    inv_freq = base ** (-torch.arange(0, head_size, 2, device=device, dtype=torch.float32) / head_size)
-    angles = torch.arange(T, device=device, dtype=torch.float32)[:, None] * inv_freq[None, :]
-    return angles.cos(), angles.sin()
-
-
-def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate ``x`` (``(..., T, head_size)``) by the angles of :func:`rope_tables`: dimension ``i`` is
-    paired with ``i + head_size // 2`` (the "half-split" convention of GPT-NeoX and LLaMA) and each
-    pair turned by its position's angle. Dot products of rotated queries and keys then depend only
-    on how far apart the two positions are."""
-    half = x.shape[-1] // 2
-    x1, x2 = x[..., :half], x[..., half:]
-    return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
-
-
-def tie_weights(model: nn.Module) -> nn.Module:
-    """Make ``model.lm_head.weight`` the very same Parameter as ``model.token_embedding_table.weight``:
-    one ``(vocab_size, n_embd)`` matrix reads tokens in and writes logits out. Returns ``model``."""
-    model.lm_head.weight = model.token_embedding_table.weight
-    return model
-
-
-def make_norm(kind: str, dim: int) -> nn.Module:
-    """``"layernorm"`` (``nn.LayerNorm``, as in the lecture) or ``"rmsnorm"`` (:class:`RMSNorm`)."""
-    if kind == "layernorm":
-        return nn.LayerNorm(dim)
-    if kind == "rmsnorm":
-        return RMSNorm(dim)
-    raise ValueError(f"norm must be 'layernorm' or 'rmsnorm', got {kind!r}")
-
-
-def make_feed_forward(activation: str, n_embd: int, dropout: float = 0.0) -> nn.Module:
-    """``"relu"`` (the lecture), ``"gelu"`` (GPT-2) or ``"swiglu"`` (LLaMA)."""
-    if activation == "swiglu":
-        return SwiGLU(n_embd, dropout)
-    return FeedForward(n_embd, dropout, activation)
-
-
 class Block(nn.Module):
     """Transformer block: communication (attention) then computation (feed-forward), each applied
-    to a LayerNorm'ed copy of the residual stream and added back to it (pre-norm)."""
+    to a LayerNorm'ed copy of the residual stream and added back to it (pre-norm).
 
-    def __init__(
-        self,
-        n_embd: int,
-        n_head: int,
-        block_size: int,
-        dropout: float = 0.0,
-        attention: str = "batched",
-        activation: str = "relu",
-        norm: str = "layernorm",
-        rope: bool = False,
-        attn_dropout: float | None = None,
-    ):
+    ``Block(n_embd, n_head, block_size, dropout)`` is exercise 7.2's block: the lecture's list of
+    heads. :meth:`from_config` builds the block ``GPT`` stacks (heads batched unless
+    ``config.attention == "heads"``, chapter 12's pieces where the config asks for them)."""
+
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0):
         super().__init__()
         if n_embd % n_head != 0:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
-        if attention == "batched":
-            self.sa = CausalSelfAttention(n_embd, n_head, block_size, dropout, rope=rope, attn_dropout=attn_dropout)
-        elif attention == "heads":
-            if rope:
-                raise ValueError("RoPE is built into attention='batched' only; use that (same mathematics)")
-            if attn_dropout is not None and attn_dropout != dropout:
-                raise ValueError("a separate attn_dropout is built into attention='batched' only")
-            self.sa = MultiHeadAttention(n_embd, n_head, n_embd // n_head, block_size, dropout)
-        else:
-            raise ValueError(f"attention must be 'batched' or 'heads', got {attention!r}")
-        self.ffwd = make_feed_forward(activation, n_embd, dropout)
-        if attention == "batched":  # the course's model: dropout masks drawn quickly on a CPU
-            _use_cpu_dropout(self.ffwd)
-        self.ln1 = make_norm(norm, n_embd)
-        self.ln2 = make_norm(norm, n_embd)
+        head_size = n_embd // n_head
+        self.sa = MultiHeadAttention(n_embd, n_head, head_size, block_size, dropout)
+        self.ffwd = FeedForward(n_embd, dropout)
+        self.ln1 = nn.LayerNorm(n_embd)
+        self.ln2 = nn.LayerNorm(n_embd)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.sa(self.ln1(x))
         x = x + self.ffwd(self.ln2(x))
         return x
+
+    @classmethod
+    def from_config(cls, config: GPTConfig) -> Block:
+        """One of ``GPT``'s blocks. Each part is built once, in the order ``__init__`` builds them, so a
+        seed gives the same weights whichever parts the config picks."""
+        if config.is_lecture_block():
+            if config.attention == "heads":
+                return cls(config.n_embd, config.n_head, config.block_size, config.dropout)
+            parts = (CausalSelfAttention(config.n_embd, config.n_head, config.block_size, config.dropout,
+                                         config.attn_dropout),
+                     FeedForward(config.n_embd, config.dropout),
+                     nn.LayerNorm(config.n_embd), nn.LayerNorm(config.n_embd))
+        else:
+            from lecture_utils import modern
+
+            parts = modern.block_parts(config)
+        block = cls.__new__(cls)
+        nn.Module.__init__(block)
+        block.sa, block.ffwd, block.ln1, block.ln2 = parts
+        return block
 
 
 # ---------------------------------------------------------------------------------------------
@@ -568,17 +417,14 @@ class GPTConfig:
     """Hyperparameters of :class:`GPT`. Defaults are the lecture's final configuration
     (10,788,929 parameters with vocab 65).
 
-    ``attention``: ``"batched"`` (one fused QKV projection, fast) or ``"heads"`` (the lecture's
-    list of ``Head`` s); same mathematics, same parameter count.
+    ``attention``: ``"batched"`` (:class:`CausalSelfAttention`, fast) or ``"heads"`` (the lecture's
+    list of ``Head`` s); same mathematics, same parameter count. ``attn_dropout``: a separate rate for
+    the attention weights (None: ``dropout``); ``0.0`` regularises the residual branches only.
 
-    Chapter 12's modern features, all off by default (the lecture's model):
-    ``activation`` ``"relu"`` | ``"gelu"`` | ``"swiglu"``; ``norm`` ``"layernorm"`` | ``"rmsnorm"``;
-    ``position`` ``"learned"`` (a position embedding table) | ``"rope"`` (rotary, no table);
-    ``tie_weights``: the output layer shares the token embedding's matrix.
-
-    ``attn_dropout``: a separate rate for the attention weights (``None``: ``dropout``). ``0.0`` with
-    ``dropout > 0`` regularises the residual branches only and keeps PyTorch's fused attention kernel on
-    a CPU, which refuses attention dropout.
+    Chapter 12's modern features (:mod:`lecture_utils.modern`), all off by default (the lecture's
+    model): ``activation`` ``"relu"`` | ``"gelu"`` | ``"swiglu"``; ``norm`` ``"layernorm"`` |
+    ``"rmsnorm"``; ``position`` ``"learned"`` (a position embedding table) | ``"rope"`` (rotary, no
+    table); ``tie_weights``: the output layer shares the token embedding's matrix.
     """
 
     vocab_size: int = 65
@@ -592,38 +438,42 @@ class GPTConfig:
     norm: str = "layernorm"
     position: str = "learned"
     tie_weights: bool = False
-    attn_dropout: float | None = None  # dropout on the attention weights; None: ``dropout``, as in the lecture
+    attn_dropout: float | None = None
 
     def __post_init__(self):
+        def bad(names, template):
+            raise ConfigError("GPTConfig", names, template)
+
         for name in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError("GPTConfig", [name], f"{{0}} must be a positive integer, got {value!r}")
+                bad([name], f"{{0}} must be a positive integer, got {value!r}")
         if self.n_embd % self.n_head:
-            raise ConfigError("GPTConfig", ["n_embd", "n_head"],
-                              f"{{0}}={self.n_embd} must be divisible by {{1}}={self.n_head}")
+            bad(["n_embd", "n_head"], f"{{0}}={self.n_embd} must be divisible by {{1}}={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("GPTConfig", ["dropout"], f"{{0}} must be in [0, 1), got {self.dropout}")
-        if self.attention not in ("batched", "heads"):
-            raise ConfigError("GPTConfig", ["attention"], f"{{0}} must be 'batched' or 'heads', got {self.attention!r}")
-        if self.attn_dropout is not None:
-            if not 0.0 <= self.attn_dropout < 1.0:
-                raise ConfigError("GPTConfig", ["attn_dropout"], f"{{0}} must be in [0, 1) (or None: the same as dropout), got {self.attn_dropout}")
-            if self.attention != "batched" and self.attn_dropout != self.dropout:
-                raise ConfigError("GPTConfig", ["attn_dropout"], "a separate {0} needs attention='batched'")
-        choices = {"activation": ("relu", "gelu", "swiglu"), "norm": ("layernorm", "rmsnorm"),
-                   "position": ("learned", "rope")}
+            bad(["dropout"], f"{{0}} must be in [0, 1), got {self.dropout}")
+        choices = {"attention": ("batched", "heads"), "activation": ("relu", "gelu", "swiglu"),
+                   "norm": ("layernorm", "rmsnorm"), "position": ("learned", "rope")}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
-                raise ConfigError("GPTConfig", [name], f"{{0}} must be one of {allowed}, got {getattr(self, name)!r}")
+                bad([name], f"{{0}} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.attn_dropout is not None:
+            if not 0.0 <= self.attn_dropout < 1.0:
+                bad(["attn_dropout"], f"{{0}} must be in [0, 1) (or None: the same as dropout), got {self.attn_dropout}")
+            if self.attention != "batched" and self.attn_dropout != self.dropout:
+                bad(["attn_dropout"], "a separate {0} needs attention='batched'")
         if self.position == "rope":
             if self.attention != "batched":
-                raise ConfigError("GPTConfig", ["position"], "{0}='rope' needs attention='batched'")
+                bad(["position"], "{0}='rope' needs attention='batched'")
             if (self.n_embd // self.n_head) % 2:
-                raise ConfigError("GPTConfig", ["position", "n_embd", "n_head"],
-                                  f"{{0}}='rope' needs an even head size, {{1}}/{{2}} = {self.n_embd // self.n_head}")
+                bad(["position", "n_embd", "n_head"],
+                    f"{{0}}='rope' needs an even head size, {{1}}/{{2}} = {self.n_embd // self.n_head}")
         if not isinstance(self.tie_weights, bool):
-            raise ConfigError("GPTConfig", ["tie_weights"], f"{{0}} must be True or False, got {self.tie_weights!r}")
+            bad(["tie_weights"], f"{{0}} must be True or False, got {self.tie_weights!r}")
+
+    def is_lecture_block(self) -> bool:
+        """True when the blocks are the lecture's: ReLU, LayerNorm, a learned position table."""
+        return (self.activation, self.norm, self.position) == ("relu", "layernorm", "learned")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -646,23 +496,15 @@ class GPT(nn.Module):
         self.config = config
         self.block_size = config.block_size
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        if config.position == "learned":
-            self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
-        else:  # RoPE: positions enter through the rotation of queries and keys
-            self.position_embedding_table = None
-        rope = config.position == "rope"
-        self.blocks = nn.Sequential(
-            *[
-                Block(config.n_embd, config.n_head, config.block_size, config.dropout, config.attention,
-                      config.activation, config.norm, rope, config.attn_dropout)
-                for _ in range(config.n_layer)
-            ]
-        )
-        self.ln_f = make_norm(config.norm, config.n_embd)
+        # chapter 12's RoPE has no table: positions enter by rotating the queries and keys
+        learned = config.position == "learned"
+        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd) if learned else None
+        self.blocks = nn.Sequential(*[Block.from_config(config) for _ in range(config.n_layer)])
+        self.ln_f = nn.LayerNorm(config.n_embd) if config.norm == "layernorm" else _modern().RMSNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
         if config.tie_weights:
-            tie_weights(self)
+            _modern().tie_weights(self)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -691,7 +533,8 @@ class GPT(nn.Module):
         return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """Number of parameters (the lecture prints it in millions); a tied matrix counts once."""
+        return num_parameters(self)
 
     @torch.no_grad()
     def attention_maps(self, idx: torch.Tensor) -> torch.Tensor:
@@ -700,6 +543,12 @@ class GPT(nn.Module):
         with eval_mode(self), keep_attention(self) as modules:
             self(idx)
             return torch.stack([m.attention for m in modules])
+
+
+def num_parameters(model: nn.Module) -> int:
+    """Number of parameters of any model, the lecture's ``sum(p.numel() for p in model.parameters())``
+    (a Parameter shared by two layers counts once)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 @contextlib.contextmanager
@@ -721,39 +570,47 @@ def keep_attention(model: nn.Module):
             m.attention = None
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters (the lecture prints this in millions)."""
-    return sum(p.numel() for p in model.parameters())
+def _modern():
+    from lecture_utils import modern
+
+    return modern
+
+
+# Chapter 12's pieces and the speed paths live in their own modules; their names are importable from
+# here as well (``from lecture_utils.model import SwiGLU``), loaded on first use.
+_ELSEWHERE = {
+    "modern": ("gelu", "RMSNorm", "SwiGLU", "swiglu_hidden", "rope_tables", "apply_rope", "tie_weights",
+               "RotaryCausalSelfAttention", "GELUFeedForward"),
+    "speed": ("cpu_dropout", "CPUDropout", "use_fast_cpu_dropout"),
+}
+
+
+def __getattr__(name: str):
+    for module, names in _ELSEWHERE.items():
+        if name in names:
+            import importlib
+
+            return getattr(importlib.import_module(f"lecture_utils.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
     "BigramLanguageModel",
     "BigramWithPositions",
     "generate",
-    "causal_attention",
     "eval_mode",
-    "cpu_dropout",
-    "Dropout",
     "Head",
     "MultiHeadAttention",
     "CausalSelfAttention",
     "heads_to_batched",
     "FeedForward",
     "LayerNorm",
-    "gelu",
-    "RMSNorm",
-    "SwiGLU",
-    "swiglu_hidden",
-    "rope_tables",
-    "apply_rope",
-    "tie_weights",
-    "make_norm",
-    "make_feed_forward",
     "Block",
     "ConfigError",
     "GPTConfig",
     "GPT",
+    "num_parameters",
     "keep_attention",
-    "count_parameters",
+    *_ELSEWHERE["modern"],
+    *_ELSEWHERE["speed"],
 ]
-

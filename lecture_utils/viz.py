@@ -165,7 +165,7 @@ def capture_forward(model: torch.nn.Module, idx: torch.Tensor) -> ForwardPass:
     Raises:
         TypeError: the model has none of those attention modules.
     """
-    from lecture_utils.model import CausalSelfAttention, Head, MultiHeadAttention, apply_rope, eval_mode, keep_attention
+    from lecture_utils.model import CausalSelfAttention, Head, MultiHeadAttention, eval_mode, keep_attention
 
     if idx.dim() != 2 or idx.shape[0] != 1:
         raise ValueError(f"capture_forward needs ids of shape (1, T), got {tuple(idx.shape)}")
@@ -219,9 +219,8 @@ def capture_forward(model: torch.nn.Module, idx: torch.Tensor) -> ForwardPass:
                 hs = C // m.n_head
                 q = qkv[:, :C].view(T, m.n_head, hs).transpose(0, 1)  # (nh, T, hs)
                 k = qkv[:, C : 2 * C].view(T, m.n_head, hs).transpose(0, 1)
-                if m.rope:
-                    cos, sin = m.rope_cos[:T].to(q.dtype), m.rope_sin[:T].to(q.dtype)
-                    q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+                if hasattr(m, "rotate"):  # chapter 12's RoPE: the queries and keys attention compares
+                    q, k = m.rotate(q, k)
             else:
                 count = len(m.heads) if isinstance(m, MultiHeadAttention) else 1
                 q = torch.stack([grabbed[(n, h, "q")][0] for h in range(count)])

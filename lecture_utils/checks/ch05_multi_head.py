@@ -87,7 +87,7 @@ def multi_head(MultiHeadAttention, device="cpu"):
     copy_weights(reference, dropped, "MultiHeadAttention")
     for h in getattr(dropped, "heads", []):
         if isinstance(h, ref.Head):
-            h.dropout = 0.0  # so that only the module's own dropout can make outputs vary
+            h.dropout.p = 0.0  # so that only the module's own dropout can make outputs vary
     x = torch.randn(4, BLOCK_SIZE, N_EMBD, generator=g).to(device)
     check_dropout(dropped, x, reference(x),
                   "with dropout=0.5 in training mode the output never changed: add dropout after the projection, "

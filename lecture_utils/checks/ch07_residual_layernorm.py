@@ -190,9 +190,12 @@ def block(Block, device="cpu"):
     ``ln1``, ``ln2``: ``x = x + sa(ln1(x)); x = x + ffwd(ln2(x))``."""
     g = rng(fresh_seed())
     model = build(Block, (N_EMBD, N_HEAD, BLOCK_SIZE, 0.0), "n_embd, n_head, block_size, dropout").to(device)
-    # the reference Block defaults to batched heads: compare like with like
-    attention = "batched" if isinstance(getattr(model, "sa", None), ref.CausalSelfAttention) else "heads"
-    reference = randomize_(ref.Block(N_EMBD, N_HEAD, BLOCK_SIZE, 0.0, attention=attention), g).to(device)
+    # compare like with like: a block with batched heads against the reference GPT's block
+    if isinstance(getattr(model, "sa", None), ref.CausalSelfAttention):
+        reference = ref.Block.from_config(ref.GPTConfig(block_size=BLOCK_SIZE, n_embd=N_EMBD, n_head=N_HEAD, dropout=0.0))
+    else:
+        reference = ref.Block(N_EMBD, N_HEAD, BLOCK_SIZE, 0.0)
+    reference = randomize_(reference, g).to(device)
     copy_weights(reference, model, "Block", _block_shape_hint)
     model.eval()
     reference.eval()

@@ -28,7 +28,7 @@ CONFIG = ref.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_laye
 
 
 def _count(module: nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
+    return ref.num_parameters(module)
 
 
 def _structure(model: nn.Module, reference: nn.Module) -> None:
