@@ -78,7 +78,7 @@ def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dic
         mcfg, tcfg = VARIANTS[name]
         torch.manual_seed(0)
         model = GPT(replace(mcfg, vocab_size=vocab_size)).to(device)
-        steps[name] = training_step(model, random_batches(vocab_size, tcfg.batch_size, tcfg.block_size, 4, device),
+        steps[name] = training_step(model, random_batches(vocab_size, tcfg.batch_size, mcfg.block_size, 4, device),
                                     device)
     times: dict[str, list[float]] = {name: [] for name in names}
     for step in steps.values():  # warm-up

@@ -29,7 +29,7 @@ import torch
 
 from lecture_utils import data
 from lecture_utils.device import describe, pick_device, set_threads
-from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.model import GPT, GPTConfig, num_parameters
 from lecture_utils.train import PRESETS, TrainConfig, train, whole_split_loss
 
 BASELINE = (PRESETS["cpu"].model, PRESETS["cpu"].train)  # the well-known configuration is the package's cpu preset
@@ -63,7 +63,7 @@ CANDIDATES = {
 
 
 _MODEL_FIELDS = {f.name for f in fields(GPTConfig)}
-_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}  # block_size is in both: --set block_size=N sets both
+_TRAIN_FIELDS = {f.name for f in fields(TrainConfig)}  # --set block_size=N: the model's context length
 
 
 def _parse_overrides(parser: argparse.ArgumentParser, items: list[str]) -> dict:
@@ -123,15 +123,15 @@ def main(argv=None) -> int:
         # shapes, so about the same cost; 1.5x for a margin: it took 2-3 s before and after a 600-s run) and give
         # training what is left
         t0 = time.perf_counter()
-        whole_split_loss(model, va, tcfg.block_size)
+        whole_split_loss(model, va, model.block_size)
         whole_seconds = time.perf_counter() - t0
         tcfg = replace(tcfg, time_budget=max(1.0, budget - 1.5 * whole_seconds))
         res = train(model, tr, va, tcfg, progress=False)
         t0 = time.perf_counter()
-        whole = whole_split_loss(model, va, tcfg.block_size)
+        whole = whole_split_loss(model, va, model.block_size)
         whole_seconds = time.perf_counter() - t0
         results[name] = (res, whole)
-        n = sum(p_.numel() for p_ in model.parameters())
+        n = num_parameters(model)
         print(f"{name:<16} {n / 1e6:.2f} M params, {res.iters_done} iters in {res.seconds:.0f} s: "
               f"best val {res.best_val:.4f} (iter {res.best_iter}), last val {res.last_val:.4f}; "
               f"final model on the whole val split {whole:.4f} ({whole_seconds:.1f} s; "

@@ -48,7 +48,7 @@ def _add_train(sub) -> None:
     p.add_argument("--eval-interval", type=int, help="evaluate every N iterations (0: only at the end)")
     p.add_argument("--eval-iters", type=int, help="batches per evaluation (>= 1)")
     p.add_argument("--batch-size", type=int)
-    p.add_argument("--block-size", type=int, help="context length (also the model's block_size)")
+    p.add_argument("--block-size", type=int, help="context length (the model's block_size)")
     p.add_argument("--lr", type=float, dest="learning_rate", help="learning rate (> 0)")
     p.add_argument("--weight-decay", type=float, dest="weight_decay", help="AdamW's weight decay (>= 0)")
     p.add_argument("--decay-matrices-only", action="store_const", const=False, dest="decay_all",
@@ -75,8 +75,10 @@ def _add_train(sub) -> None:
                         "split across the processes, so N must be a multiple of --nproc_per_node (left out, "
                         "the CLI picks a split and says which)")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: all available, shared among processes)")
-    p.add_argument("--compile", action="store_true", help="use torch.compile (pays off on long GPU runs)")
-    p.add_argument("--cpu-bf16", action="store_true", dest="cpu_bf16",
+    p.add_argument("--compile", action="store_true", default=None, help="use torch.compile (pays off on long GPU runs)")
+    p.add_argument("--torch-dropout", action="store_const", const=False, dest="fast_cpu_dropout",
+                   help="on a CPU, draw dropout masks with torch's own generator instead of numpy's faster one")
+    p.add_argument("--cpu-bf16", action="store_true", default=None, dest="cpu_bf16",
                    help="bf16 autocast on a CPU with native bf16 (AVX512-BF16/AMX): faster for large models")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when stderr is not a terminal, e.g. in a log)")
@@ -131,12 +133,25 @@ def cmd_grade(args) -> int:
     return grade_main(args)
 
 
-_MODEL_FLAGS = ("n_embd", "n_head", "n_layer", "dropout", "activation", "norm", "position", "tie_weights",
-                "attn_dropout")
-_TRAIN_FLAGS = ("max_iters", "eval_interval", "eval_iters", "batch_size", "block_size", "learning_rate", "seed",
-                "time_budget", "grad_accum", "weight_decay", "optimizer", "muon_lr", "decay_all")
 # what a resumed run may change: how long it trains, how often it evaluates, how its steps are computed
-_RESUME_MAY_CHANGE = ("max_iters", "eval_interval", "eval_iters", "time_budget", "grad_accum")
+_RESUME_MAY_CHANGE = ("max_iters", "eval_interval", "eval_iters", "time_budget", "grad_accum", "compile",
+                      "fast_cpu_dropout")
+
+
+def _overrides(args, config_class, bigram: bool = False) -> dict:
+    """The flags given on the command line that set a field of ``config_class`` (GPTConfig or TrainConfig):
+    the flags whose destination is the field's name. ``block_size`` is the model's, except for the bigram
+    model, which has none (its context length is the training loop's)."""
+    from dataclasses import fields
+
+    from lecture_utils.model import GPTConfig
+
+    names = [f.name for f in fields(config_class) if f.name in args._flags]
+    if config_class is GPTConfig and bigram:
+        names.remove("block_size")
+    elif config_class is not GPTConfig and not bigram:
+        names = [n for n in names if n not in {f.name for f in fields(GPTConfig)}]
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
 def _plan_train(args):
@@ -144,10 +159,10 @@ def _plan_train(args):
     ``(preset_name, preset, train_config, out_path, resume_payload, notes)``. Raises ValueError with one
     line naming the flag and the fix."""
     import math
-    import os
 
+    from lecture_utils.distributed import split_micro_batches, world_size_from_env
     from lecture_utils.model import ConfigError, GPTConfig
-    from lecture_utils.train import PRESETS, read_checkpoint, train_config_from_dict
+    from lecture_utils.train import PRESETS, TrainConfig, read_checkpoint
 
     flags = args._flags
     from lecture_utils.device import pick_device
@@ -171,19 +186,15 @@ def _plan_train(args):
                              f"({saved_preset}); drop --preset: a resumed run keeps its configuration")
         preset_name = args.preset or saved_preset or "lecture-small"
         base = PRESETS.get(preset_name, PRESETS["lecture-small"])
-        saved_train = train_config_from_dict(resume.get("train_config") or {})
+        saved_train = TrainConfig.from_dict(resume.get("train_config") or {})
         saved_model = GPTConfig.from_dict(resume["config"]) if resume["kind"] == "gpt" else None
-        for name in _MODEL_FLAGS:
-            value = getattr(args, name)
-            if value is None:
-                continue
+        for name, value in _overrides(args, GPTConfig, bigram=saved_model is None).items():
             saved = getattr(saved_model, name) if saved_model is not None else None
             if saved_model is None or value != saved:
                 raise ValueError(f"{flags[name]} {value} differs from the checkpoint's {name}={saved!r}: a resumed "
                                  f"run keeps its model; drop {flags[name]}, or start a new run with --out NEW.pt")
-        for name in _TRAIN_FLAGS:
-            value = getattr(args, name)
-            if value is not None and name not in _RESUME_MAY_CHANGE and value != getattr(saved_train, name):
+        for name, value in _overrides(args, TrainConfig, bigram=saved_model is None).items():
+            if name not in _RESUME_MAY_CHANGE and value != getattr(saved_train, name):
                 raise ValueError(f"{flags[name]} {value} differs from the run being resumed "
                                  f"({name}={getattr(saved_train, name)!r}); drop it to continue that run, or start "
                                  "a new run with --out NEW.pt")
@@ -191,20 +202,15 @@ def _plan_train(args):
     else:
         preset_name = args.preset or "lecture-small"
         preset = PRESETS[preset_name]
-    overrides = {k: getattr(args, k) for k in _TRAIN_FLAGS if getattr(args, k) is not None}
-    if args.compile:
-        overrides["compile"] = True
-    if args.cpu_bf16:
-        overrides["cpu_bf16"] = True
+    bigram = preset.model is None
     try:
-        tcfg = replace(preset.train, **overrides)
+        tcfg = replace(preset.train, **_overrides(args, TrainConfig, bigram))
         mcfg = preset.model
         if resume is None and mcfg is not None:
-            m_over = {k: getattr(args, k) for k in _MODEL_FLAGS if getattr(args, k) is not None}
-            mcfg = replace(mcfg, **m_over, block_size=tcfg.block_size)
+            mcfg = replace(mcfg, **_overrides(args, GPTConfig))
     except ConfigError as exc:
         raise ValueError(exc.message(flags)) from None
-    if mcfg is None and any(getattr(args, k) is not None for k in _MODEL_FLAGS):
+    if bigram and _overrides(args, GPTConfig, bigram=True):
         raise ValueError("the bigram preset has no n_embd/n_head/n_layer/dropout or chapter-12 flags; drop them, or "
                          "choose a GPT preset (--preset lecture-small)")
     if args.muon_lr is not None and tcfg.optimizer != "muon":
@@ -213,23 +219,8 @@ def _plan_train(args):
         done = resume["training"]["iter"]
         raise ValueError(f"{args.resume} is already at iteration {done}: --max-iters {tcfg.max_iters} leaves nothing to "
                          f"train; give a larger --max-iters (it counts from the start of the run), e.g. {2 * done}")
-    notes = []
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and tcfg.grad_accum % world:
-        if args.grad_accum is not None:
-            raise ValueError(f"--grad-accum {args.grad_accum} cannot be split across {world} processes: it must be a "
-                             f"multiple of the number of processes ({world}), e.g. --grad-accum "
-                             f"{world * max(1, args.grad_accum // world)}; or leave it out")
-        a, b = tcfg.grad_accum, tcfg.batch_size
-        if b % world == 0:
-            tcfg = replace(tcfg, batch_size=b // world, grad_accum=a * world)
-            why = f"the same global batch of {a * b} sequences"
-        else:
-            tcfg = replace(tcfg, grad_accum=a * world)
-            why = f"a global batch of {a * world * b} sequences instead of {a * b}"
-        notes.append(f"{world} processes: --grad-accum {a} does not split across them, so this run uses "
-                     f"--batch-size {tcfg.batch_size} --grad-accum {tcfg.grad_accum} ({tcfg.grad_accum // world} "
-                     f"micro-batch(es) of {tcfg.batch_size} per process per step, {why}); pass --grad-accum to choose")
+    tcfg, note = split_micro_batches(tcfg, world_size_from_env(), grad_accum_given=args.grad_accum is not None)
+    notes = [note] if note else []
     preset = replace(preset, model=mcfg, train=tcfg)
     out = Path(args.out or args.resume or f"runs/{preset_name}.pt")
     _check_out(out, args, preset_name)
@@ -256,61 +247,27 @@ def _check_out(out: Path, args, preset_name: str) -> None:
 
 
 def cmd_train(args) -> int:
+    from lecture_utils.distributed import ProcessGroup
+
     preset_name, preset, tcfg, out, resume, notes = _plan_train(args)
-    dist = _Distributed.from_env(args.device)
+    group = ProcessGroup.from_env(args.device)
     finished = False
     try:
-        rc = _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist)
+        rc = _train_process(args, preset_name, preset, tcfg, out, resume, notes, group)
         finished = rc == 0
         return rc
     except Exception as exc:
-        if dist.world > 1:
+        if group.world > 1:
             # a clear line from the failing process; torchrun then stops the others
-            print(f"error: rank {dist.rank} of {dist.world} failed: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+            print(f"error: rank {group.rank} of {group.world} failed: {type(exc).__name__}: {exc}", file=sys.stderr,
+                  flush=True)
             raise SystemExit(1) from exc
         raise
     finally:
-        dist.close(wait_for_all=finished)
-class _Distributed:
-    """The process group under ``torchrun`` (nccl on CUDA, gloo on the CPU); a no-op otherwise."""
-
-    def __init__(self, rank=0, world=1, local_rank=0, device=None, active=False):
-        self.rank, self.world, self.local_rank, self.device, self.active = rank, world, local_rank, device, active
-
-    @classmethod
-    def from_env(cls, device_arg):
-        import os
-
-        from lecture_utils.device import pick_device
-
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        device = pick_device(device_arg)
-        if world == 1:
-            return cls(device=device)
-        import torch
-        import torch.distributed as tdist
-
-        rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
-        if device.type == "cuda":
-            device = torch.device("cuda", local_rank)
-            torch.cuda.set_device(device)
-        backend = "nccl" if device.type == "cuda" else "gloo"
-        tdist.init_process_group(backend=backend)
-        return cls(rank, world, local_rank, device, True)
-
-    def close(self, wait_for_all: bool = True):
-        """Tear the process group down; after a normal run, first wait until every rank is done (rank 0
-        still samples and prints after training: a rank that leaves early can abort gloo's teardown)."""
-        if self.active:
-            import torch.distributed as tdist
-
-            if tdist.is_initialized():
-                if wait_for_all:
-                    tdist.barrier()
-                tdist.destroy_process_group()
+        group.close(wait_for_all=finished)
 
 
-def _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist) -> int:
+def _train_process(args, preset_name, preset, tcfg, out, resume, notes, group) -> int:
     import os
     import uuid
 
@@ -318,24 +275,22 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist) ->
 
     from lecture_utils import data
     from lecture_utils.device import describe, seed_everything, set_threads
-    from lecture_utils.train import build_model, load_checkpoint, train
+    from lecture_utils.model import num_parameters
+    from lecture_utils.train import build_model, load_checkpoint, train, training_block_size
 
-    device = dist.device
-    main = dist.rank == 0
+    device = group.device
+    main = group.main
     if tcfg.cpu_bf16 and device.type != "cpu":
         raise ValueError(f"--cpu-bf16 is for training on a CPU, but the device is {device.type} (bf16 autocast is "
                          "already used on CUDA GPUs); drop --cpu-bf16, or add --device cpu")
-    if args.threads is None and dist.world > 1 and device.type == "cpu":
-        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", dist.world))
-        set_threads(max(1, (os.cpu_count() or 1) // local_world))
-    else:
-        set_threads(args.threads)
+    set_threads(args.threads if args.threads is not None else group.cpu_threads())
     seed_everything(tcfg.seed)  # the same initial weights in every process
-    if os.environ.get("LECTURE_UTILS_FAIL_RANK") == str(dist.rank):  # fault injection, for the tests
+    if os.environ.get("LECTURE_UTILS_FAIL_RANK") == str(group.rank):  # fault injection, for the tests
         raise RuntimeError("simulated failure (LECTURE_UTILS_FAIL_RANK)")
     text, tokenizer, train_data, val_data = data.load_dataset(args.data)
-    if tcfg.block_size >= len(val_data):
-        raise ValueError(f"block_size={tcfg.block_size} is too large for the validation split ({len(val_data)} "
+    block_size = tcfg.block_size if preset.model is None else training_block_size(tcfg, preset.model)
+    if block_size >= len(val_data):
+        raise ValueError(f"block_size={block_size} is too large for the validation split ({len(val_data)} "
                          "tokens); use a smaller --block-size or more text")
     if resume is not None and resume.get("tokenizer") != tokenizer.state_dict():
         saved = len((resume.get("tokenizer") or {}).get("chars", ""))
@@ -344,22 +299,19 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, dist) ->
         raise ValueError(f"the text to train on has a vocabulary of {tokenizer.vocab_size} characters, {what}; "
                          "resume with the same --data as the original run")
     model = build_model(preset, tokenizer.vocab_size).to(device)
-    n_params = sum(p.numel() for p in model.parameters())
+    n_params = num_parameters(model)
     if main:
-        print(describe(device) + (f" - {dist.world} processes" if dist.world > 1 else ""))
+        print(describe(device) + (f" - {group.world} processes" if group.world > 1 else ""))
         for note in notes:
             print("note: " + note)
         length = f"{tcfg.time_budget:.0f} s of training" if tcfg.time_budget else f"{tcfg.max_iters} iterations"
         print(f"preset {preset_name}: {n_params / 1e6:.6f} M parameters; {length}, batch "
-              f"{tcfg.batch_size} x {tcfg.grad_accum} micro-batches, block {tcfg.block_size}, lr {tcfg.learning_rate:g}")
+              f"{tcfg.batch_size} x {tcfg.grad_accum} micro-batches, block {block_size}, lr {tcfg.learning_rate:g}")
         if resume is not None:
             st = resume["training"]
             print(f"resuming {args.resume} at iteration {st['iter']} (best val loss {st['best_val']:.4f} at "
                   f"iteration {st['best_iter']})")
-    if dist.world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    model = group.wrap(model)  # DistributedDataParallel under torchrun
 
     def show(it, losses):  # each evaluation as it happens (stdout is line-buffered, also in a log file)
         if main:

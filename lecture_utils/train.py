@@ -1,30 +1,46 @@
-"""Training: ``estimate_loss``, the training loop, presets and checkpoints.
+"""Training: ``estimate_loss``, ``TrainConfig``, the training loop and the presets.
 
 The loop is the lecture's (AdamW, random batches, an evaluation every ``eval_interval`` steps)
 plus what a learner on a laptop needs: a progress bar, the best validation loss as well as the
 last (this model overfits Tiny Shakespeare well before 5000 iterations), an optional live loss
-plot in a notebook, a callback hook, optional warmup + cosine decay, and checkpoints written
-atomically (temporary file + rename) so an interrupted save never leaves a broken file.
+plot in a notebook, a callback hook, optional warmup + cosine decay, and the best checkpoint so far.
+
+Its machinery lives beside it, each in a module of its own: :mod:`lecture_utils.optimizers` (AdamW
+groups, Muon), :mod:`lecture_utils.checkpoints` (save, read, load, the shipped checkpoints),
+:mod:`lecture_utils.distributed` (several processes under ``torchrun``) and :mod:`lecture_utils.speed`
+(the fast CPU dropout masks). Their public names are importable from here too.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-import os
-import pickle
-import tempfile
 import time
-from dataclasses import asdict, dataclass, field, fields, replace
-from pathlib import Path
 from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 
 import torch
 import torch.nn as nn
 
+from lecture_utils.checkpoints import (
+    CHECKPOINT_FORMAT,
+    SHIPPED,
+    CheckpointError,
+    load_checkpoint,
+    load_checkpoint_into,
+    load_shipped,
+    read_checkpoint,
+    save_checkpoint,
+    shipped_checkpoint_path,
+    shipped_record,
+)
 from lecture_utils.data import CharTokenizer, get_batch
 from lecture_utils.device import autocast_dtype
+from lecture_utils.distributed import any_rank, mean_across_ranks, micro_batch_slots, rank_and_world
 from lecture_utils.model import GPT, BigramLanguageModel, ConfigError, GPTConfig, eval_mode
+from lecture_utils.optimizers import Muon, make_optimizer, newton_schulz
+from lecture_utils.speed import use_fast_cpu_dropout
 
 
 @torch.no_grad()
@@ -93,13 +109,20 @@ def _model_device(model: nn.Module) -> torch.device:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings. Defaults are the lecture's final run."""
+    """Optimisation settings. Defaults are the lecture's final run.
+
+    ``block_size``: the context length to train on; None (the default) takes the model's own, the one
+    place it is set (``GPTConfig.block_size``); a model without one (the bigram) needs it here.
+    ``fast_cpu_dropout``: on a CPU, the reference ``GPT``'s dropout masks are drawn by numpy
+    (:func:`lecture_utils.speed.use_fast_cpu_dropout`: the same dropout, faster); a model of your own
+    keeps its modules as they are.
+    """
 
     max_iters: int = 5000
     eval_interval: int = 500
     eval_iters: int = 200
     batch_size: int = 64
-    block_size: int = 256
+    block_size: int | None = None  # None: the model's block_size
     learning_rate: float = 3e-4
     weight_decay: float = 0.01  # AdamW's default, as in the lecture
     beta1: float = 0.9
@@ -116,6 +139,7 @@ class TrainConfig:
     optimizer: str = "adamw"  # or "muon": Muon for the blocks' weight matrices, AdamW for the rest
     muon_lr: float = 0.02  # Muon's peak learning rate (the schedule scales it like learning_rate)
     decay_all: bool = True  # weight decay on every parameter (the lecture's AdamW); False: matrices only
+    fast_cpu_dropout: bool = True  # the reference GPT's dropout masks drawn fast on a CPU (lecture_utils.speed)
 
     def __post_init__(self):
         for f in fields(self):
@@ -125,6 +149,13 @@ class TrainConfig:
         if self.lr_decay and self.min_lr > self.learning_rate:
             raise ConfigError("TrainConfig", ["min_lr", "learning_rate"],
                               f"{{0}}={self.min_lr:g} is above {{1}}={self.learning_rate:g}: the decay would raise the rate")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """The config a checkpoint saved (``dataclasses.asdict``); fields this version does not know are
+        left out, fields added since take their defaults."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
 
     def lr_at(self, it: int, elapsed: float | None = None) -> float:
         """Learning rate at iteration ``it``: linear warmup, then constant or cosine decay
@@ -155,6 +186,10 @@ def _train_field_problem(name: str, type_name: str, value) -> str | None:
     """What is wrong with ``value`` for TrainConfig's field ``name`` (None: nothing), e.g.
     ``"must be an integer >= 1, got -5"``."""
     type_name = getattr(type_name, "__name__", type_name)
+    if isinstance(type_name, str) and type_name.endswith(" | None"):  # optional: None, or a value of the type
+        if value is None:
+            return None
+        type_name = type_name[: -len(" | None")]
     if type_name == "bool":
         return None if isinstance(value, bool) else f"must be True or False, got {value!r}"
     if name in _TRAIN_CHOICES:
@@ -240,7 +275,7 @@ def train(
     each process computes ``grad_accum / world_size`` of the micro-batches of every step, so the
     global batch - and, with the same seed, the loss trajectory - is the same for any number of
     processes. Losses are averaged across processes; only rank 0 shows progress and writes the
-    checkpoint.
+    checkpoint (:mod:`lecture_utils.distributed`).
 
     Args:
         callback: called as ``callback(iter, losses)`` after each evaluation, with
@@ -264,128 +299,181 @@ def train(
         CheckpointError: ``resume`` does not fit the model, or a checkpoint cannot be written (the
             message says why; the previous file is left as it was).
     """
-    config = config or TrainConfig()
-    raw = getattr(model, "module", model)  # the model itself, under a DDP wrapper or not
-    device = _model_device(raw)
-    rank, world = _rank_and_world()
-    if config.grad_accum < 1 or config.grad_accum % world:
-        raise ValueError(f"grad_accum={config.grad_accum} must be a positive multiple of the number of "
-                         f"processes ({world}); e.g. --grad-accum {world * max(1, config.grad_accum // world)}")
-    per_rank = config.grad_accum // world
-    slots = range(rank * per_rank, (rank + 1) * per_rank)
-    block_size = min(config.block_size, getattr(raw, "block_size", None) or config.block_size)
-    # one generator per micro-batch slot: slot s draws the same batches whichever process owns it
-    gens = [torch.Generator().manual_seed(config.seed + 7919 * s) for s in slots]
-    eval_gen = torch.Generator().manual_seed(config.seed + 1)
-    if device.type == "cuda":  # TF32 for any fp32 matmul left outside autocast
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-    optimizer = make_optimizer(raw, config, device)
-    step_model = torch.compile(model) if config.compile else model
-    amp_dtype = autocast_dtype(device, config.cpu_bf16)
-    autocast = (
-        (lambda: torch.autocast(device_type=device.type, dtype=amp_dtype))
-        if amp_dtype is not None
-        else contextlib.nullcontext
-    )
-    main_process = rank == 0
-    result = TrainResult()
-    first_iter, elapsed_before = 0, 0.0
-    if resume is not None:
-        first_iter, elapsed_before = _restore(resume, raw, optimizer, result, eval_gen, device)
-        if first_iter >= config.max_iters:
-            raise ValueError(f"the checkpoint is already at iteration {first_iter}: max_iters={config.max_iters} "
-                             f"leaves nothing to train; raise max_iters (--max-iters) above {first_iter}")
-        for g in gens:  # each slot's batches continue where they were: skip the ones already drawn
-            for _ in range(first_iter):
-                torch.randint(len(train_data) - block_size, (config.batch_size,), generator=g)
-    plot = _LivePlot() if live_plot and main_process else None
-    bar = _progress_bar(None if config.time_budget else config.max_iters, progress and main_process)
-    if bar is not None and first_iter:
-        bar.update(first_iter)
-    start = time.perf_counter() - elapsed_before
-    model.train()
+    run = _Run(model, train_data, val_data, config or TrainConfig(), callback=callback, progress=progress,
+               live_plot=live_plot, checkpoint=checkpoint, tokenizer=tokenizer, resume=resume,
+               checkpoint_extra=checkpoint_extra)
+    try:
+        for it in range(run.first_iter, run.config.max_iters):
+            if run.evaluation_due(it) and not run.evaluate(it):
+                break
+            if run.out_of_time():
+                run.evaluate(it)
+                break
+            run.step(it)
+        else:  # ran all max_iters (no break)
+            run.evaluate(run.config.max_iters)
+    finally:
+        run.close()
+    return run.result
 
-    eval_seconds = [0.0]  # how long the last evaluation took: a time budget keeps room for the final one
 
-    def evaluate(it: int) -> bool:
+class _Run:
+    """One call of :func:`train`: what its steps share, and the steps themselves - :meth:`step` (one
+    optimisation step), :meth:`evaluate` (losses, best checkpoint, callbacks) and the budget and
+    progress bookkeeping (:meth:`out_of_time`, the bar, the clock)."""
+
+    def __init__(self, model, train_data, val_data, config: TrainConfig, *, callback, progress, live_plot,
+                 checkpoint, tokenizer, resume, checkpoint_extra):
+        self.model, self.train_data, self.val_data, self.config = model, train_data, val_data, config
+        self.callback, self.checkpoint, self.tokenizer = callback, checkpoint, tokenizer
+        self.resume, self.checkpoint_extra = resume, checkpoint_extra or {}
+        self.raw = raw = getattr(model, "module", model)  # the model itself, under a DDP wrapper or not
+        self.device = device = _model_device(raw)
+        rank, self.world = rank_and_world()
+        self.main = rank == 0
+        slots = micro_batch_slots(config.grad_accum)
+        self.per_rank = len(slots)
+        self.block_size = training_block_size(config, raw)
+        # one generator per micro-batch slot: slot s draws the same batches whichever process owns it
+        self.gens = [torch.Generator().manual_seed(config.seed + 7919 * s) for s in slots]
+        self.eval_gen = torch.Generator().manual_seed(config.seed + 1)
+        if device.type == "cuda":  # TF32 for any fp32 matmul left outside autocast
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if config.fast_cpu_dropout and device.type == "cpu" and isinstance(raw, GPT):
+            use_fast_cpu_dropout(raw)  # the speed path: the same dropout, its masks drawn by numpy
+        self.optimizer = make_optimizer(raw, config, device)
+        self.step_model = torch.compile(model) if config.compile else model
+        amp_dtype = autocast_dtype(device, config.cpu_bf16)
+        self.autocast = ((lambda: torch.autocast(device_type=device.type, dtype=amp_dtype))
+                         if amp_dtype is not None else contextlib.nullcontext)
+        self.result = TrainResult()
+        self.first_iter, elapsed_before = 0, 0.0
+        if resume is not None:
+            self.first_iter, elapsed_before = _restore(resume, raw, self.optimizer, self.result, self.eval_gen, device)
+            if self.first_iter >= config.max_iters:
+                raise ValueError(f"the checkpoint is already at iteration {self.first_iter}: max_iters={config.max_iters} "
+                                 f"leaves nothing to train; raise max_iters (--max-iters) above {self.first_iter}")
+            for g in self.gens:  # each slot's batches continue where they were: skip the ones already drawn
+                for _ in range(self.first_iter):
+                    torch.randint(len(train_data) - self.block_size, (config.batch_size,), generator=g)
+        self.plot = _LivePlot() if live_plot and self.main else None
+        self.bar = _progress_bar(None if config.time_budget else config.max_iters, progress and self.main)
+        if self.bar is not None and self.first_iter:
+            self.bar.update(self.first_iter)
+        self.start = time.perf_counter() - elapsed_before
+        self.eval_seconds = 0.0  # how long the last evaluation took: a time budget keeps room for the final one
+        model.train()
+
+    # --- the budget and the clock ---------------------------------------------------------------
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def evaluation_due(self, it: int) -> bool:
+        """Every ``eval_interval`` steps; a resumed run has done the one at its first iteration already."""
+        every = self.config.eval_interval
+        return bool(every) and it % every == 0 and not (self.resume is not None and it == self.first_iter)
+
+    def out_of_time(self) -> bool:
+        """The time budget cannot fit another step and the final evaluation; every process agrees."""
+        budget = self.config.time_budget
+        return any_rank(bool(budget and self.elapsed() + self.eval_seconds >= budget), self.device)
+
+    # --- one optimisation step ------------------------------------------------------------------
+
+    def step(self, it: int) -> None:
+        """Set the learning rate of step ``it``, accumulate the gradients of this process's micro-batches
+        (averaged across processes on the last one), clip, and step the optimizer."""
+        config, device = self.config, self.device
+        elapsed = self.elapsed()
+        lr = config.lr_at(it, mean_across_ranks(elapsed, device) if self.world > 1 else elapsed)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr * group.get("lr_scale", 1.0)
+        self.optimizer.zero_grad(set_to_none=True)
+        step_loss = 0.0
+        for j, g in enumerate(self.gens):
+            xb, yb = get_batch(self.train_data, self.block_size, config.batch_size, device=device, generator=g)
+            # gradients are averaged across processes once, on the last micro-batch
+            last = j == len(self.gens) - 1
+            with contextlib.nullcontext() if last or self.world == 1 else self.model.no_sync():
+                with self.autocast():
+                    _, loss = self.step_model(xb, yb)
+                (loss / self.per_rank).backward()
+            step_loss += loss.item() / self.per_rank
+        if not math.isfinite(step_loss):
+            raise FloatingPointError(f"the training loss became {step_loss} at iteration {it}: lower the learning "
+                                     f"rate (now {lr:g}) or turn on grad_clip")
+        if config.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.raw.parameters(), config.grad_clip)
+        self.optimizer.step()
+        self.result.step_losses.append(mean_across_ranks(step_loss, device) if self.world > 1 else step_loss)
+        self.result.iters_done = it + 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    # --- evaluation -----------------------------------------------------------------------------
+
+    def evaluate(self, it: int) -> bool:
+        """Estimate both losses, keep the best (and its checkpoint), report; False when the callback
+        asked to stop."""
         t0 = time.perf_counter()
-        losses = estimate_loss(raw, {"train": train_data, "val": val_data}, config.eval_iters,
-                               block_size, config.batch_size, generator=eval_gen)
-        losses = {k: _mean_across_ranks(v, device) for k, v in losses.items()}
-        losses["lr"] = optimizer.param_groups[0]["lr"]
-        eval_seconds[0] = time.perf_counter() - t0
-        result.history.append({"iter": it, **losses, "time": time.perf_counter() - start})
+        config, result = self.config, self.result
+        losses = estimate_loss(self.raw, {"train": self.train_data, "val": self.val_data}, config.eval_iters,
+                               self.block_size, config.batch_size, generator=self.eval_gen)
+        losses = {k: mean_across_ranks(v, self.device) for k, v in losses.items()}
+        losses["lr"] = self.optimizer.param_groups[0]["lr"]
+        self.eval_seconds = time.perf_counter() - t0
+        result.history.append({"iter": it, **losses, "time": self.elapsed()})
         result.last_train, result.last_val = losses["train"], losses["val"]
         if losses["val"] < result.best_val:
             result.best_val, result.best_iter = losses["val"], it
-            if checkpoint is not None and main_process:
-                state = {"iter": it, "optimizer": optimizer.state_dict(), "eval_generator": eval_gen.get_state(),
-                         "torch_rng": torch.get_rng_state(), "history": result.history,
-                         "step_losses": result.step_losses, "best_val": result.best_val,
-                         "best_iter": result.best_iter, "elapsed": time.perf_counter() - start}
-                if device.type == "cuda":
-                    state["cuda_rng"] = torch.cuda.get_rng_state(device)
-                save_checkpoint(checkpoint, raw, tokenizer=tokenizer, train_config=config, training_state=state,
-                                extra={"iter": it, "val_loss": losses["val"], "world_size": world,
-                                       **(checkpoint_extra or {})})
-        if bar is not None:
-            bar.set_postfix(train=f"{losses['train']:.4f}", val=f"{losses['val']:.4f}",
-                            best=f"{result.best_val:.4f}")
-        if plot is not None:
-            plot.update(result.history)
-        if callback is not None:
+            if self.checkpoint is not None and self.main:
+                self.save(it, losses["val"])
+        if self.bar is not None:
+            self.bar.set_postfix(train=f"{losses['train']:.4f}", val=f"{losses['val']:.4f}",
+                                 best=f"{result.best_val:.4f}")
+        if self.plot is not None:
+            self.plot.update(result.history)
+        if self.callback is not None:
             try:
-                callback(it, losses)
+                self.callback(it, losses)
             except StopIteration:
                 return False
         return True
 
-    it = first_iter
-    try:
-        for it in range(first_iter, config.max_iters):
-            # a resumed run has done the evaluation at its first iteration already (it is in the checkpoint)
-            if config.eval_interval and it % config.eval_interval == 0 and not (resume is not None and it == first_iter):
-                if not evaluate(it):
-                    break
-            elapsed = time.perf_counter() - start
-            out_of_time = bool(config.time_budget and elapsed + eval_seconds[0] >= config.time_budget)
-            if _any_rank(out_of_time, device):  # every process stops at the same step
-                evaluate(it)
-                break
-            lr = config.lr_at(it, _mean_across_ranks(elapsed, device) if world > 1 else elapsed)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
-            optimizer.zero_grad(set_to_none=True)
-            step_loss = 0.0
-            for j, g in enumerate(gens):
-                xb, yb = get_batch(train_data, block_size, config.batch_size, device=device, generator=g)
-                # gradients are averaged across processes once, on the last micro-batch
-                sync = contextlib.nullcontext() if j == len(gens) - 1 or world == 1 else model.no_sync()
-                with sync:
-                    with autocast():
-                        _, loss = step_model(xb, yb)
-                    (loss / per_rank).backward()
-                step_loss += loss.item() / per_rank
-            if not math.isfinite(step_loss):
-                raise FloatingPointError(
-                    f"the training loss became {step_loss} at iteration {it}: lower the learning "
-                    f"rate (now {lr:g}) or turn on grad_clip"
-                )
-            if config.grad_clip:
-                torch.nn.utils.clip_grad_norm_(raw.parameters(), config.grad_clip)
-            optimizer.step()
-            result.step_losses.append(_mean_across_ranks(step_loss, device) if world > 1 else step_loss)
-            result.iters_done = it + 1
-            if bar is not None:
-                bar.update(1)
-        else:  # ran all max_iters (no break)
-            evaluate(config.max_iters)
-    finally:
-        if bar is not None:
-            bar.close()
-        result.seconds = time.perf_counter() - start
-    return result
+    def save(self, it: int, val_loss: float) -> None:
+        """The best checkpoint so far, with the training state :func:`_restore` needs to resume."""
+        result = self.result
+        state = {"iter": it, "optimizer": self.optimizer.state_dict(), "eval_generator": self.eval_gen.get_state(),
+                 "torch_rng": torch.get_rng_state(), "history": result.history, "step_losses": result.step_losses,
+                 "best_val": result.best_val, "best_iter": result.best_iter, "elapsed": self.elapsed()}
+        if self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state(self.device)
+        save_checkpoint(self.checkpoint, self.raw, tokenizer=self.tokenizer, train_config=self.config,
+                        training_state=state, extra={"iter": it, "val_loss": val_loss, "world_size": self.world,
+                                                     **self.checkpoint_extra})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.result.seconds = self.elapsed()
+
+
+def training_block_size(config: TrainConfig, model: nn.Module) -> int:
+    """The context length a run trains on: the model's own ``block_size``, or ``config.block_size``
+    where given (the shorter of the two where both are).
+
+    Raises:
+        ValueError: neither says (a bigram model and no ``TrainConfig.block_size``).
+    """
+    own = getattr(model, "block_size", None)
+    if config.block_size is None:
+        if own is None:
+            raise ValueError(f"{type(model).__name__} has no block_size of its own: give the context length to train "
+                             "on, TrainConfig(block_size=8)")
+        return own
+    return config.block_size if own is None else min(config.block_size, own)
 
 
 def _restore(payload: dict, model: nn.Module, optimizer, result: TrainResult, eval_gen: torch.Generator,
@@ -415,153 +503,6 @@ def _restore(payload: dict, model: nn.Module, optimizer, result: TrainResult, ev
     result.last_train, result.last_val = last.get("train", float("nan")), last.get("val", float("nan"))
     result.iters_done = it
     return it, float(state.get("elapsed", 0.0))
-
-
-def _rank_and_world() -> tuple[int, int]:
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _mean_across_ranks(value: float, device: torch.device) -> float:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return float(value)
-    t = torch.tensor([float(value)], dtype=torch.float64, device=device if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t)
-    return t.item() / dist.get_world_size()
-
-
-def _any_rank(flag: bool, device: torch.device) -> bool:
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return flag
-    t = torch.tensor([1.0 if flag else 0.0], device=device if dist.get_backend() == "nccl" else "cpu")
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
-
-
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device):
-    """AdamW with ``config``'s settings (its fused kernel on CUDA and on the CPU); with
-    ``config.optimizer == "muon"``, :class:`Muon` for every weight matrix inside the blocks and AdamW
-    for the rest (embeddings, ``lm_head``, norms, biases). Each param group's ``lr_scale`` is its peak
-    rate over ``config.learning_rate``: the training loop multiplies the schedule by it."""
-    if config.optimizer not in ("adamw", "muon"):
-        raise ValueError(f"TrainConfig.optimizer must be 'adamw' or 'muon', got {config.optimizer!r}")
-    kwargs = dict(lr=config.learning_rate, betas=(config.beta1, config.beta2), weight_decay=config.weight_decay)
-    if device.type in ("cuda", "cpu"):  # one fused kernel for all parameters: on a CPU 0.8 ms instead of 4.8 ms
-        kwargs["fused"] = True          # at the cpu preset's size, ~7 % of its training step (throughput.py --optimizers)
-    if config.optimizer == "adamw":
-        return _adamw(_decay_groups(list(model.parameters()), config), kwargs)
-    matrices = [p for n, p in model.named_parameters() if p.ndim == 2 and n.startswith("blocks.")]
-    chosen = {id(p) for p in matrices}
-    rest = [p for p in model.parameters() if id(p) not in chosen]
-    if not matrices:
-        raise ValueError("optimizer='muon' found no weight matrices under model.blocks; use 'adamw' for this model")
-    adamw = _adamw(_decay_groups(rest, config), kwargs)
-    muon = Muon(matrices, lr=config.muon_lr)
-    muon.param_groups[0]["lr_scale"] = config.muon_lr / config.learning_rate
-    return _Optimizers(adamw, muon)
-
-
-def _decay_groups(params: list, config: TrainConfig) -> list:
-    """``params`` as they are (``decay_all``: every parameter decays, as the lecture's
-    ``AdamW(model.parameters())``), or split in two param groups: weight matrices and embedding tables
-    (2-d) decay, biases and norm gains (1-d) do not - decaying a LayerNorm's gain pulls it towards 0,
-    which nothing in the loss asks for."""
-    if config.decay_all:
-        return params
-    return [{"params": [p for p in params if p.ndim >= 2]},
-            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
-
-
-def _adamw(params: list, kwargs: dict) -> torch.optim.AdamW:
-    try:
-        return torch.optim.AdamW(params, **kwargs)
-    except (RuntimeError, ValueError):  # a torch without the fused kernel for this device (CPU: torch < 2.4)
-        return torch.optim.AdamW(params, **{k: v for k, v in kwargs.items() if k != "fused"})
-
-
-def newton_schulz(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
-    """The matrix ``g`` (or each matrix of a stack ``(..., rows, cols)``) with every singular value
-    pushed towards 1 (roughly ``U V^T`` of ``g = U S V^T``), by ``steps`` iterations of a quintic
-    Newton-Schulz polynomial.
-
-    The coefficients (3.4445, -4.7750, 2.0315) are the ones published with Muon (K. Jordan et al.,
-    2024): chosen so that few iterations take small singular values up fast; the result's singular
-    values land roughly in [0.7, 1.2], which is all the optimizer needs."""
-    a, b, c = 3.4445, -4.7750, 2.0315
-    x = g.float()
-    wide = x.size(-2) <= x.size(-1)
-    if not wide:  # iterate on the smaller Gram matrix
-        x = x.mT
-    x = x / (torch.linalg.matrix_norm(x, keepdim=True) + 1e-7)  # spectral norm <= Frobenius norm <= 1
-    for _ in range(steps):
-        gram = x @ x.mT
-        x = a * x + (b * gram + c * gram @ gram) @ x
-    return (x if wide else x.mT).to(g.dtype)
-
-
-class Muon(torch.optim.Optimizer):
-    """Momentum, orthogonalised: for each weight matrix, keep a Nesterov momentum of its gradient,
-    replace that by :func:`newton_schulz` of it (same directions, all singular values ~1), and step
-    by ``lr * sqrt(max(1, rows / cols))``. Only for 2-D weights inside the network; embeddings,
-    the output layer, norms and biases belong to AdamW (:func:`make_optimizer` splits them).
-    Matrices of the same shape are orthogonalised together, as one stack (fewer, larger matmuls)."""
-
-    def __init__(self, params, lr: float = 0.02, momentum: float = 0.95, ns_steps: int = 5):
-        super().__init__(params, dict(lr=lr, momentum=momentum, ns_steps=ns_steps))
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.ndim != 2:
-                    raise ValueError(f"Muon takes weight matrices only, got a parameter of shape {tuple(p.shape)}")
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        for group in self.param_groups:
-            by_shape: dict[tuple, list] = {}
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if "momentum" not in state:
-                    state["momentum"] = torch.zeros_like(p.grad)
-                buf = state["momentum"]
-                buf.mul_(group["momentum"]).add_(p.grad)
-                by_shape.setdefault(tuple(p.shape), []).append((p, p.grad.add(buf, alpha=group["momentum"])))
-            for (rows, cols), items in by_shape.items():
-                updates = newton_schulz(torch.stack([g for _, g in items]), group["ns_steps"])
-                for (p, _), update in zip(items, updates):
-                    p.add_(update, alpha=-group["lr"] * max(1.0, rows / cols) ** 0.5)
-
-
-class _Optimizers:
-    """Several optimizers stepped as one (``param_groups``, ``zero_grad``, ``step``)."""
-
-    def __init__(self, *optimizers: torch.optim.Optimizer):
-        self.optimizers = optimizers
-        self.param_groups = [g for o in optimizers for g in o.param_groups]
-
-    def zero_grad(self, set_to_none: bool = True) -> None:
-        for o in self.optimizers:
-            o.zero_grad(set_to_none=set_to_none)
-
-    def step(self) -> None:
-        for o in self.optimizers:
-            o.step()
-
-    def state_dict(self) -> dict:
-        return {"optimizers": [o.state_dict() for o in self.optimizers]}
-
-    def load_state_dict(self, state: dict) -> None:
-        if len(state["optimizers"]) != len(self.optimizers):
-            raise ValueError("the checkpoint was trained with another optimizer")
-        for o, st in zip(self.optimizers, state["optimizers"]):
-            o.load_state_dict(st)
 
 
 def _progress_bar(total: int | None, enabled: bool):
@@ -610,7 +551,8 @@ class _LivePlot:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named model + optimisation configuration for the CLI and the notebooks."""
+    """A named model + optimisation configuration for the CLI and the notebooks. The context length is
+    the model's ``block_size``; only the bigram preset, whose model has none, gives it to ``train``."""
 
     name: str
     description: str
@@ -623,7 +565,7 @@ _CPU = Preset(
     "start from it): 4 layers, 4 heads, n_embd 128, block 64, batch 12, lr 1e-3 with warmup and cosine decay "
     "over a 600 s budget",
     GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
-    TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=12, block_size=64,
+    TrainConfig(max_iters=10**9, eval_interval=500, eval_iters=100, batch_size=12,
                 learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4, time_budget=600.0),
 )
 
@@ -637,15 +579,14 @@ PRESETS: dict[str, Preset] = {
     "lecture-small": Preset(
         "lecture-small", "the lecture's small GPT: n_embd 32, 4 heads, 3 layers, block 8, lr 1e-3, 5000 iters",
         GPTConfig(block_size=8, n_embd=32, n_head=4, n_layer=3, dropout=0.0),
-        TrainConfig(max_iters=5000, eval_interval=500, eval_iters=200, batch_size=32, block_size=8,
-                    learning_rate=1e-3),
+        TrainConfig(max_iters=5000, eval_interval=500, eval_iters=200, batch_size=32, learning_rate=1e-3),
     ),
     "cpu-small": Preset(
         "cpu-small", "a GPT that trains on a laptop CPU in minutes: 4 layers, 4 heads, n_embd 128, block 64, "
         "batch 12, lr 1e-3 with warmup and cosine decay, 2000 iters",
         GPTConfig(block_size=64, n_embd=128, n_head=4, n_layer=4, dropout=0.0),
-        TrainConfig(max_iters=2000, eval_interval=250, eval_iters=100, batch_size=12, block_size=64,
-                    learning_rate=1e-3, beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
+        TrainConfig(max_iters=2000, eval_interval=250, eval_iters=100, batch_size=12, learning_rate=1e-3,
+                    beta2=0.99, warmup_iters=100, lr_decay=True, min_lr=1e-4),
     ),
     "cpu": _CPU,
     "cpu-best": Preset(
@@ -657,259 +598,21 @@ PRESETS: dict[str, Preset] = {
     "lecture": Preset(
         "lecture", "the lecture's final GPT (10.8 M parameters): a GPU job, ~24 h on a 2-core CPU",
         GPTConfig(block_size=256, n_embd=384, n_head=6, n_layer=6, dropout=0.2),
-        TrainConfig(max_iters=5000, eval_interval=500, eval_iters=200, batch_size=64, block_size=256,
-                    learning_rate=3e-4),
+        TrainConfig(max_iters=5000, eval_interval=500, eval_iters=200, batch_size=64, learning_rate=3e-4),
     ),
 }
 
 
 def build_model(preset: Preset, vocab_size: int) -> nn.Module:
+    """The preset's model for a vocabulary of ``vocab_size`` characters, freshly initialised."""
     if preset.model is None:
         return BigramLanguageModel(vocab_size)
     return GPT(replace(preset.model, vocab_size=vocab_size))
 
 
-# ---------------------------------------------------------------------------------------------
-# checkpoints
-# ---------------------------------------------------------------------------------------------
-
-CHECKPOINT_FORMAT = 1  # raise it when a change makes old readers misread new files; readers refuse newer ones
-_UPDATE = "update the course package (git pull, then pip install -e .)"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint cannot be read or written, or does not fit the model it is loaded into."""
-
-
-def save_checkpoint(
-    path: str | Path,
-    model: nn.Module,
-    *,
-    tokenizer: CharTokenizer | None = None,
-    train_config: TrainConfig | None = None,
-    extra: dict | None = None,
-    training_state: dict | None = None,
-) -> Path:
-    """Write the model's weights with its config and tokenizer, atomically: to a temporary file in
-    the same folder, then renamed over ``path``. ``training_state`` (what :func:`train` needs to
-    resume) is stored beside them. Returns the path.
-
-    Raises:
-        CheckpointError: the file cannot be written (no space, no permission, ``path`` is a folder...);
-            the message says why, and the file that was at ``path`` is left as it was.
-    """
-    path = Path(path)
-    model = getattr(model, "module", model)  # DDP
-    model = getattr(model, "_orig_mod", model)  # torch.compile
-    if isinstance(model, GPT):
-        kind, config = "gpt", model.config.to_dict()
-    elif isinstance(model, BigramLanguageModel):
-        kind, config = "bigram", {"vocab_size": model.vocab_size}
-    else:
-        raise CheckpointError(f"save_checkpoint: cannot save a {type(model).__name__}; expected GPT or BigramLanguageModel")
-    if path.is_dir():
-        raise CheckpointError(f"cannot write the checkpoint {path}: it is a folder; give a file name such as {path / 'model.pt'}")
-    payload = {
-        "format": CHECKPOINT_FORMAT,
-        "kind": kind,
-        "config": config,
-        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "tokenizer": tokenizer.state_dict() if tokenizer is not None else None,
-        "train_config": asdict(train_config) if train_config is not None else None,
-        "extra": extra or {},
-    }
-    if training_state is not None:
-        payload["training"] = training_state
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException as exc:
-        if tmp is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-        if isinstance(exc, OSError):
-            kept = "the previous checkpoint there is unchanged" if path.is_file() else "nothing was written"
-            reason = exc.strerror or str(exc) or type(exc).__name__
-            raise CheckpointError(f"could not write the checkpoint {path}: {reason}; {kept}. Free some space or "
-                                  f"choose another place with --out") from exc
-        raise
-    return path
-
-
-def _checkpoint_problem(path: Path) -> str | None:
-    """Why ``path`` cannot be a checkpoint, judged without unpickling anything (None: worth loading)."""
-    if path.is_dir():
-        return f"{path} is a folder, not a checkpoint file; give the .pt file inside it"
-    if not path.exists():
-        return (f"checkpoint not found: {path}; check the path, or train one with "
-                f"python -m lecture_utils train --out {path}")
-    try:
-        with open(path, "rb") as f:
-            head = f.read(4)
-    except OSError as exc:
-        return f"cannot read the checkpoint {path}: {exc.strerror or exc}"
-    if not head:
-        return f"{path} is empty (0 bytes), not a checkpoint: the run that wrote it was stopped; train again"
-    if head != b"PK\x03\x04":  # torch.save writes a zip archive
-        return f"{path} is not a checkpoint: it is not a file written by torch.save; check the path"
-    return None
-
-
-def read_checkpoint(path: str | Path) -> dict:
-    """The raw checkpoint dict (weights on the CPU).
-
-    Only tensors and plain data are loaded (``weights_only``): a file that holds anything else is
-    refused, since unpickling it could run code.
-
-    Raises:
-        CheckpointError: the file is missing, a folder, empty, truncated or damaged, not a course
-            checkpoint, or written by a newer version of the course - one line saying which.
-    """
-    path = Path(path)
-    problem = _checkpoint_problem(path)
-    if problem:
-        raise CheckpointError(problem)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "weights only" in str(exc).lower() or "weights_only" in str(exc):
-            raise CheckpointError(f"{path} is not a course checkpoint: it holds Python objects besides tensors and "
-                                  "plain data, and was not loaded because loading such a file can run code") from None
-        raise CheckpointError(f"{path} is damaged (its contents cannot be decoded); train again or use another "
-                              "checkpoint") from None
-    except Exception:  # torch reports a cut-off zip archive as RuntimeError, EOFError, KeyError, OSError...
-        raise CheckpointError(f"{path} is truncated or damaged (an incomplete zip archive); train again or use "
-                              "another checkpoint") from None
-    if not isinstance(payload, dict) or "format" not in payload or "state_dict" not in payload:
-        raise CheckpointError(f"{path} is not a lecture_utils checkpoint (no format and weights entries); "
-                              "use a file written by python -m lecture_utils train or save_checkpoint")
-    fmt = payload["format"]
-    if not isinstance(fmt, int) or fmt < 1:
-        raise CheckpointError(f"{path} is not a lecture_utils checkpoint (format {fmt!r})")
-    if fmt > CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{path} was written by a newer version of the course (checkpoint format {fmt}; "
-                              f"this version reads format {CHECKPOINT_FORMAT}): {_UPDATE}")
-    kind, config = payload.get("kind"), payload.get("config")
-    if kind not in ("gpt", "bigram") or not isinstance(config, dict) or not isinstance(payload["state_dict"], dict):
-        raise CheckpointError(f"{path} is damaged: its model kind {kind!r} or config is not one this course writes")
-    if kind == "gpt":
-        unknown = sorted(set(config) - {f.name for f in fields(GPTConfig)})
-        if unknown:
-            raise CheckpointError(f"{path} was written by a newer version of the course (model settings {unknown} "
-                                  f"are unknown here): {_UPDATE}")
-        try:
-            GPTConfig.from_dict(config)
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{path} is damaged: its model config is invalid ({exc})") from None
-    elif not isinstance(config.get("vocab_size"), int) or config["vocab_size"] < 1:
-        raise CheckpointError(f"{path} is damaged: its bigram config has no valid vocab_size")
-    tok = payload.get("tokenizer")
-    if tok is not None:
-        try:
-            CharTokenizer.from_state_dict(tok)
-        except (ValueError, TypeError, KeyError):
-            raise CheckpointError(f"{path} is damaged: its tokenizer is not valid") from None
-    return payload
-
-
-def load_checkpoint_into(payload: dict, model: nn.Module, path: str | Path = "the checkpoint") -> nn.Module:
-    """Copy a checkpoint's weights into ``model`` (whose config must match), naming each weight that does
-    not fit instead of PyTorch's message."""
-    target = getattr(model, "module", model)
-    target = getattr(target, "_orig_mod", target)
-    saved = payload["config"]
-    if isinstance(target, GPT):
-        mine, kind = target.config.to_dict(), "gpt"
-    elif isinstance(target, BigramLanguageModel):
-        mine, kind = {"vocab_size": target.vocab_size}, "bigram"
-    else:
-        raise CheckpointError(f"cannot load a checkpoint into a {type(target).__name__}")
-    if kind != payload["kind"]:
-        raise CheckpointError(f"{path} holds a {payload['kind']} model, not a {kind}")
-    if kind == "gpt":  # an older checkpoint lacks the fields added since: they have their defaults
-        saved = GPTConfig.from_dict(saved).to_dict()
-    # dropout does not change the weights; everything else must agree
-    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs model {mine.get(k)!r}"
-             for k in sorted(set(saved) | set(mine)) if k not in ("dropout", "attn_dropout")
-             and saved.get(k) != mine.get(k)]
-    if diffs:
-        raise CheckpointError(f"{path} was saved from another configuration: " + "; ".join(diffs))
-    state, own = payload["state_dict"], target.state_dict()
-    wrong = sorted(set(own) - set(state)) + sorted(set(state) - set(own))
-    wrong += [f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}" for k, v in state.items()
-              if k in own and (not isinstance(v, torch.Tensor) or v.shape != own[k].shape)]
-    if wrong:
-        raise CheckpointError(f"{path} is damaged: its weights do not fit its own config ({', '.join(wrong[:4])}"
-                              f"{' ...' if len(wrong) > 4 else ''})")
-    target.load_state_dict(state)
-    return target
-
-
-def load_checkpoint(
-    path: str | Path, model: nn.Module | None = None, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, CharTokenizer | None, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    With ``model=None`` the model is built from the saved config. With a model, its config must
-    match the saved one; otherwise :class:`CheckpointError` names every field that differs.
-
-    Returns:
-        ``(model, tokenizer_or_None, payload)`` with the model on ``device`` in eval mode.
-
-    Raises:
-        CheckpointError: see :func:`read_checkpoint`; or the checkpoint does not fit ``model``.
-    """
-    payload = read_checkpoint(path)
-    saved = payload["config"]
-    if model is None:
-        model = GPT(GPTConfig.from_dict(saved)) if payload["kind"] == "gpt" else BigramLanguageModel(saved["vocab_size"])
-    model = load_checkpoint_into(payload, model, path)
-    tok = payload.get("tokenizer")
-    tokenizer = CharTokenizer.from_state_dict(tok) if tok else None
-    model.to(device).eval()
-    return model, tokenizer, payload
-
-
-def train_config_from_dict(d: dict) -> TrainConfig:
-    known = {f.name for f in fields(TrainConfig)}
-    return TrainConfig(**{k: v for k, v in d.items() if k in known})
-
-
-# ---------------------------------------------------------------------------------------------
-# the checkpoint shipped with the package
-# ---------------------------------------------------------------------------------------------
-
-SHIPPED = "shakespeare-cpu"
-
-
-def shipped_checkpoint_path(name: str = SHIPPED) -> Path:
-    """Path of a checkpoint that ships inside the package (``lecture_utils/checkpoints/NAME.pt``)."""
-    from importlib import resources
-
-    return Path(str(resources.files("lecture_utils") / "checkpoints" / f"{name}.pt"))
-
-
-def shipped_record(name: str = SHIPPED) -> dict:
-    """How the shipped checkpoint was made: command, configuration, wall time, val loss (JSON)."""
-    import json
-
-    path = shipped_checkpoint_path(name).with_suffix(".json")
-    if not path.is_file():
-        raise CheckpointError(f"no record for the shipped checkpoint {name!r} ({path})")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def load_shipped(name: str = SHIPPED, device: torch.device | str = "cpu"):
-    """The trained GPT that ships with the course (trained on a CPU by the course's own CLI; see
-    :func:`shipped_record`). Returns ``(model, tokenizer, record)``, the model in eval mode."""
-    path = shipped_checkpoint_path(name)
-    if not path.is_file():
-        raise CheckpointError(f"the shipped checkpoint {path} is missing: reinstall the package (pip install -e .)")
-    model, tokenizer, _ = load_checkpoint(path, device=device)
-    return model, tokenizer, shipped_record(name)
+__all__ = ["estimate_loss", "whole_split_loss", "TrainConfig", "warmup_cosine_lr", "TrainResult", "train",
+           "training_block_size", "Preset", "PRESETS", "build_model",
+           # re-exported from lecture_utils.checkpoints and lecture_utils.optimizers
+           "CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint_into",
+           "load_checkpoint", "SHIPPED", "shipped_checkpoint_path", "shipped_record", "load_shipped",
+           "make_optimizer", "newton_schulz", "Muon"]

@@ -103,7 +103,7 @@ CLI_ROWS = [
     ("eval-interval negative", ["train", "--eval-interval", "-1"], "--eval-interval must be an integer >= 0, got -1"),
     ("eval-iters zero", ["train", "--eval-iters", "0"], "--eval-iters must be an integer >= 1, got 0"),
     ("batch-size zero", ["train", "--batch-size", "0"], "--batch-size must be an integer >= 1, got 0"),
-    ("block-size negative", ["train", "--block-size", "-8"], "--block-size must be an integer >= 1, got -8"),
+    ("block-size negative", ["train", "--block-size", "-8"], "--block-size must be a positive integer, got -8"),
     ("grad-accum zero", ["train", "--grad-accum", "0"], "--grad-accum must be an integer >= 1, got 0"),
     ("threads zero", ["train", "--threads", "0"], "--threads must be an integer >= 1, got 0"),
     ("seed negative", ["train", "--seed", "-1"], "--seed must be in [0, 9223372036854775807], got -1"),

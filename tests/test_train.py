@@ -134,7 +134,8 @@ def test_presets_match_the_lecture():
     assert (lec.model.n_embd, lec.model.n_head, lec.model.n_layer, lec.model.block_size, lec.model.dropout) == (384, 6, 6, 256, 0.2)
     assert (lec.train.batch_size, lec.train.learning_rate, lec.train.max_iters) == (64, 3e-4, 5000)
     small = PRESETS["lecture-small"]
-    assert (small.model.n_embd, small.model.n_head, small.model.n_layer, small.train.block_size) == (32, 4, 3, 8)
+    assert (small.model.n_embd, small.model.n_head, small.model.n_layer, small.model.block_size) == (32, 4, 3, 8)
+    assert small.train.block_size is None  # the context length is the model's: one place
     big = PRESETS["bigram"].train
     assert (big.batch_size, big.block_size, big.learning_rate, big.max_iters) == (32, 8, 1e-2, 3000)
 
