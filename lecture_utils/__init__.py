@@ -5,7 +5,10 @@ The notebooks import reference modules, checks and widgets from here. Submodules
 - :mod:`lecture_utils.device`  - cuda / mps / cpu choice, seeding, threads
 - :mod:`lecture_utils.data`    - the shipped corpus, ``CharTokenizer``, split, ``get_batch``
 - :mod:`lecture_utils.model`   - the reference modules with the lecture's names
-- :mod:`lecture_utils.train`   - ``estimate_loss``, the training loop, checkpoints
+- :mod:`lecture_utils.modern`  - chapter 12's pieces (GELU, RMSNorm, SwiGLU, RoPE, weight tying)
+- :mod:`lecture_utils.speed`   - the fast CPU dropout masks, applied to a built model
+- :mod:`lecture_utils.train`   - ``estimate_loss``, ``TrainConfig``, the training loop, presets
+- :mod:`lecture_utils.optimizers`, :mod:`lecture_utils.checkpoints`, :mod:`lecture_utils.distributed` - its machinery
 - :mod:`lecture_utils.viz`     - attention heatmaps and widgets
 - :mod:`lecture_utils.checks`  - one check per exercise
 - :mod:`lecture_utils.grading` - the headless grader

@@ -134,7 +134,7 @@ def cmd_grade(args) -> int:
 
 
 # what a resumed run may change: how long it trains, how often it evaluates, how its steps are computed
-_RESUME_MAY_CHANGE = ("max_iters", "eval_interval", "eval_iters", "time_budget", "grad_accum", "compile",
+_RESUME_MAY_CHANGE = ("max_iters", "eval_interval", "eval_iters", "time_budget", "grad_accum", "compile", "cpu_bf16",
                       "fast_cpu_dropout")
 
 

@@ -358,3 +358,57 @@ def test_a_checkpoint_from_before_the_chapter_12_fields_still_loads(tmp_path):
     loaded, _, _ = load_checkpoint(tmp_path / "old.pt")
     load_checkpoint(tmp_path / "old.pt", GPT(SMALL))
     assert loaded.config == replace(SMALL, dropout=SMALL.dropout)
+
+
+def test_micro_batches_split_across_processes_or_say_why():
+    from lecture_utils.distributed import split_micro_batches
+
+    cfg = TrainConfig(batch_size=32, grad_accum=1)
+    assert split_micro_batches(cfg, 1, grad_accum_given=False) == (cfg, None)
+    two, note = split_micro_batches(cfg, 2, grad_accum_given=False)
+    assert (two.batch_size, two.grad_accum) == (16, 2) and "the same global batch of 32 sequences" in note
+    odd, note = split_micro_batches(replace(cfg, batch_size=7), 2, grad_accum_given=False)
+    assert (odd.batch_size, odd.grad_accum) == (7, 2) and "a global batch of 14 sequences instead of 7" in note
+    with pytest.raises(ValueError, match="--grad-accum 1 cannot be split across 2 processes"):
+        split_micro_batches(cfg, 2, grad_accum_given=True)
+
+
+def test_the_context_length_is_the_model_s_unless_the_model_has_none():
+    from lecture_utils.train import training_block_size
+
+    gpt = GPT(SMALL)
+    assert training_block_size(TrainConfig(), gpt) == 8
+    assert training_block_size(TrainConfig(block_size=4), gpt) == 4
+    assert training_block_size(TrainConfig(block_size=8), BigramLanguageModel(7)) == 8
+    with pytest.raises(ValueError, match=r"BigramLanguageModel has no block_size of its own.*TrainConfig\(block_size=8\)"):
+        training_block_size(TrainConfig(), BigramLanguageModel(7))
+
+
+def test_training_gives_the_reference_gpt_fast_cpu_dropout_and_leaves_other_models_alone():
+    import torch.nn as nn
+
+    from lecture_utils.speed import CPUDropout
+
+    d = torch.arange(200) % 65
+    cfg = TrainConfig(max_iters=1, eval_interval=0, eval_iters=1, batch_size=2)
+    ref = GPT(SMALL)
+    train(ref, d, d, cfg, progress=False)
+    assert {type(m) for m in ref.modules() if isinstance(m, nn.Dropout)} == {CPUDropout}
+    plain = GPT(SMALL)
+    train(plain, d, d, replace(cfg, fast_cpu_dropout=False), progress=False)
+    assert {type(m) for m in plain.modules() if isinstance(m, nn.Dropout)} == {nn.Dropout}
+
+    class Mine(nn.Module):  # a learner's model keeps the modules they wrote
+        def __init__(self):
+            super().__init__()
+            self.block_size = 8
+            self.emb = nn.Embedding(65, 65)
+            self.drop = nn.Dropout(0.1)
+
+        def forward(self, idx, targets=None):
+            logits = self.drop(self.emb(idx))
+            return logits, nn.functional.cross_entropy(logits.view(-1, 65), targets.view(-1))
+
+    mine = Mine()
+    train(mine, d, d, cfg, progress=False)
+    assert type(mine.drop) is nn.Dropout
