@@ -20,8 +20,7 @@ def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: str = "arange
             self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
             self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
             self.blocks = nn.Sequential(*[
-                M.Block(config.n_embd, config.n_head, config.block_size, config.dropout if pass_dropout else 0.0,
-                        attention=config.attention)
+                M.Block(config.n_embd, config.n_head, config.block_size, config.dropout if pass_dropout else 0.0)
                 for _ in range(n_layer or config.n_layer)
             ])
             if ln_f != "missing":
