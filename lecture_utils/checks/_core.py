@@ -39,7 +39,6 @@ MIME = "application/vnd.lecture-utils.check+json"
 TIME_LIMIT = 20.0  # seconds a learner's code may take inside one check
 
 
-
 class CheckFailed(AssertionError):
     """A check found a mistake. ``exercise`` is the exercise id, ``hint`` the diagnosis.
 
@@ -282,5 +281,3 @@ def rng(seed: int) -> torch.Generator:
 def fresh_seed() -> int:
     """A seed that changes from run to run, so a hard-coded answer cannot pass."""
     return int(time.time_ns() % 2**31)
-
-
