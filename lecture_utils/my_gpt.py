@@ -35,6 +35,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lecture_utils.files import atomic_write_text
+from lecture_utils.status import PASSED
 
 FOLDER = "my_gpt"
 
@@ -120,7 +121,7 @@ def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
         print(f"{name} is the reference (exercise {exercise} not done): nothing written.{note}")
         return
     status = RESULTS.get(exercise, {}).get("status")
-    if status != "passed":
+    if status != PASSED:
         raise MyGPTError(f"exercise {exercise}'s check has {'not run' if status is None else status} in this kernel: "
                          f"run the check cell above until it passes, then this cell")
     header = (f"# Your {name}, exercise {exercise} of {notebook}.ipynb, kept by lecture_utils.my_gpt.keep on "

@@ -62,3 +62,16 @@ def test_cpu_budget_set_overrides_model_and_training():
                                                                    "optimizer=muon", "block_size=128"])
     assert got == {"n_layer": 6, "cpu_bf16": True, "muon_lr": 0.01, "optimizer": "muon", "block_size": 128}
     assert "block_size" in cpu_budget._MODEL_FIELDS and "block_size" in cpu_budget._TRAIN_FIELDS
+
+
+def test_every_log_is_cited_and_every_cited_log_exists():
+    """benchmarks/RESULTS.md is the record: a log no text cites is clutter, a cited log that is gone is a figure
+    without its provenance."""
+    import re
+
+    text = (ROOT / "benchmarks" / "RESULTS.md").read_text(encoding="utf-8")
+    logs = {p.name for p in (ROOT / "benchmarks" / "results").iterdir()}
+    cited = set(re.findall(r"[\w.-]+\.log", text))
+    assert sorted(logs - cited) == [], "logs in benchmarks/results/ that RESULTS.md does not cite"
+    cited_in_results = {name for name in cited if f"results/{name}" in text}
+    assert sorted(cited_in_results - logs) == [], "RESULTS.md cites logs that benchmarks/results/ lacks"

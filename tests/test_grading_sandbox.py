@@ -210,12 +210,9 @@ def test_printing_a_gigabyte_is_cut_off(graded):
     assert_safe(graded)
     said = problems(graded, "printer")
     # cut off by the grader, or the kernel runs out of memory buffering it: either way named, and bounded.
-    # Seen once (a fresh-clone CI run, 2026-12-06): the run finished with nothing named, cause not yet found
-    # (perhaps output dropped between kernel and grader). Until it is, that outcome is accepted only if the
-    # output stayed bounded and the learner's exercises were still graded.
-    named = "printed more than" in said or "interrupted" in said or "kernel died" in said
-    graded_anyway = all(e["status"] != "not verified" for e in exercises(graded, "printer").values())
-    assert named or (said == "" and graded_anyway), said
+    # (Once seen unnamed in a loaded CI run: the output still in transit when the cell's reply came was dropped
+    # uncounted after nbclient's 4-s wait; the worker now waits as long as a cell may run, see test_grading.py.)
+    assert "printed more than" in said or "interrupted" in said or "kernel died" in said or "still arriving" in said, said
     assert graded["proc"].stdout.count("x" * 1000) == 0
 
 

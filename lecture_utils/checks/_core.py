@@ -33,10 +33,10 @@ from collections.abc import Callable
 
 import torch
 
+from lecture_utils.status import FAILED, NOT_ATTEMPTED, PASSED
+
 MIME = "application/vnd.lecture-utils.check+json"
 TIME_LIMIT = 20.0  # seconds a learner's code may take inside one check
-
-PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
 
 
 class CheckFailed(AssertionError):
@@ -281,14 +281,3 @@ def rng(seed: int) -> torch.Generator:
 def fresh_seed() -> int:
     """A seed that changes from run to run, so a hard-coded answer cannot pass."""
     return int(time.time_ns() % 2**31)
-
-
-def close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
-    return a.shape == b.shape and torch.allclose(a.float(), b.float(), atol=atol, rtol=rtol)
-
-
-def as_tensor_output(value, what: str) -> torch.Tensor:
-    """Fail with a clear message unless ``value`` is a tensor."""
-    if not isinstance(value, torch.Tensor):
-        fail(f"{what} should return a torch.Tensor, but it returned {type(value).__name__}")
-    return value

@@ -48,9 +48,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lecture_utils.grading.capture import cell_source as capture_cell
+from lecture_utils.status import FAILED, NOT_VERIFIED, PASSED, STATUSES
 
-PASSED, FAILED, NOT_ATTEMPTED, NOT_VERIFIED = "passed", "failed", "not attempted", "not verified"
-STATUSES = (PASSED, FAILED, NOT_ATTEMPTED, NOT_VERIFIED)
 SCHEMA = "lecture_utils.grade/1"
 _HEADER = re.compile(r"^\s*#\s*Exercise\s+(\d+\.\d+)\b")
 

@@ -33,19 +33,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
 from lecture_utils.files import atomic_write_text
-from lecture_utils.grading import (
-    FAILED,
-    NOT_ATTEMPTED,
-    NOT_VERIFIED,
-    PASSED,
-    NotebookResult,
-    _id_key,
-    chapter_of,
-    grade_notebook,
-)
+from lecture_utils.grading import NotebookResult, _id_key, chapter_of, grade_notebook
+from lecture_utils.status import FAILED, MISSING, NOT_ATTEMPTED, NOT_VERIFIED, PASSED
 
 SCHEMA = "lecture_utils.grade-class/1"
-MISSING = "missing"
 MAX_NOTEBOOK_BYTES = 50 * 2**20
 MAX_SUBMISSION_BYTES = 200 * 2**20
 CACHE = ".grade-cache.json"

@@ -28,7 +28,8 @@ import sys
 import types
 from pathlib import Path
 
-PASSED, FAILED, NOT_ATTEMPTED, NOT_VERIFIED = "passed", "failed", "not attempted", "not verified"
+from lecture_utils.status import CHECK_STATUSES, FAILED, NOT_VERIFIED
+
 TAINTED_EXIT = 3
 _TORCH_MODULES = ("torch", "torch.nn", "torch.nn.functional", "torch.nn.init", "torch.testing", "torch.linalg",
                   "torch.autograd", "torch.nn.modules.module", "math", "builtins", "copy", "random", "statistics",
@@ -216,7 +217,7 @@ def recheck(ex: dict, job_dir: Path, outcomes: list, registry) -> tuple[str, str
     if not mine:
         return NOT_VERIFIED, "the check reported no outcome"
     _, status, message = mine[-1]
-    if status not in (PASSED, FAILED, NOT_ATTEMPTED):
+    if status not in CHECK_STATUSES:
         return NOT_VERIFIED, "the check reported no outcome"
     return status, message
 

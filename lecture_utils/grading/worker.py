@@ -67,7 +67,11 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
             return {"content": {"status": "error", "ename": "CellTimeoutError", "evalue": f"interrupted after {timeout} s",
                                 "traceback": []}}
 
+    # iopub_timeout: after a cell's reply, nbclient waits only this long (default 4 s) for the rest of the cell's
+    # output and then drops it unseen; a big output still in transit on a busy machine escaped the cap that way.
+    # Waiting as long as a cell may run counts every byte; past that the run stops, and says so.
     client = GradingClient(nb, timeout=timeout, kernel_name=kernel, allow_errors=True, interrupt_on_timeout=True,
+                           iopub_timeout=timeout, raise_on_iopub_timeout=True,
                            resources={"metadata": {"path": str(work)}}, record_timing=False)
 
     raised: list[str] = []
@@ -101,8 +105,13 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
         client.execute(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except DeadKernelError:
         problems.append("the kernel died (os._exit, a crash, or a memory/process limit); later exercises are not verified")
-    except CellTimeoutError:
-        problems.append(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt; the notebook's run stopped there")
+    except CellTimeoutError as exc:
+        if "IOPub" in str(exc):
+            problems.append(f"a cell's output was still arriving {timeout:.0f} s after the cell ended; the notebook's run "
+                            "stopped there")
+        else:
+            problems.append(f"a cell ran longer than {timeout:.0f} s and ignored the interrupt; the notebook's run "
+                            "stopped there")
     except Exception as exc:
         name = type(exc).__name__
         if "NoSuchKernel" in name:

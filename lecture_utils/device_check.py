@@ -1,8 +1,9 @@
-"""Exercise the accelerator code paths of the package on one device (cuda, mps or cpu).
+"""A smoke test for a GPU machine: the package's accelerator code paths on one device (cuda, mps or cpu).
 
-Not a test (the test suite never needs a GPU): run it where a GPU is, and read what it prints.
+Not part of the test suite (which never needs a GPU) and not a benchmark (it prints no figures to keep):
+run it where a GPU is, from a checkout or after ``pip install``, and read what it prints.
 
-    python benchmarks/device_check.py --device cuda
+    python -m lecture_utils.device_check --device cuda
 
 It checks that every exercise's check passes the reference on that device (so every tensor a
 check creates follows the device), that get_batch lands on the device (pinned on CUDA), that a
