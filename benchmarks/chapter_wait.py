@@ -76,13 +76,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chapters", type=int, nargs="+", default=list(range(1, 9)), help="chapter numbers (default 1-8)")
     ap.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
     ap.add_argument("--label", default="", help="a label printed with each row (e.g. before/after)")
+    ap.add_argument("--device", default=None, help="cpu, cuda or mps for the notebooks (LECTURE_UTILS_DEVICE)")
+    ap.add_argument("--quick", action="store_true", help="chapter 01 only, in the smoke setting (proves the script runs)")
     args = ap.parse_args(argv)
 
-    os.environ["LECTURE_UTILS_SMOKE"] = "0"  # full length: the kernels inherit it
+    # full length (the kernels inherit it); --quick only proves the script works
+    os.environ["LECTURE_UTILS_SMOKE"] = "1" if args.quick else "0"
+    if args.quick:
+        args.chapters = [1]
+    if args.device:
+        os.environ["LECTURE_UTILS_DEVICE"] = args.device
     os.environ.setdefault("MPLBACKEND", "Agg")
     import lecture_utils  # only to print which package the kernels will import (PYTHONPATH decides)
     print(f"chapter_wait: folder {args.folder}, lecture_utils from {Path(lecture_utils.__file__).parent}, "
-          f"LECTURE_UTILS_SMOKE=0, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
+          f"LECTURE_UTILS_SMOKE={os.environ['LECTURE_UTILS_SMOKE']}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
     rows = []
     work = Path(tempfile.mkdtemp(prefix="chapter_wait_"))
     try:

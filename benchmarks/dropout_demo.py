@@ -44,16 +44,20 @@ print("DROPOUT_DEMO " + _j.dumps(_rows))
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--notebook", type=Path, default=ROOT / "solutions" / "08_scaling_up.ipynb")
+    ap.add_argument("--device", default=None, help="cpu, cuda or mps for the notebook (LECTURE_UTILS_DEVICE)")
+    ap.add_argument("--quick", action="store_true", help="the smoke setting (a few steps; proves the script runs)")
     args = ap.parse_args(argv)
     nb = nbformat.read(args.notebook, as_version=4)
     ends = [i for i, c in enumerate(nb.cells) if c.cell_type == "code" and MARKER in c.source]
     if len(ends) != 1:
         raise SystemExit(f"dropout_demo: expected one cell with {MARKER!r} in {args.notebook}, found {len(ends)}")
     nb.cells = nb.cells[: ends[0] + 1] + [nbformat.v4.new_code_cell(REPORT)]
-    os.environ["LECTURE_UTILS_SMOKE"] = "0"
+    os.environ["LECTURE_UTILS_SMOKE"] = "1" if args.quick else "0"
+    if args.device:
+        os.environ["LECTURE_UTILS_DEVICE"] = args.device
     os.environ["MPLBACKEND"] = "Agg"
     work = Path(tempfile.mkdtemp(prefix="dropout_demo_"))
-    print(f"dropout_demo: {args.notebook} cells 0-{ends[0]} at full length, load average {os.getloadavg()}", flush=True)
+    print(f"dropout_demo: {args.notebook} cells 0-{ends[0]} ({'smoke setting' if args.quick else 'full length'}), load average {os.getloadavg()}", flush=True)
     try:
         t0 = time.perf_counter()
         NotebookClient(nb, timeout=3600, kernel_name="python3", resources={"metadata": {"path": str(work)}}).execute()
