@@ -76,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chapters", type=int, nargs="+", default=list(range(1, 9)), help="chapter numbers (default 1-8)")
     ap.add_argument("--cell-timeout", type=int, default=3600, help="seconds one cell may run (default 3600)")
     ap.add_argument("--label", default="", help="a label printed with each row (e.g. before/after)")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="torch threads in the kernels (OMP_NUM_THREADS); default: torch's own (the cores). On a "
+                         "machine shared with other work, 1 keeps the CPU time honest: threads that wait for a "
+                         "descheduled partner spin and inflate both the wall and the CPU time")
     ap.add_argument("--device", default=None, help="cpu, cuda or mps for the notebooks (LECTURE_UTILS_DEVICE)")
     ap.add_argument("--quick", action="store_true", help="chapter 01 only, in the smoke setting (proves the script runs)")
     args = ap.parse_args(argv)
@@ -86,10 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         args.chapters = [1]
     if args.device:
         os.environ["LECTURE_UTILS_DEVICE"] = args.device
+    if args.threads:
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(args.threads)
     os.environ.setdefault("MPLBACKEND", "Agg")
     import lecture_utils  # only to print which package the kernels will import (PYTHONPATH decides)
     print(f"chapter_wait: folder {args.folder}, lecture_utils from {Path(lecture_utils.__file__).parent}, "
-          f"LECTURE_UTILS_SMOKE={os.environ['LECTURE_UTILS_SMOKE']}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
+          f"LECTURE_UTILS_SMOKE={os.environ['LECTURE_UTILS_SMOKE']}, threads {args.threads or 'default'}, {os.cpu_count()} CPUs, load average {os.getloadavg()}", flush=True)
     rows = []
     work = Path(tempfile.mkdtemp(prefix="chapter_wait_"))
     try:
