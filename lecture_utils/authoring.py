@@ -192,16 +192,27 @@ def _escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace('"', '\\"')
 
 
+# The notebook metadata JupyterLab 4 writes when it opens a notebook and its kernel starts: the kernelspec of
+# ipykernel's default "python3" kernel and the language_info that kernel reports. A notebook that carries
+# anything else is marked modified the moment it opens (tests/test_browser.py checks it does not). The version is
+# the kernel's Python: a kernel of another Python version updates that one field, and JupyterLab then marks the
+# notebook modified. It is the course's reference Python (environment.yml's 3.11, the CI machine's 3.11.7).
+KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+LANGUAGE_INFO = {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                 "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                 "pygments_lexer": "ipython3", "version": "3.11.7"}
+
+
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Outputs and execution counts removed; a plain python3 kernelspec."""
+    """Outputs and execution counts removed; the kernelspec and language_info JupyterLab 4 writes."""
     nb = copy.deepcopy(nb)
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
         cell.metadata.pop("execution", None)
-    nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
-    nb.metadata.setdefault("language_info", {"name": "python"})
+    nb.metadata["kernelspec"] = copy.deepcopy(KERNELSPEC)
+    nb.metadata["language_info"] = copy.deepcopy(LANGUAGE_INFO)
     return nb
 
 

@@ -182,10 +182,11 @@ def transformer_block():
     ax.add_patch(FancyArrowPatch((sx, 0.3), (sx, 6.9), arrowstyle="-|>", mutation_scale=16, color="#2a6db0", lw=3))
     ax.text(sx - 0.15, 3.6, "residual stream  x  (B, T, n_embd)", rotation=90, ha="right", va="center", fontsize=10,
             color="#2a6db0")
-    for y0, name, parts in ((0.7, "feed-forward", ("ln2 = LayerNorm", "Linear(C -> 4C), ReLU,\nLinear(4C -> C)",
-                                                   "Dropout")),
-                            (3.7, "attention", ("ln1 = LayerNorm", "MultiHeadAttention\n(heads: softmax -> Dropout)\n"
-                                                "cat -> proj", "Dropout"))):
+    # the stream flows upwards: attention first (lower), then the feed-forward network (upper)
+    for y0, name, parts in ((0.7, "attention", ("ln1 = LayerNorm", "MultiHeadAttention\n(heads: softmax -> Dropout)\n"
+                                                "cat -> proj", "Dropout")),
+                            (3.7, "feed-forward", ("ln2 = LayerNorm", "Linear(C -> 4C), ReLU,\nLinear(4C -> C)",
+                                                   "Dropout"))):
         ax.add_patch(plt.Circle((sx, y0 + 2.6), 0.2, fc="white", ec="#2a6db0", lw=2))
         ax.text(sx, y0 + 2.6, "+", ha="center", va="center", fontsize=14, color="#2a6db0")
         _arrow(ax, sx, y0 + 0.1, 2.3, y0 + 0.45)
@@ -230,12 +231,13 @@ def batchnorm_vs_layernorm():
         ax.set_xlabel("features (n_embd) ->")
         ax.set_ylabel("<- batch (examples, tokens)")
         ax.set_title(title, fontsize=10)
+        # the label sits on the highlighted strip itself (a label outside the axes got clipped off the picture)
         if along == 0:
-            ax.annotate("mean, var\nover this column", (2, 5.4), (4.2, 6.9), fontsize=8, ha="left",
-                        arrowprops={"arrowstyle": "->"}, annotation_clip=False)
+            ax.text(2, 2.5, "mean, var over this column", rotation=90, ha="center", va="center", fontsize=8,
+                    color="white", weight="bold")
         else:
-            ax.annotate("mean, var over this row", (7.4, 2), (4.5, 6.9), fontsize=8, ha="center",
-                        arrowprops={"arrowstyle": "->"}, annotation_clip=False)
+            ax.text(3.5, 2, "mean, var over this row", ha="center", va="center", fontsize=8, color="white",
+                    weight="bold")
     fig.tight_layout()
     return fig
 

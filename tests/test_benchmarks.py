@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ["loss_ladder.py", "throughput.py", "cpu_budget.py", "addition.py", "ablation.py", "pretrain.py", "grade_class.py"]
+SCRIPTS = ["loss_ladder.py", "throughput.py", "cpu_budget.py", "addition.py", "ablation.py", "pretrain.py", "grade_class.py",
+           "chapter_wait.py", "dropout_demo.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
