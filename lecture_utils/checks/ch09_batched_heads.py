@@ -74,12 +74,13 @@ def heads_to_batched(heads_to_batched, device="cpu"):
 
 
 # 9.2's fake workload: slow warm-up calls, then quick calls with one outlier among them. A sleep never returns early,
-# so a mean (or a loop divided by reps) is at least (8 * USUAL + OUTLIER) / 9 = 48 ms whatever the machine's load, while
-# a median is one quick call (4 ms, plus whatever a busy machine adds to it).
-WARMUP, REPS = 3, 9
-SLOW_FIRST, USUAL, OUTLIER = 0.08, 0.004, 0.4
+# so a mean (or a loop divided by reps) is at least (4 * USUAL + OUTLIER) / 5 = 83 ms whatever the machine's load, while
+# a median is one quick call (4 ms, plus whatever a busy machine adds to it). Few reps and a long outlier: a mean moves
+# by the outlier / REPS, so that is where the sleeping buys the widest gap between a median and a mean.
+WARMUP, REPS = 3, 5
+SLOW_FIRST, USUAL, OUTLIER = 0.05, 0.004, 0.4
 MEAN_FLOOR = ((REPS - 1) * USUAL + OUTLIER) / REPS
-TOTAL_FLOOR = WARMUP * SLOW_FIRST + (REPS - 1) * USUAL + OUTLIER  # 0.67 s
+TOTAL_FLOOR = WARMUP * SLOW_FIRST + (REPS - 1) * USUAL + OUTLIER  # 0.57 s
 PULLED_UP = 0.8 * MEAN_FLOOR  # above this, a median has been pulled up by the outlier - or the machine is very busy
 ATTEMPTS = 3  # a correct median is judged "pulled up" only when all attempts are, each beside the reference's figure
 
@@ -103,13 +104,15 @@ def _pulled_up(result: float, outlier_at: int) -> tuple[bool, float]:
     """Whether ``result`` carries the outlier (as a mean does), and the reference's own figure for the same schedule.
 
     Load-proof: a mean is never below MEAN_FLOOR (sleeps do not end early), so it is always above PULLED_UP; a median
-    lies above PULLED_UP only when the machine adds more than 30 ms to most calls, and then the reference
-    median_seconds, timed right after on the same schedule, has met the same machine: a result that is not more
-    than half the outlier's share of a mean above the reference's is a median on a busy machine, not a mean."""
+    lies above PULLED_UP only when the machine adds more than 60 ms to most calls. Then the reference median_seconds
+    is timed right after on the same schedule: if it met as slow a machine (itself above PULLED_UP), a result not
+    more than half the outlier's share of a mean above it is a median on a busy machine, not a mean."""
     if result <= PULLED_UP:
         return False, float("nan")
     fn, _, _ = _workload(outlier_at)
     reference = ref_timing.median_seconds(fn, WARMUP, REPS, None)
+    if reference <= PULLED_UP:
+        return True, reference
     return result > reference + (OUTLIER - USUAL) / (2 * REPS), reference
 
 
