@@ -3,8 +3,14 @@
 Each session makes a fresh virtual environment, installs torch 2.13.0 FIRST (on this project's machines
 the CPU build lies on disk for Python 3.11; pinning it, and passing it as a constraint to every later
 install, stops a resolver from pulling another, multi-GB torch), then one set of versions of
-everything else, and runs the package tests (``tests/``) plus nbval over the learner notebooks
-(``notebooks/``) in the smoke setting (the root ``conftest.py`` sets ``LECTURE_UTILS_SMOKE=1``).
+everything else, and runs nbval over the learner notebooks (``notebooks/``) in the smoke setting (the root
+``conftest.py`` sets ``LECTURE_UTILS_SMOKE=1``) plus the package tests whose subject the varied versions can change:
+every test that touches numpy, matplotlib, ipywidgets/anywidget, tqdm, IPython/ipykernel, nbformat/nbclient/nbval,
+JupyterLab/Notebook (the browser test), playwright, pytest or hypothesis. ``MAIN_RUN_ONLY`` below lists, with a reason
+each, the tests left to the main run (``.ci/run``'s ``python -m pytest``: Python 3.11, the same torch 2.13.0): the
+ones about torch and the course's pure-Python logic only (training, the command line, the wrong-solution catalogue,
+mutation runs, the grader's sandbox, benchmarks). Python 3.12 (``py312``) is therefore proven on that selection,
+not on the whole suite.
 
 - ``oldest``: the lowest version pyproject.toml admits of every dependency and dev tool (each ``>=X``
   pinned to ``==X``; torch excepted), so a lower bound is a tested version, not a guess.
