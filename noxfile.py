@@ -55,8 +55,9 @@ COLAB = [
     "nbformat==5.10.4",
     "pytest==8.3.5",
 ]
-# what the test run itself needs beside those (not part of Colab's kernel, not imported by the course)
-NBVAL_TOOLS = ["nbval>=0.11", "nbclient>=0.8"]
+# what the test run itself needs beside those (not part of Colab's kernel, not imported by the course): nbval, and
+# hypothesis for the property-based tests the matrix keeps (tests/test_bad_input.py)
+NBVAL_TOOLS = ["nbval>=0.11", "nbclient>=0.8", "hypothesis>=6.100"]
 
 
 def _interpreter(version: str) -> str:
