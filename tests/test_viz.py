@@ -211,7 +211,10 @@ def test_output_carries_a_png_of_the_current_view_for_frontends_without_widgets(
 
 def test_display_publishes_the_widget_and_the_png(explorer, monkeypatch):
     # ipywidgets 7 (Colab) displays through _ipython_display_, which must carry the PNG too
-    import IPython.core.display_functions as display_functions
+    try:  # IPython 8 moved display() into display_functions; Colab's IPython 7.34 keeps it in IPython.core.display
+        import IPython.core.display_functions as display_functions
+    except ImportError:
+        import IPython.core.display as display_functions
     from IPython.core.interactiveshell import InteractiveShell
 
     published = []
