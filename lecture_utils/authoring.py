@@ -35,7 +35,6 @@ from pathlib import Path
 
 import nbformat
 
-
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 EXERCISE_TAG, SOLUTION_ONLY_TAG = "exercise", "solution-only"
 _HEADER = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*[:\-\u2014]\s*(.+)$")

@@ -518,9 +518,8 @@ class _LivePlot:
 
     def __init__(self):
         try:
-            from IPython.display import display
-
             import matplotlib.pyplot as plt
+            from IPython.display import display
         except ImportError:  # pragma: no cover
             self.handle = None
             return

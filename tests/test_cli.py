@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 
-
 def run(*args, cwd=None):
     return subprocess.run([sys.executable, "-m", "lecture_utils", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=600)

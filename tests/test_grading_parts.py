@@ -70,7 +70,6 @@ def test_the_fingerprint_sees_a_replaced_function_and_its_code():
 
 def test_torch_wrapping_its_own_function_is_not_tampering_but_a_learners_wrapper_is():
     import functools
-
     import sys
 
     fresh = "torch._dynamo" not in sys.modules

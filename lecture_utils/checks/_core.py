@@ -23,13 +23,13 @@ import contextlib
 import functools
 import inspect
 import signal
-import threading
 import textwrap
+import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from collections.abc import Callable
 
 import torch
 

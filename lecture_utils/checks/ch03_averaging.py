@@ -16,9 +16,9 @@ from torch.nn import functional as F
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
+    blame_notebook_globals,
     build,
     call,
-    blame_notebook_globals,
     copy_weights,
     isolated_rng,
     randomize_,

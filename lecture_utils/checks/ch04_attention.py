@@ -8,8 +8,8 @@ from torch.nn import functional as F
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
-    blame_notebook_globals,
     attention_variant,
+    blame_notebook_globals,
     build,
     call,
     check_dropout,

@@ -9,7 +9,6 @@ import torch
 from torch import nn
 
 from lecture_utils import model as ref
-from lecture_utils.checks.ch07_residual_layernorm import check_sublayer_dropout
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
@@ -22,6 +21,7 @@ from lecture_utils.checks._helpers import (
     same,
     tensor_output,
 )
+from lecture_utils.checks.ch07_residual_layernorm import check_sublayer_dropout
 
 # small enough to run in milliseconds; n_embd != vocab_size and block_size != T of most tests
 CONFIG = ref.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.0, attention="heads")

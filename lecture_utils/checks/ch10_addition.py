@@ -6,8 +6,8 @@ import torch
 import torch.nn as nn
 
 from lecture_utils import addition as ref
-from lecture_utils.checks._helpers import blame_notebook_globals
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._helpers import blame_notebook_globals
 
 
 @exercise("10.1", "encode a problem", reference=lambda: ref.encode_problem)
