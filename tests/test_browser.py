@@ -169,15 +169,15 @@ def _front_end_own_error(app: str, error: str) -> bool:
     frames = re.findall(r"\bat .*?\(?(https?://\S+?):\d+:\d+\)?$", stack, flags=re.M)
     from_notebook = bool(frames) and "/static/notebook/" in frames[0]  # thrown inside Notebook's own bundle
     if "reading 'last_modified'" in first_line and from_notebook:
-        # Notebook 7.0.8 and 7.1.0 (the versions around the lower bound in pyproject.toml): the top bar's
+        # Notebook 7.0.8 (the lower bound in pyproject.toml) to 7.3.0, not 7.4.0 or 7.5.0: the top bar's
         # "Last Checkpoint" plugin (@jupyter-notebook/notebook-extension:checkpoints) reads ``last_modified``
         # of the last entry of the notebook's checkpoint list, which is empty while the notebook has no
-        # checkpoint yet. Reproduced with the ``1+1`` notebook in both versions.
+        # checkpoint yet. Reproduced with the ``1+1`` notebook in 7.0.8, 7.1.0, 7.1.3, 7.2.0 and 7.3.0.
         return True
     if "reading 'newValue'" in first_line and from_notebook:
-        # Notebook 7.1.0: the LSP adapter tracker JupyterLab 4.1 bundles into Notebook listens to the shell's
-        # currentChanged signal and reads ``newValue`` of a change Notebook's shell emits without one when a
-        # document opens. Reproduced with the ``1+1`` notebook.
+        # Notebook 7.1 (7.1.0 and 7.1.3; not 7.2.0): the LSP adapter tracker JupyterLab 4.1 bundles into
+        # Notebook listens to the shell's currentChanged signal and reads ``newValue`` of a change Notebook's
+        # shell emits without one when a document opens. Reproduced with the ``1+1`` notebook in both.
         return True
     # Notebook 7.6's keyboard-shortcuts plugin (reproduced with notebook 7.6.5)
     return "reading 'schema'" in error and "/static/notebook/notebook_core." in error and "pluginChanged" not in first_line
