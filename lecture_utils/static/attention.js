@@ -150,6 +150,7 @@ class Heatmap {
     this.canvas.addEventListener("mousemove", (ev) => this._move(ev));
     this.canvas.addEventListener("mouseleave", (ev) => {
       this.hover = null;
+      this.canvas.dataset.hover = "";
       this.draw();
       this.o.onHover?.(null, ev);
     });
@@ -273,6 +274,7 @@ class Heatmap {
     const same = cell && this.hover && cell.i === this.hover.i && cell.j === this.hover.j;
     if (same) return this.o.onHover?.(cell, ev, true);
     this.hover = cell;
+    this.canvas.dataset.hover = cell ? `${cell.i},${cell.j}` : ""; // the hovered cell, for tests that hover one
     this.draw();
     this.o.onHover?.(cell, ev, false);
   }
