@@ -113,14 +113,25 @@ def test_a_memory_blow_up_under_a_limit_is_reported(tmp_path):
 
 def test_huge_outputs_do_not_stop_the_grader(tmp_path):
     path = small_notebook(tmp_path, ["print('x' * 20_000_000)", SPLIT_OK, SPLIT_CHECK])
-    assert statuses(grade_one(path))["1.2"] == "passed"
+    result = grade_one(path)
+    assert statuses(result)["1.2"] == "passed"
+    assert any("printed more than 10 MB" in p for p in result.problems), result.problems
+
+
+def test_a_learner_cell_error_is_numbered_as_the_learner_sees_it(tmp_path):
+    # the grader's own cells (the output guard first, a capture after each exercise) are not counted
+    path = small_notebook(tmp_path, [SPLIT_OK, "1 / 0", SPLIT_CHECK])
+    result = grade_one(path)
+    assert any(p.startswith("cell 3 raised ZeroDivisionError") for p in result.problems), result.problems
 
 
 # The rest of a cell's output leaves the kernel 6 s after the cell's reply (its idle status held back), as a
-# big output still in transit on a busy machine does: the grader must still count it against its cap.
+# big output still in transit on a busy machine does: the grader must still count it against its cap. Written past the
+# kernel's own output guard (its `unguarded` stream, which learner code can reach), so the runner's count is tested.
 LATE_OUTPUT = ("import sys, time\nkernel = get_ipython().kernel\npublish = kernel._publish_status\n"
+               "out = getattr(sys.stdout, 'unguarded', sys.stdout)\n"
                "def late(status, *args, **kwargs):\n    if status == 'idle':\n        kernel._publish_status = publish\n"
-               "        time.sleep(6)\n        sys.stdout.write('x' * 11 * 2**20)\n        sys.stdout.flush()\n"
+               "        time.sleep(6)\n        out.write('x' * 11 * 2**20)\n        out.flush()\n"
                "    publish(status, *args, **kwargs)\nkernel._publish_status = late")
 
 

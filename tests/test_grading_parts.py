@@ -20,6 +20,27 @@ def test_free_and_defined_names_of_a_cell():
     assert grading.defined_names(src) == {"math", "stoi", "encode"}  # torch.equal = ... binds no name
 
 
+def test_the_kernels_output_guard_forwards_the_cap_then_drops_the_rest_and_leaves_its_mark(tmp_path):
+    import io
+
+    out, err = io.StringIO(), io.StringIO()
+    budget, mark = {"left": 100, "over": False}, tmp_path / capture.FOLDER / capture.OVER_MARK
+    stdout, stderr = capture.CappedStream(out, budget, mark), capture.CappedStream(err, budget, mark)
+    assert stdout.write("a" * 60) == 60 and not mark.exists()
+    assert stderr.write("b" * 30) == 30 and not mark.exists()  # one budget for both streams
+    assert stdout.write("c" * 25) == 25  # a caller is told everything was written, as a stream would
+    assert out.getvalue() == "a" * 60 + "c" * 10 and err.getvalue() == "b" * 30  # exactly the cap got through
+    assert mark.is_file()  # and the worker will name it, whether or not the output reached it
+    stdout.writelines(["d" * 10**6] * 3)
+    assert len(out.getvalue()) == 70 and stdout.unguarded is out
+    assert stdout.getvalue() == out.getvalue()  # anything else is the stream's own
+
+
+def test_the_grader_inserts_the_guard_first_with_its_cap():
+    src = capture.guard_cell_source(grading.OUTPUT_CAP)
+    assert src == f"__import__('lecture_utils.grading.capture', fromlist=['guard_output']).guard_output({10 * 2**20})"
+
+
 def test_the_plan_follows_names_to_earlier_exercise_cells():
     present = [(4, "10.1", "# Exercise 10.1\ndef encode_problem(a, b, n):\n    return tok.encode(str(a + b))"),
                (6, "10.2", "# Exercise 10.2\ndef make_batch(n):\n    return torch.tensor(encode_problem(1, 2, n))")]

@@ -48,9 +48,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lecture_utils.grading.capture import cell_source as capture_cell
+from lecture_utils.grading.capture import guard_cell_source
 from lecture_utils.status import FAILED, NOT_VERIFIED, PASSED, STATUSES
 
 SCHEMA = "lecture_utils.grade/1"
+OUTPUT_CAP = 10 * 2**20  # characters a notebook may print while graded; counted in the kernel and in the runner
 _HEADER = re.compile(r"^\s*#\s*Exercise\s+(\d+\.\d+)\b")
 
 
@@ -247,9 +249,10 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
         return result
     plans = _plan(present, registry)
 
-    # the copy that runs: a capture cell after each exercise cell
+    # the copy that runs: first a cell capping what the kernel prints, then a capture cell after each exercise cell
     work = copy.deepcopy(nb)
-    inserted = 0
+    work.cells.insert(0, nbformat.v4.new_code_cell(guard_cell_source(OUTPUT_CAP), metadata={"lecture_utils_grade": "guard"}))
+    inserted = 1
     for index, ex_id, _ in present:
         if ex_id in plans:
             cell = nbformat.v4.new_code_cell(capture_cell(ex_id, registry[ex_id].names, plans[ex_id].context),
@@ -268,7 +271,7 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
     job_dir = _job_dir()
     try:
         nbformat.write(work, job_dir / "work.ipynb")
-        job = {"timeout": timeout, "kernel": kernel, "output_cap": 10 * 2**20, "sandboxed": sandbox is not None,
+        job = {"timeout": timeout, "kernel": kernel, "output_cap": OUTPUT_CAP, "sandboxed": sandbox is not None,
                "limits": asdict(limits) if limits else None}
         (job_dir / "job.json").write_text(json.dumps(job), encoding="utf-8")
         fin = sb.run(_helper("lecture_utils.grading.worker"), job_dir, sandbox=sandbox, limits=limits, timeout=wall,

@@ -108,6 +108,59 @@ def capture(exercise_id: str, names, context_names, namespace: dict) -> None:
     (folder / f"{exercise_id}.json").write_text(json.dumps(record), encoding="utf-8")
 
 
+OVER_MARK = "output-over"  # the file the output guard leaves in FOLDER once the cap is passed
+
+
+class CappedStream:
+    """A kernel's ``sys.stdout``/``sys.stderr`` that forwards at most a budget of characters, shared by both, then drops
+    the rest and leaves the mark file ``FOLDER/OVER_MARK``.
+
+    Counting in the kernel matters because the grader's own count (the worker's) sees only what reaches it: a kernel
+    asked to print a gigabyte coalesces the writes into one gigabyte message, which under the sandbox's memory limit
+    can be lost on the way, unseen and so unnamed. Learner code can still reach the stream underneath
+    (``unguarded``); the grader's count stays behind this one for that."""
+
+    def __init__(self, unguarded, budget: dict, mark: Path):
+        self.unguarded, self._budget, self._mark = unguarded, budget, mark
+
+    def write(self, text):
+        n = len(text)
+        left = self._budget["left"]
+        if n > left:
+            if not self._budget["over"]:
+                self._budget["over"] = True
+                try:
+                    self._mark.parent.mkdir(exist_ok=True)
+                    self._mark.touch()
+                except OSError:
+                    pass  # the worker's own count still names it if the output reaches it
+            text = text[:max(left, 0)]
+        self._budget["left"] = left - len(text)
+        if text:
+            self.unguarded.write(text)
+        return n
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+    def __getattr__(self, name):  # flush, isatty, fileno, encoding, ...: the stream's own
+        return getattr(self.unguarded, name)
+
+
+def guard_output(cap: int) -> None:
+    """Cap what the kernel prints at ``cap`` characters (stdout and stderr together): the grader's first cell."""
+    budget = {"left": cap, "over": False}
+    mark = Path.cwd() / FOLDER / OVER_MARK  # absolute: the learner's code may change the working folder
+    sys.stdout = CappedStream(sys.stdout, budget, mark)
+    sys.stderr = CappedStream(sys.stderr, budget, mark)
+
+
+def guard_cell_source(cap: int) -> str:
+    """The code cell the grader inserts first: :func:`guard_output` with the grader's cap."""
+    return f"__import__('lecture_utils.grading.capture', fromlist=['guard_output']).guard_output({int(cap)})"
+
+
 def cell_source(exercise_id: str, names, context_names) -> str:
     """The code cell the grader inserts after exercise ``exercise_id``."""
     return (f"__import__('lecture_utils.grading.capture', fromlist=['capture']).capture("

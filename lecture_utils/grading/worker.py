@@ -4,7 +4,8 @@ lecture_utils.grading.worker JOB_DIR``).
 ``JOB_DIR`` holds ``work.ipynb`` (the learner's notebook with a capture cell after each exercise,
 see :mod:`lecture_utils.grading.capture`) and ``job.json`` (per-cell timeout, kernel name, limits).
 The notebook runs in a private working folder, continuing past errors and interrupting cells that
-run too long; what the cells print is counted and dropped beyond a cap. The runner prints JSON lines:
+run too long; what the cells print is counted and dropped beyond a cap, twice: in the kernel (the grader's first
+cell, :func:`lecture_utils.grading.capture.guard_output`) and here, as it arrives. The runner prints JSON lines:
 the files each capture cell wrote, as soon as it ran, and at the end the problems it saw. Nothing it reports is trusted by
 the grader beyond that: the kernel runs the learner's code and could have written any of it.
 """
@@ -21,11 +22,17 @@ import tempfile
 from pathlib import Path
 
 CAPTURE_DIR = ".lecture_utils_grade"
+OVER_MARK = "output-over"  # capture.OVER_MARK: left by the kernel's output guard past the cap (capture.guard_output)
 _CAPTURE_NAME = re.compile(r"^\d+\.\d+\.(json|pt)$")
 
 
 def _is_capture(cell) -> bool:
     return cell.get("metadata", {}).get("lecture_utils_grade") == "capture"
+
+
+def _is_inserted(cell) -> bool:
+    """A cell the grader added (the output guard first, a capture after each exercise), not the learner's."""
+    return cell.get("metadata", {}).get("lecture_utils_grade") in ("capture", "guard")
 
 
 def _run(job_dir: Path, work: Path, emit) -> dict:
@@ -87,7 +94,7 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
                 continue
             if out.get("ename") != "CheckFailed":  # a check's verdict is the re-check's business
                 value = str(out.get("evalue", "")).strip().splitlines()
-                learner_index = cell_index - sum(_is_capture(c) for c in nb.cells[:cell_index])
+                learner_index = cell_index - sum(_is_inserted(c) for c in nb.cells[:cell_index])
                 raised.append(f"cell {learner_index + 1} raised {out.get('ename')}: {value[0][:160] if value else ''}".rstrip(": "))
         cell.outputs = []
         if _is_capture(cell):  # hand over what the capture wrote at once: a later hang or kill loses nothing
@@ -120,6 +127,8 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
     problems += raised[:5] + ([f"{len(raised) - 5} more cells raised errors"] if len(raised) > 5 else [])
     if timed_out:
         problems.append(f"{len(timed_out)} cell(s) were interrupted after {timeout:.0f} s")
+    if (work / CAPTURE_DIR / OVER_MARK).is_file():  # the kernel's guard counted past the cap (what reached us or not)
+        printed["over"] = True
     if printed["over"]:
         problems.append(f"the notebook printed more than {cap // 2**20} MB; the rest was dropped")
     return {"kernel_missing": False, "problems": problems}
