@@ -41,6 +41,18 @@ def test_the_grader_inserts_the_guard_first_with_its_cap():
     assert src == f"__import__('lecture_utils.grading.capture', fromlist=['guard_output']).guard_output({10 * 2**20})"
 
 
+def test_a_course_the_helpers_cannot_import_is_one_clear_error_before_any_grading(tmp_path):
+    assert grading.helpers_problem() is None  # here the course is installed: the helpers import it
+    # a Python without the course (what `pip install --user`, or running from the source folder only, gives the
+    # helpers, which run with -P -s): every notebook would end "abnormally" with nothing said
+    fake = tmp_path / "python"
+    fake.write_text("#!/bin/sh\necho \"ModuleNotFoundError: No module named 'lecture_utils'\" >&2\nexit 1\n")
+    fake.chmod(0o755)
+    said = grading.helpers_problem(str(fake))
+    assert "cannot import the course (ModuleNotFoundError: No module named 'lecture_utils')" in said
+    assert "python -m pip install -e ." in said
+
+
 def test_the_plan_follows_names_to_earlier_exercise_cells():
     present = [(4, "10.1", "# Exercise 10.1\ndef encode_problem(a, b, n):\n    return tok.encode(str(a + b))"),
                (6, "10.2", "# Exercise 10.2\ndef make_batch(n):\n    return torch.tensor(encode_problem(1, 2, n))")]

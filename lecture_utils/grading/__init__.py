@@ -196,9 +196,30 @@ def _job_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="grade-"))  # bound read-only into the sandbox as /job
 
 
-def _helper(module: str) -> list[str]:
-    """The command for a helper module; -P (3.11+): the working folder is not on ``sys.path``."""
-    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-s", "-m", module]
+def _helper(module: str, python: str | None = None) -> list[str]:
+    """The command for a helper module; -P (3.11+): the working folder is not on ``sys.path``; -s: nor the user's
+    site-packages."""
+    return [python or sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-s", "-m", module]
+
+
+def helpers_problem(python: str | None = None) -> str | None:
+    """Why the grader's helper processes cannot import the course here, or None when they can.
+
+    They run without the working folder and the user's site-packages on ``sys.path`` (:func:`_helper`), so a course
+    that imports only from its source folder, or was installed with ``pip install --user``, fails in every one of
+    them; each notebook would then end "abnormally" with nothing said. Asked once, before any grading."""
+    import subprocess
+
+    cmd = _helper("lecture_utils.grading.worker", python)[:-2] + ["-c", "import lecture_utils.grading.worker"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"the grader could not start its helper ({cmd[0]}): {exc}"
+    if out.returncode == 0:
+        return None
+    last = (out.stderr.strip().splitlines() or [f"exit status {out.returncode}"])[-1]
+    return (f"the grader's helpers ({cmd[0]} -P -s: no working folder, no user site-packages) cannot import the course "
+            f"({last}); install it into this environment from the course folder: python -m pip install -e .")
 
 
 def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool = True, sandbox=None,
@@ -495,6 +516,10 @@ def main(args) -> int:
 
     if args.sandbox and args.no_sandbox:
         print("error: --sandbox and --no-sandbox contradict each other", file=sys.stderr)
+        return 2
+    problem = helpers_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     use_sandbox = (args.class_ or args.sandbox) and not args.no_sandbox
     box = None
