@@ -118,6 +118,14 @@ def test_huge_outputs_do_not_stop_the_grader(tmp_path):
     assert any("printed more than 10 MB" in p for p in result.problems), result.problems
 
 
+def test_the_learners_code_runs_with_the_kernels_output_guarded(tmp_path):
+    # the grader's first cell (capture.guard_output) has wrapped the kernel's streams before any learner cell runs
+    guarded = "import sys\nassert all(type(s).__name__ == 'CappedStream' for s in (sys.stdout, sys.stderr))"
+    result = grade_one(small_notebook(tmp_path, [guarded, SPLIT_OK, SPLIT_CHECK]))
+    assert not any("raised" in p for p in result.problems), result.problems
+    assert statuses(result)["1.2"] == "passed"
+
+
 def test_a_learner_cell_error_is_numbered_as_the_learner_sees_it(tmp_path):
     # the grader's own cells (the output guard first, a capture after each exercise) are not counted
     path = small_notebook(tmp_path, [SPLIT_OK, "1 / 0", SPLIT_CHECK])

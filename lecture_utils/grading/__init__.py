@@ -196,10 +196,15 @@ def _job_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="grade-"))  # bound read-only into the sandbox as /job
 
 
-def _helper(module: str, python: str | None = None) -> list[str]:
-    """The command for a helper module; -P (3.11+): the working folder is not on ``sys.path``; -s: nor the user's
+def _helper_python(python: str | None = None) -> list[str]:
+    """The interpreter the helpers run on; -P (3.11+): the working folder is not on ``sys.path``; -s: nor the user's
     site-packages."""
-    return [python or sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-s", "-m", module]
+    return [python or sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-s"]
+
+
+def _helper(module: str) -> list[str]:
+    """The command for a helper module."""
+    return [*_helper_python(), "-m", module]
 
 
 def helpers_problem(python: str | None = None) -> str | None:
@@ -210,7 +215,7 @@ def helpers_problem(python: str | None = None) -> str | None:
     them; each notebook would then end "abnormally" with nothing said. Asked once, before any grading."""
     import subprocess
 
-    cmd = _helper("lecture_utils.grading.worker", python)[:-2] + ["-c", "import lecture_utils.grading.worker"]
+    cmd = [*_helper_python(python), "-c", "import lecture_utils.grading.worker"]
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=300)
     except (OSError, subprocess.TimeoutExpired) as exc:
