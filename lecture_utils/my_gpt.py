@@ -16,19 +16,30 @@ saying, for each piece, whether it is the learner's (and from which file) or the
 learner's ``MultiHeadAttention`` calls whatever ``Head`` that namespace holds, so a learner who skipped
 exercise 4.1 still gets their own multi-head attention around the reference head.
 
-Where the files live: ``my_gpt/`` in the current folder (the notebooks' folder in Jupyter). In Google
-Colab every notebook has its own runtime, so the files do not carry from chapter to chapter by
-themselves: pass ``folder=`` a folder in a mounted Google Drive in every chapter, or upload the files
-into ``my_gpt/`` before chapter 08. The grader runs each notebook in its own empty folder, so there
-chapter 08 uses the reference pieces (and says so).
+Where the files live: ``my_gpt/`` in the current folder (the notebooks' folder in Jupyter). The grader
+runs each notebook in its own empty folder, so there chapter 08 uses the reference pieces (and says so).
+
+In Google Colab every notebook has its own runtime, so ``my_gpt/`` does not carry from chapter to
+chapter. What does carry is the learner's notebooks, saved in Google Drive (File > Save a copy in
+Drive puts them in ``MyDrive/Colab Notebooks``). So in Colab, when a piece's file is missing,
+:func:`load` mounts Drive (Colab asks the learner to allow it: the one step, taken in chapter 08
+only) and :func:`rebuild` writes the missing files from the saved notebooks: the class in the cell
+that starts with ``# Exercise N.M``, written only when that exercise's check passes on it now,
+as :func:`keep` writes only a checked class. A file already in ``my_gpt/`` (uploaded, or edited)
+is never replaced. ``load(notebooks=...)`` does the same from any folder, in or out of Colab.
+(Rebuilding from the notebooks, rather than a Drive folder that every chapter writes to, asks for
+Drive once instead of in each of chapters 04-08, and uses what a Colab learner saves anyway.)
 """
 
 from __future__ import annotations
 
 import ast
 import inspect
+import json
 import linecache
 import os
+import re
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +49,8 @@ from lecture_utils.files import atomic_write_text
 from lecture_utils.status import PASSED
 
 FOLDER = "my_gpt"
+DRIVE = "/content/drive"  # where Colab mounts Google Drive (tests point it at a temporary folder)
+SAVED = "MyDrive/Colab Notebooks"  # under DRIVE: where Colab saves notebooks ("File > Save a copy in Drive")
 
 # the pieces, in the order they use each other: (name, exercise, notebook)
 PIECES: tuple[tuple[str, str, str], ...] = (
@@ -79,23 +92,45 @@ def class_source(cls: type) -> str:
         code = getattr(member, "__code__", None)
         if code is None:
             continue
-        lines = linecache.getlines(code.co_filename)
-        if not lines:
-            continue
-        text = "".join(lines)
-        for node in ast.walk(ast.parse(text)):
-            if isinstance(node, ast.ClassDef) and node.name == cls.__name__ and \
-                    node.lineno <= code.co_firstlineno <= node.end_lineno:
-                start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
-                return "".join(lines[start - 1:node.end_lineno])
+        source = _class_statement("".join(linecache.getlines(code.co_filename)), cls.__name__, code.co_firstlineno)
+        if source:
+            return source
     raise MyGPTError(f"cannot find the source of {cls.__name__}: define it in a notebook cell or a .py file and "
                      f"run that cell again")
+
+
+def _class_statement(text: str, name: str, line: int | None = None) -> str | None:
+    """The statement ``class <name>`` in the Python source ``text``, decorators included: the one holding
+    line ``line`` when given, else the first; None when there is none.
+
+    Raises:
+        SyntaxError: ``text`` is not Python.
+    """
+    lines = text.splitlines(keepends=True)
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.ClassDef) and node.name == name and (
+                line is None or node.lineno <= line <= node.end_lineno):
+            start = node.decorator_list[0].lineno if node.decorator_list else node.lineno
+            return "".join(lines[start - 1:node.end_lineno])
+    return None
 
 
 def _is_reference(cls: type) -> bool:
     return getattr(cls, "__module__", "").startswith("lecture_utils")
 
 
+def in_colab() -> bool:
+    """Whether this kernel runs in Google Colab (which imports ``google.colab`` into every kernel; the
+    notebooks' set-up cell tells Colab the same way)."""
+    return "google.colab" in sys.modules
+
+
+def _write(path: Path, name: str, how: str, redo: str, source: str) -> None:
+    """Write the learner's class ``source`` to ``path`` (atomically) under a header saying where it came from."""
+    exercise, notebook = _EXERCISE[name]
+    header = (f"# Your {name}, exercise {exercise} of {notebook}.ipynb, {how} on {time.strftime('%Y-%m-%d %H:%M')}.\n"
+              f"# Chapter 08 builds your GPT from the files in this folder. Edit it here, or {redo}.\n")
+    atomic_write_text(path, f"{header}{PREAMBLE}\n\n{source.rstrip()}\n")
 
 
 def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
@@ -113,7 +148,7 @@ def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
     name = getattr(cls, "__name__", repr(cls))
     if name not in _EXERCISE:
         raise MyGPTError(f"{name} is not one of the pieces of your GPT ({', '.join(n for n, _, _ in PIECES)})")
-    exercise, notebook = _EXERCISE[name]
+    exercise = _EXERCISE[name][0]
     path = Path(folder) / f"{name}.py"
     if _is_reference(cls):
         note = (f" {path} from an earlier run is still there: chapter 08 will use it (delete it to use the "
@@ -124,12 +159,13 @@ def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
     if status != PASSED:
         raise MyGPTError(f"exercise {exercise}'s check has {'not run' if status is None else status} in this kernel: "
                          f"run the check cell above until it passes, then this cell")
-    header = (f"# Your {name}, exercise {exercise} of {notebook}.ipynb, kept by lecture_utils.my_gpt.keep on "
-              f"{time.strftime('%Y-%m-%d %H:%M')}.\n"
-              f"# Chapter 08 builds your GPT from the files in this folder. Edit it here, or run the\n"
-              f"# exercise and this cell again.\n")
-    atomic_write_text(path, f"{header}{PREAMBLE}\n\n{class_source(cls).rstrip()}\n")
+    _write(path, name, "kept by lecture_utils.my_gpt.keep", "run the exercise and its keep cell again",
+           class_source(cls))
     print(f"kept your {name} in {path}")
+    if in_colab():
+        print(f"In Colab this file lasts only as long as this runtime: chapter 08 rebuilds your {name} from this "
+              f"notebook, so keep the notebook in Google Drive (File > Save a copy in Drive, unless you opened it "
+              f"from Drive).")
 
 
 @dataclass
@@ -140,16 +176,27 @@ class Piece:
     where: str  # the file, or the reference's qualified name
 
 
-def load(folder: str | os.PathLike = FOLDER, show: bool = True) -> SimpleNamespace:
+def load(folder: str | os.PathLike = FOLDER, show: bool = True,
+         notebooks: str | os.PathLike | None = None) -> SimpleNamespace:
     """Run the files of ``folder`` (``Head.py``, ``MultiHeadAttention.py``, ...) in one namespace, the
     reference standing in for each missing file, and return the pieces as attributes (plus
     ``.pieces``: a list of :class:`Piece`).
+
+    Missing files are first rebuilt (:func:`rebuild`) from the learner's saved notebooks in
+    ``notebooks`` or, in Google Colab when ``notebooks`` is not given, in ``MyDrive/Colab Notebooks``
+    after mounting Google Drive (Colab asks the learner to allow it; when they do not, it says so and
+    the reference stands in).
 
     Raises:
         MyGPTError: a file does not run or does not define its class (the message names the file).
     """
     from lecture_utils import model as reference
 
+    missing = [name for name, _, _ in PIECES if not (Path(folder) / f"{name}.py").is_file()]
+    if missing and notebooks is None and in_colab():
+        notebooks = _colab_notebooks(folder)
+    if missing and notebooks is not None:
+        rebuild(folder, notebooks, missing)
     namespace: dict = {"__name__": "my_gpt", "__builtins__": __builtins__}
     exec(PREAMBLE, namespace)
     pieces: list[Piece] = []
@@ -172,6 +219,98 @@ def load(folder: str | os.PathLike = FOLDER, show: bool = True) -> SimpleNamespa
     out = SimpleNamespace(**{name: namespace[name] for name, _, _ in PIECES})
     out.pieces = pieces
     return out
+
+
+def _colab_notebooks(folder: str | os.PathLike) -> Path | None:
+    """Colab's folder of saved notebooks in Google Drive, mounting Drive at :data:`DRIVE` first where it
+    is not mounted (Colab shows its dialog asking the learner to allow it); None, saying why and what to
+    do, when Drive cannot be mounted."""
+    if not (Path(DRIVE) / "MyDrive").is_dir():
+        print("In Colab your pieces from chapters 04-07 are in those notebooks, saved in Google Drive: allow this "
+              "notebook to access Google Drive in the dialog, and your GPT is built from them.")
+        try:
+            from google.colab import drive
+
+            drive.mount(str(DRIVE))
+        except Exception as exc:  # access declined, the dialog timed out, no Drive
+            print(f"Google Drive is not mounted ({type(exc).__name__}: {exc}), so the reference stands in for each "
+                  f"missing piece: run this cell again and allow access, or upload your files into {folder}/ "
+                  f"(Files pane, left).")
+            return None
+    return Path(DRIVE) / SAVED
+
+
+def rebuild(folder: str | os.PathLike, notebooks: str | os.PathLike,
+            names: list[str] | None = None) -> list[str]:
+    """Write ``folder/<Name>.py`` for each piece in ``names`` (default: every piece) that has no file there
+    yet, from the learner's saved notebook of its chapter in ``notebooks`` (or a folder inside it): the
+    newest whose file name holds the chapter's (``Copy of 04_self_attention.ipynb``, as Colab names a saved
+    copy). The class is taken from the code cell that starts with ``# Exercise N.M`` and written only when
+    that exercise's check passes on it now, run beside the reference pieces as in its own chapter (so,
+    as with :func:`keep`, chapter 08 never builds on code known to be wrong). A file already there is
+    never replaced. Prints one line per piece (the checks print theirs); returns the names written.
+    """
+    folder, notebooks = Path(folder), Path(notebooks)
+    names = [name for name, _, _ in PIECES if names is None or name in names]
+    todo = [name for name in names if not (folder / f"{name}.py").is_file()]
+    if not todo:
+        return []
+    if not notebooks.is_dir():
+        print(f"No folder {notebooks}, so no saved notebook to rebuild {', '.join(todo)} from: save each chapter's "
+              f"notebook there (in Colab: File > Save a copy in Drive), or upload your files into {folder}/.")
+        return []
+    print(f"Rebuilding {', '.join(todo)} from your notebooks saved in {notebooks}:")
+    written = []
+    for name in todo:
+        done, line = _rebuild_one(name, folder, notebooks)
+        print(f"  {line}")
+        written += [name] if done else []
+    return written
+
+
+def _rebuild_one(name: str, folder: Path, notebooks: Path) -> tuple[bool, str]:
+    """Rebuild one piece (see :func:`rebuild`): (whether its file was written, a line saying what happened)."""
+    from lecture_utils import model as reference
+    from lecture_utils.checks import REGISTRY
+
+    exercise, chapter = _EXERCISE[name]
+    saved = sorted((p for p in notebooks.rglob(f"*{chapter}*.ipynb") if ".ipynb_checkpoints" not in p.parts),
+                   key=lambda p: p.stat().st_mtime)
+    if not saved:
+        return False, (f"{name}: no notebook named like {chapter}.ipynb here, so the reference stands in "
+                       f"(save chapter {chapter[:2]}'s notebook here after exercise {exercise})")
+    path = saved[-1]
+    again = f"fix exercise {exercise} in {path.name}, save it, and run this cell again"
+    try:
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        cell = next(("".join(c["source"]) for c in cells if c.get("cell_type") == "code" and
+                     re.match(rf"\s*#\s*Exercise\s+{re.escape(exercise)}\b", "".join(c["source"]))), None)
+    except (ValueError, KeyError, TypeError) as exc:
+        return False, f"{name}: {path} is not a readable notebook ({type(exc).__name__}: {exc})"
+    try:
+        source = _class_statement(cell, name) if cell is not None else None
+    except SyntaxError as exc:
+        return False, f"{name}: exercise {exercise}'s cell in {path.name} is not valid Python ({exc}): {again}"
+    if source is None:
+        return False, (f"{name}: {path.name} has no code cell starting with '# Exercise {exercise}' that defines "
+                       f"class {name}, so the reference stands in")
+    where = f"{path} (exercise {exercise})"
+    linecache.cache[where] = (len(source), None, source.splitlines(keepends=True), where)  # for the check's messages
+    namespace: dict = {"__name__": "my_gpt", "__builtins__": __builtins__}
+    exec(PREAMBLE, namespace)
+    namespace.update({n: getattr(reference, n) for n, _, _ in PIECES})  # what the chapters import
+    try:
+        exec(compile(source, where, "exec"), namespace)
+        checked = REGISTRY[exercise].check(namespace[name])
+    except Exception as exc:  # the class statement does not run, or the check fails (its message says why)
+        why = str(exc) if isinstance(exc, AssertionError) else f"{type(exc).__name__}: {exc}"
+        return False, f"{name}: yours in {path.name} is not right yet ({why}), so the reference stands in: {again}"
+    if _is_reference(checked):
+        return False, f"{name}: exercise {exercise} is not done in {path.name}, so the reference stands in"
+    target = folder / f"{name}.py"
+    _write(target, name, f"rebuilt by lecture_utils.my_gpt.load from {path}",
+           "delete it and run chapter 08's load cell again", source)
+    return True, f"{name}: yours, from {path.name}, passes its check: written to {target}"
 
 
 def describe(pieces: list[Piece]) -> str:

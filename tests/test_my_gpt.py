@@ -2,11 +2,17 @@
 
 The classes are the solutions notebooks' own exercise cells, run in an IPython shell as a learner
 runs them, so the test covers reading a class's source from a notebook cell.
+
+Colab is faked, never needed: a ``google.colab`` module whose ``drive.mount`` links a temporary folder
+(standing in for the learner's Google Drive) at ``my_gpt.DRIVE``, itself pointed into the test's folder.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -151,3 +157,129 @@ def test_chapter_08_exercise_passes_with_the_reference_pieces_too(shell, tmp_pat
     model = shell.user_ns["GPTLanguageModel"](GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2))
     idx = torch.randint(65, (1, 8))
     torch.testing.assert_close(model.eval()(idx)[0], my_gpt.as_reference(model).eval()(idx)[0])
+
+
+# --- Colab: chapter 08 rebuilds the pieces from the learner's notebooks saved in Google Drive ---
+
+
+@pytest.fixture
+def colab(tmp_path, monkeypatch):
+    """A fake Colab runtime in ``tmp_path/content`` (the current folder, as in Colab), with the learner's
+    Google Drive in ``tmp_path/cloud``; ``drive.mount`` makes it appear at ``my_gpt.DRIVE``. Yields the
+    Drive's "Colab Notebooks" folder and the list of mount calls."""
+    cloud = tmp_path / "cloud"
+    saved = cloud / "MyDrive" / "Colab Notebooks"
+    saved.mkdir(parents=True)
+    mounts = []
+
+    def mount(mountpoint):
+        mounts.append(mountpoint)
+        Path(mountpoint).symlink_to(cloud, target_is_directory=True)
+
+    package = types.ModuleType("google.colab")
+    package.drive = types.ModuleType("google.colab.drive")
+    package.drive.mount = mount
+    monkeypatch.setitem(sys.modules, "google.colab", package)
+    monkeypatch.setitem(sys.modules, "google.colab.drive", package.drive)
+    monkeypatch.setattr(my_gpt, "DRIVE", str(tmp_path / "drive"))
+    (tmp_path / "content").mkdir()
+    monkeypatch.chdir(tmp_path / "content")
+    return saved, mounts
+
+
+def _save(notebook: Path, target: Path, edit=lambda source: source, tags: bool = True) -> None:
+    """Save ``notebook`` as the learner's copy ``target``, each code cell's source passed through ``edit``."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["source"] = edit("".join(cell["source"])).splitlines(keepends=True)
+        if not tags:
+            cell["metadata"].pop("tags", None)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(nb), encoding="utf-8")
+
+
+def test_in_colab_chapter_08_rebuilds_the_pieces_from_the_saved_notebooks_after_one_drive_mount(colab, tmp_path,
+                                                                                              capsys):
+    saved, mounts = colab
+    # done and saved as Colab saves a copy (the cells' tags dropped: the '# Exercise N.M' line is what counts)
+    _save(ROOT / "solutions" / "04_self_attention.ipynb", saved / "Copy of 04_self_attention.ipynb", tags=False)
+    _save(ROOT / "solutions" / "05_multi_head.ipynb", saved / "Copy of 05_multi_head.ipynb")
+    _save(ROOT / "notebooks" / "06_feed_forward.ipynb", saved / "Copy of 06_feed_forward.ipynb")  # not done
+    # saved in a folder of its own, its LayerNorm normalising over the batch: its check fails
+    def batch_norm(source):
+        return source.replace("x.mean(-1, keepdim=True)", "x.mean(0, keepdim=True)").replace("x.var(-1,", "x.var(0,")
+
+    _save(ROOT / "solutions" / "07_residual_layernorm.ipynb", saved / "course" / "07_residual_layernorm.ipynb",
+          batch_norm)
+
+    mine = my_gpt.load()
+    out = capsys.readouterr().out
+    assert mounts == [my_gpt.DRIVE], "Drive is mounted once, by chapter 08's load"
+    written = sorted(p.name for p in Path("my_gpt").iterdir())
+    assert written == ["Block.py", "Head.py", "MultiHeadAttention.py"], out
+    head = Path("my_gpt/Head.py").read_text()
+    assert "rebuilt by lecture_utils.my_gpt.load from" in head and "Copy of 04_self_attention.ipynb" in head
+    assert "class Head(nn.Module):" in head and "# BEGIN SOLUTION" in head  # the learner's cell, as written
+    assert "FeedForward: exercise 6.1 is not done in Copy of 06_feed_forward.ipynb" in out
+    assert "LayerNorm: yours in 07_residual_layernorm.ipynb is not right yet (Exercise 7.1" in out
+    assert "fix exercise 7.1 in 07_residual_layernorm.ipynb, save it, and run this cell again" in out
+    assert "3 of 5 pieces are yours" in out
+    from lecture_utils import model as reference
+
+    block = mine.Block(32, 4, 16, 0.0)
+    assert type(block.sa) is mine.MultiHeadAttention and type(block.sa.heads[0]) is mine.Head
+    assert mine.LayerNorm is reference.LayerNorm and type(block.ln1) is reference.LayerNorm
+
+    # the learner fixes LayerNorm and Colab saves the notebook: the next load adds it and touches nothing else
+    before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in Path("my_gpt").iterdir()}
+    _save(ROOT / "solutions" / "07_residual_layernorm.ipynb", saved / "course" / "07_residual_layernorm.ipynb")
+    mine = my_gpt.load()
+    out = capsys.readouterr().out
+    assert mounts == [my_gpt.DRIVE], "mounted already: no second dialog"
+    assert "Rebuilding FeedForward, LayerNorm from" in out and "4 of 5 pieces are yours" in out
+    assert {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in Path("my_gpt").iterdir() if p.name in before} \
+        == before
+    assert type(mine.Block(32, 4, 16, 0.0).ln1) is mine.LayerNorm is not reference.LayerNorm
+
+
+def test_in_colab_drive_is_asked_for_only_when_a_piece_is_missing_and_a_refusal_is_explained(colab, capsys):
+    saved, mounts = colab
+    folder = Path("my_gpt")
+    folder.mkdir()
+    for name, _, _ in my_gpt.PIECES:  # the learner uploaded all five files: no dialog
+        (folder / f"{name}.py").write_text(f"from lecture_utils.model import {name}\n")
+    assert all(p.yours for p in my_gpt.load(show=False).pieces) and mounts == []
+
+    (folder / "Head.py").unlink()
+
+    def refuse(mountpoint):
+        raise ValueError("mount failed")
+
+    sys.modules["google.colab"].drive.mount = refuse
+    mine = my_gpt.load()
+    out = capsys.readouterr().out
+    assert "allow this notebook to access Google Drive" in out
+    assert "Google Drive is not mounted (ValueError: mount failed)" in out and "run this cell again" in out
+    assert not mine.pieces[0].yours and "4 of 5 pieces are yours" in out
+    assert sorted(p.name for p in folder.iterdir()) == ["Block.py", "FeedForward.py", "LayerNorm.py",
+                                                        "MultiHeadAttention.py"]
+
+
+def test_rebuild_outside_colab_names_what_it_cannot_use(tmp_path, capsys):
+    saved = tmp_path / "saved"
+    assert my_gpt.rebuild(tmp_path / "my_gpt", saved) == []
+    assert f"No folder {saved}" in capsys.readouterr().out
+    saved.mkdir()
+    (saved / "04_self_attention.ipynb").write_text("{not json")
+    mine = my_gpt.load(tmp_path / "my_gpt", notebooks=saved)
+    out = capsys.readouterr().out
+    assert "is not a readable notebook (JSONDecodeError" in out
+    assert "MultiHeadAttention: no notebook named like 05_multi_head.ipynb here" in out
+    assert not any(p.yours for p in mine.pieces) and not (tmp_path / "my_gpt").exists()
+
+
+def test_keep_in_colab_says_to_save_the_notebook_in_drive(shell, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    _write_pieces(shell, names=("FeedForward",))
+    assert "chapter 08 rebuilds your FeedForward from this notebook" in capsys.readouterr().out
