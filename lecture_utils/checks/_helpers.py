@@ -79,7 +79,10 @@ def call(fn: Callable, *args, hints: Sequence[tuple[str, str]] = (), **kwargs) -
 
 def _learner_functions(obj: Any) -> list[types.FunctionType]:
     """The plain functions behind ``obj``: itself, or the methods its class (and its bases outside torch and
-    this package) define, properties included."""
+    this package) define, properties included. A decorated function (``@torch.no_grad()``) is unwrapped to the
+    learner's own."""
+    if callable(obj) and not inspect.isclass(obj):
+        obj = inspect.unwrap(obj)
     if isinstance(obj, types.FunctionType):
         return [obj]
     if isinstance(obj, functools.partial):

@@ -6,6 +6,7 @@ import torch
 
 from lecture_utils import data as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import blame_notebook_globals, call
 
 _SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak."
@@ -74,6 +75,7 @@ def split_data(split_data, device="cpu"):
                  "so the validation text is one continuous piece the model never saw")
         fail(f"with train_frac={frac} and {n} tokens, train should have int({frac} * {n}) = {len(want_tr)} tokens, "
              f"got {len(tr)}; use n = int(train_frac * len(data))")
+    on_second_device(split_data, data, 0.9, device=device, what="split_data", what_input="data")
     return passed("first train_frac for training, the rest for validation, no shuffling", split_data)
 
 
@@ -133,4 +135,6 @@ def get_batch(get_batch, device="cpu"):
     c = get_batch(data, 8, 4, generator=rng(124))[0]
     expect(torch.equal(a, b), "the same generator seed should give the same batch: pass generator= to torch.randint")
     expect(not torch.equal(a, c), "different seeds give the same batch: the offsets should be random (torch.randint with the generator)")
+    on_second_device(lambda d: get_batch(d, 8, 4, generator=rng(5)), data, device=device, what="get_batch",
+                     what_input="data")
     return passed("shapes (B, T), y = x shifted by one, random offsets from the generator, reaches the end of data", get_batch)

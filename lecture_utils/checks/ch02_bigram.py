@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from lecture_utils import model as ref
 from lecture_utils import train as ref_train
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -96,6 +97,11 @@ def bigram_forward(BigramLanguageModel, device="cpu"):
                 fail_generic("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
                      "then logits.view(B*T, C)")
             _check_loss(loss, want_flat, targets.view(B * T), want_loss)
+    idx, targets = torch.randint(VOCAB, (2, 5), generator=g), torch.randint(VOCAB, (2, 5), generator=g)
+    model = build(BigramLanguageModel, (VOCAB,), "vocab_size")
+    on_second_device(lambda m, i: m(i)[0], model, idx, device=device, what="forward(idx)", what_input="idx")
+    on_second_device(lambda m, i, t: m(i, t), model, idx, targets, device=device, what="forward(idx, targets)",
+                     what_input="idx")
     return passed("logits (B, T, C) without targets; (B*T, C) and the mean cross-entropy with them; "
                   "loss None without targets", BigramLanguageModel)
 
@@ -258,6 +264,12 @@ def generate(generate, device="cpu"):
     if not torch.equal(out[:, 3:].cpu(), _chain(idx[:, -1].cpu(), nxt, 7)):
         fail("with a block_size the context must be cropped to its LAST block_size tokens, idx[:, -block_size:]: "
              "the next token depends on the most recent ones")
+    # 5. on a GPU (or meta): the samples join the context on its device, also with a CPU generator
+    idx = torch.randint(V, (2, 3), generator=g)
+    on_second_device(lambda m, i: generate(m, i, 4), _TableModel(table, block_size=4), idx, device=device,
+                     what="generate", what_input="idx", learner=(generate,))
+    on_second_device(lambda m, i: generate(m, i, 4, generator=rng(seed)), _TableModel(table, block_size=4), idx,
+                     device=device, what="generate", what_input="idx", learner=(generate,))
     return passed("appends max_new_tokens samples of softmax(last logits), reproducible with the generator, "
                   "crops the context to block_size", generate)
 
@@ -355,6 +367,11 @@ def estimate_loss(estimate_loss, device="cpu"):
                                    "assume they are called 'train' and 'val'")),))
     expect(isinstance(out, dict) and set(out) == {"test"}, "estimate_loss should loop over the given splits "
            "(splits.items()), whatever their names; with {'test': data} the result should have the key 'test'")
+    # on a GPU (or meta) the model is there and the splits stay on the CPU, as in the notebooks: the batches must follow
+    # the model
+    on_second_device(lambda m: estimate_loss(m, splits, 2, block_size, batch_size, generator=rng(seed)),
+                     ref.BigramLanguageModel(VOCAB), device=device, what="estimate_loss", what_input="model",
+                     returns=False, learner=(estimate_loss,))
     return passed(f"mean of eval_iters={eval_iters} batch losses per split as floats, in eval mode without "
                   f"gradients, train mode restored", estimate_loss)
 
@@ -504,5 +521,11 @@ def train_loop(train_loop, device="cpu"):
         fail(f"the validation split was evaluated on {val_batches} batches over {len(expected)} evaluations, expected "
              f"eval_iters={eval_iters} per evaluation: estimate_loss(model, splits, eval_iters, block_size, batch_size, "
              f"generator=generator)")
+    def two_steps(m):
+        return train_loop(m, torch.optim.AdamW(m.parameters(), lr=1e-3), train_data, val_data, 2, 1, 1, block_size,
+                          batch_size, generator=rng(seed))
+
+    on_second_device(two_steps, ref.BigramLanguageModel(VOCAB), device=device, what="train_loop", what_input="model",
+                     returns=False, learner=(train_loop,))
     return passed(f"{max_iters} steps of zero_grad, backward, step in train mode; estimate_loss at steps {expected}",
                   train_loop)

@@ -15,6 +15,7 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -164,6 +165,7 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
             fail(_NOT_FINITE[exercise_id])
         fail_generic(f"xbow differs from the running mean of x over time (shape {(B, T, C)}): xbow[b, t] = mean of "
              f"x[b, :t+1] over its t+1 rows")
+    on_second_device(fn, torch.randn(2, 4, 3, generator=g), device=device, what=f"average_v{exercise_id[-1]}")
 
 
 @exercise("3.1", "averaging the past with for loops", reference=lambda: reference_average_v1)
@@ -240,10 +242,10 @@ def positional_model(BigramWithPositions, device="cpu"):
             tok = reference.token_embedding_table(idx)
             if same(logits, reference.lm_head(tok)):
                 fail("the position embeddings are not added: x = tok_emb + pos_emb, with "
-                     "pos_emb = self.position_embedding_table(torch.arange(T)); without them the model cannot tell "
+                     "pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device)); without them the model cannot tell "
                      "where a token is")
             fail_generic("the logits differ from the reference: logits = self.lm_head(tok_emb + pos_emb) with "
-                 "tok_emb = self.token_embedding_table(idx), pos_emb = self.position_embedding_table(torch.arange(T))")
+                 "tok_emb = self.token_embedding_table(idx), pos_emb = self.position_embedding_table(torch.arange(T, device=idx.device))")
         want_flat, want_loss = reference(idx, targets)
         logits, loss = call(model, idx, targets, hints=_POS_HINTS)
         tensor_output(logits, "forward(idx, targets) (the logits)", (B * T, V),
@@ -252,5 +254,8 @@ def positional_model(BigramWithPositions, device="cpu"):
             fail_generic("with targets, the logits differ from the reference")
         expect(isinstance(loss, torch.Tensor) and loss.dim() == 0 and torch.allclose(loss, want_loss, atol=1e-5),
                "the loss differs from F.cross_entropy(logits.view(B*T, C), targets.view(B*T))")
+    idx, targets = torch.randint(V, (2, 7), generator=g), torch.randint(V, (2, 7), generator=g)
+    on_second_device(lambda m, i, t: m(i, t), model, idx, targets, device=device, what="forward(idx, targets)",
+                     what_input="idx")
     return passed("logits = lm_head(token + position embeddings) for T = 1..block_size; loss as before",
                   BigramWithPositions)

@@ -7,6 +7,7 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
+from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
     attention_variant,
     blame_notebook_globals,
@@ -198,5 +199,6 @@ def head(Head, device="cpu"):
                   "with dropout=0.5 in training mode the output never changed: apply dropout to the attention "
                   "weights after the softmax, wei = self.dropout(wei), with self.dropout = nn.Dropout(dropout)")
     check_dropout_site(dropped, g, device)
+    forward_on_second_device(dropped, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device, what="Head")
     return passed("matches the reference for T = 1..block_size: causal, rows of wei sum to 1, scaled by "
                   "head_size**-0.5, dropout only in training", Head)

@@ -10,6 +10,7 @@ from torch import nn
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
     attention_variant,
     blame_notebook_globals,
@@ -99,6 +100,8 @@ def multi_head(MultiHeadAttention, device="cpu"):
     if zeros < 0.2:  # dropout after proj zeroes about half of the outputs; before it, proj's bias fills them in
         fail("dropout is applied before the projection: it belongs after it, return self.dropout(self.proj(out)), "
              "so that it drops entries of what goes back into the residual pathway")
+    forward_on_second_device(dropped, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device,
+                             what="MultiHeadAttention")
     return passed(f"{N_HEAD} separate heads concatenated on the channel dimension, projected, dropout in training; "
                   f"matches the reference", MultiHeadAttention)
 
@@ -204,5 +207,7 @@ def batched_multi_head(CausalSelfAttention, device="cpu"):
     if torch.allclose(y[kept], 2 * want[kept], atol=1e-5, rtol=1e-4):  # only the output dropout acted
         fail("the attention weights are not dropped: apply dropout to softmax(wei) too (self.attn_dropout, or "
              "dropout_p=... in F.scaled_dot_product_attention, only while self.training)")
+    forward_on_second_device(dropped, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device,
+                             what="CausalSelfAttention")
     return passed("same outputs as the list of heads after heads_to_batched, for T = 1..block_size; causal; dropout "
                   "only in training", CausalSelfAttention)

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -80,5 +81,6 @@ def feed_forward(FeedForward, device="cpu"):
     x = torch.randn(4, 8, N_EMBD, generator=g).to(device)
     check_dropout(dropped, x, reference(x),
                   "with dropout=0.5 in training mode the output never changed: end self.net with nn.Dropout(dropout)")
+    forward_on_second_device(dropped, torch.randn(2, 5, N_EMBD, generator=g), device=device, what="FeedForward")
     return passed("Linear(n_embd, 4 n_embd), ReLU, Linear back, dropout in training only; matches the reference",
                   FeedForward)

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -113,6 +114,7 @@ def layer_norm(LayerNorm, device="cpu"):
                 fail_generic(f"the output differs from torch.nn.LayerNorm (input shape {tuple(x.shape)}): "
                      f"(x - mean) / torch.sqrt(var + eps) * weight + bias, with the mean and the biased variance "
                      f"over the last dimension")
+    forward_on_second_device(model, torch.randn(2, 3, DIM, generator=g), device=device, what="LayerNorm")
     return passed("matches torch.nn.LayerNorm: statistics over the last dimension, biased variance, eps inside the "
                   "square root, learnable weight and bias", LayerNorm)
 
@@ -210,5 +212,6 @@ def block(Block, device="cpu"):
                                  "x = x + self.ffwd(self.ln2(x)); return x")
     dropped = build(Block, (N_EMBD, N_HEAD, BLOCK_SIZE, 0.5), "n_embd, n_head, block_size, dropout").to(device)
     check_sublayer_dropout(dropped, torch.randn(3, BLOCK_SIZE, N_EMBD, generator=g).to(device), "the Block")
+    forward_on_second_device(dropped, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device, what="Block")
     return passed("pre-norm residual block: x + sa(ln1(x)), then + ffwd(ln2(x)); matches the reference; dropout "
                   "passed on to both sublayers", Block)

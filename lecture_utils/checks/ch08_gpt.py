@@ -10,6 +10,7 @@ from torch import nn
 
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -117,5 +118,8 @@ def gpt(GPTLanguageModel, device="cpu"):
     for i, block in enumerate(getattr(dropped, "blocks", [])):
         check_sublayer_dropout(block, torch.randn(2, 5, config.n_embd, generator=g).to(device),
                                f"block {i} (with config.dropout=0.5; pass config.dropout to Block)")
+    idx = torch.randint(V, (2, config.block_size - 3), generator=g)
+    forward_on_second_device(dropped, idx, idx.roll(-1, 1), device=device, what="GPTLanguageModel",
+                             what_input="idx")
     return passed(f"{_count(model):,} parameters named as the reference; logits and loss match for "
                   f"T = 1..block_size; config.dropout reaches every block's sublayers", GPTLanguageModel)

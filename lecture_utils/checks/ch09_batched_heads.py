@@ -12,6 +12,7 @@ import torch
 from lecture_utils import model as ref
 from lecture_utils import timing as ref_timing
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import blame_notebook_globals, call, isolated_rng, randomize_, same
 
 N_EMBD, N_HEAD, BLOCK = 24, 3, 10
@@ -62,6 +63,7 @@ def heads_to_batched(heads_to_batched, device="cpu"):
     with torch.no_grad():
         want, got = mha(x), csa(x)
     if same(got, want):
+        on_second_device(heads_to_batched, mha, csa, device=device, what="heads_to_batched", what_input="mha")
         return passed("the fused model computes exactly what the list of heads computes", heads_to_batched)
     fused = csa.qkv.weight.detach()
     for hint, variant in _fused_variants(mha):

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
+from torch.nn import functional as F
 
 from lecture_utils import addition as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import blame_notebook_globals
 
 
@@ -95,7 +97,8 @@ class _Oracle(nn.Module):
     def __init__(self, n_digits: int, answers: dict[tuple[int, int], int]):
         super().__init__()
         self.n, self.answers = n_digits, answers
-        self.dummy = nn.Parameter(torch.zeros(1))
+        # read like an embedding table, so a batch left on the CPU meets a parameter on the second device
+        self.dummy = nn.Parameter(torch.zeros(ref.TOKENIZER.vocab_size, 1))
         self.calls_in_train_mode = 0
 
     def forward(self, idx, targets=None):
@@ -104,6 +107,7 @@ class _Oracle(nn.Module):
         B, T = idx.shape
         n, p = self.n, ref.prompt_len(self.n)
         logits = torch.full((B, T, ref.TOKENIZER.vocab_size), -5.0, device=idx.device)
+        logits = logits + F.embedding(idx, self.dummy)
         for row in range(B):
             text = ref.TOKENIZER.decode(idx[row, :p].tolist())
             a, b = int(text[:n]), int(text[n + 1:2 * n + 1])
@@ -143,4 +147,6 @@ def addition_accuracy(accuracy, device="cpu"):
              f"argmax, n_digits+1 digits after the prompt 'a+b=', and compare with the reversed answer")
     expect(model.training, "accuracy should put the model back in train mode (model.train(was_training))")
     expect(model.calls_in_train_mode == 0, "evaluate in eval mode: call model.eval() before decoding")
+    on_second_device(lambda m: accuracy(m, problems, n), _Oracle(n, wrong), device=device, what="accuracy",
+                     what_input="model", returns=False, learner=(accuracy,))
     return passed("exact match on all n+1 digits, greedy decoding, eval mode restored", accuracy)

@@ -8,6 +8,7 @@ import torch
 from lecture_utils import model as ref_model
 from lecture_utils import pretrain as ref
 from lecture_utils.checks._core import exercise, expect, fail, fresh_seed, passed, rng
+from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import blame_notebook_globals, call, isolated_rng
 
 _OUTSIDE = "()[]0123456789éœ—\t“”*#"
@@ -91,5 +92,7 @@ def copy_for_finetuning(copy_for_finetuning, device="cpu"):
     moved = [n for n, p in pretrained.state_dict().items() if not torch.equal(p.detach().cpu(), before[n].cpu())]
     expect(not moved, f"a training step on the copy changed the pretrained model ({moved[:1]}): they share memory")
     expect(not pretrained.training, "copy_for_finetuning put the pretrained model in train mode: leave it as it was")
+    on_second_device(copy_for_finetuning, pretrained, device=device, what="copy_for_finetuning",
+                     what_input="pretrained")
     return passed("same weights, its own parameters, train mode; the pretrained model untouched by a step",
                   copy_for_finetuning)

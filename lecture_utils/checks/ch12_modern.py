@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from lecture_utils import model as ref
 from lecture_utils import train as ref_train
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
+from lecture_utils.checks._device import forward_on_second_device, on_second_device
 from lecture_utils.checks._helpers import (
     blame_notebook_globals,
     build,
@@ -62,6 +63,7 @@ def gelu(gelu, device="cpu"):
             continue
         diagnose(out, _gelu_variants(x))
         fail_generic("gelu(x) differs from torch.nn.functional.gelu(x): GELU(x) = 0.5 * x * (1 + erf(x / sqrt(2)))")
+    on_second_device(gelu, torch.randn(2, 3, 5, generator=rng(fresh_seed())), device=device, what="gelu")
     return passed("equals F.gelu on 1000 random values and on 3-d tensors", gelu)
 
 
@@ -121,6 +123,7 @@ def rms_norm(RMSNorm, device="cpu"):
         if not same(out, want):
             diagnose(out, _rms_variants(x, w, 1e-5))
             fail_generic(f"the output differs from x / sqrt(mean(x**2, dim=-1) + eps) * weight (input {tuple(x.shape)})")
+    forward_on_second_device(model, torch.randn(2, 3, DIM, generator=rng(fresh_seed())), device=device, what="RMSNorm")
     return passed("weight only, RMS over the last dimension, eps inside the root, on 2-d and 3-d inputs", RMSNorm)
 
 
@@ -183,6 +186,8 @@ def rope(apply_rope, device="cpu"):
     diag = torch.diagonal(scores, offset=-3)
     expect(same(diag, diag[0].expand_as(diag), atol=1e-4),
            "q at m and k at n should score the same for every pair with m - n = 3; it does not")
+    on_second_device(apply_rope, torch.randn(2, 3, T, hs, generator=g), *ref.rope_tables(T, hs), device=device,
+                     what="apply_rope")
     return passed("a rotation of pairs (i, i + head_size/2), position 0 fixed, scores depending only on m - n",
                   apply_rope)
 
@@ -252,6 +257,7 @@ def swiglu(SwiGLU, device="cpu"):
     copy_weights(reference, drop, "SwiGLU")
     with torch.no_grad():
         check_dropout(drop, x, reference(x), "dropout is not applied in training mode: end with self.dropout(...)")
+    forward_on_second_device(model, torch.randn(2, 3, EMBD, generator=rng(fresh_seed())), device=device, what="SwiGLU")
     return passed("gate/up/down without biases, silu on the gate, hidden 8/3 n_embd by default, dropout in train "
                   "mode only", SwiGLU)
 
@@ -296,6 +302,7 @@ def tie_weights(tie_weights, device="cpu"):
     loss.backward()
     opt.step()
     expect(model.lm_head.weight is model.token_embedding_table.weight, "the tie did not survive a training step")
+    on_second_device(tie_weights, ref.GPT(config), device=device, what="tie_weights", what_input="model")
     return passed("one shared Parameter (vocab_size x n_embd fewer parameters), still shared after a step", tie_weights)
 
 

@@ -8,7 +8,8 @@ The wrong solutions are written the way a learner would write them in the notebo
 and function names, the lecture's code with one mistake), mostly as subclasses of the reference
 modules that override only the method the exercise is about. One module per chapter, named like the
 chapter's checks (``lecture_utils/checks/ch04_attention.py`` -> ``ch04_attention.py`` here); importing
-this package registers them all, in chapter order.
+this package registers them all, in chapter order. ``device_slips.py`` holds the slips that only a second device shows
+(a tensor made on the CPU in code that runs on a GPU), every chapter's in one place.
 """
 
 from . import (  # noqa: F401  (importing a chapter registers its wrong solutions)
@@ -24,5 +25,6 @@ from . import (  # noqa: F401  (importing a chapter registers its wrong solution
     ch10_addition,
     ch11_pretrain,
     ch12_modern,
+    device_slips,
 )
 from ._catalogue import CATALOGUE, WrongSolution, wrong  # noqa: F401

@@ -4,8 +4,10 @@ decorator that registers an entry, and two small helpers for models that return 
 from __future__ import annotations
 
 import ast
+import linecache
 import math
 import textwrap
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,7 +81,10 @@ def in_notebook(notebook: str, source: str, *names: str, **extra) -> tuple:
     usual imports, the notebook's literal globals (:func:`notebook_literals`) and ``extra``; return ``names``."""
     space = {"__name__": "__main__", "torch": torch, "nn": nn, "F": F, "math": math, **notebook_literals(notebook),
              **extra}
-    exec(compile(textwrap.dedent(source), f"<{notebook} exercise cell>", "exec"), space)
+    source = textwrap.dedent(source)
+    filename = f"<{notebook} exercise cell {zlib.crc32(source.encode()):08x}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)  # as IPython does
+    exec(compile(source, filename, "exec"), space)
     return tuple(space[n] for n in names)
 
 
