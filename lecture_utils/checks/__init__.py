@@ -13,11 +13,13 @@ Adding a chapter NN (or an exercise to one), a checklist:
    ``@exercise("NN.k", title, reference=lambda: <the reference>)`` (the registry is the one place that
    names the reference; tests read it from there); build the learner's classes with sizes that differ
    from every global the notebook defines; call :func:`_core.fail` with a diagnosis naming the mistake.
-   Import the check here and export it under its name.
+   When the exercise makes or moves tensors, end the body with a second run (``_device.on_second_device`` or
+   ``forward_on_second_device``), so code that only works on the CPU is named there. Import the check here and
+   export it under its name.
 4. ``tests/wrong_solutions/chNN_name.py``: at least three realistic wrong solutions per exercise, each
    ``@wrong("NN.k", "<check name>", "<part of the intended message>")``; import the module in
-   ``tests/wrong_solutions/__init__.py``. ``tests/test_checks.py`` then runs the reference, the untouched
-   stub and every wrong solution without further edits.
+   ``tests/wrong_solutions/__init__.py``; its device slips go in ``device_slips.py``. ``tests/test_checks.py``
+   then runs the reference, the untouched stub and every wrong solution without further edits.
 5. ``python -m lecture_utils.authoring mutants --exercise NN.k``: kill every surviving mutant by improving
    the check, or list it with a one-line reason in ``lecture_utils/checks/equivalent_mutants.toml``.
 6. ``python -m lecture_utils.authoring build`` regenerates ``notebooks/``; ``... authoring check`` must be
