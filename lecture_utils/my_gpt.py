@@ -5,12 +5,16 @@ Nothing here is hidden. Each of chapters 04-07 ends an exercise with a visible c
     my_gpt.keep(Head)      # writes my_gpt/Head.py: the source of YOUR class
 
 which copies the source of the class the learner wrote (after its check passed) into a plain Python
-file in the folder ``my_gpt/`` beside the notebook, where they can open, read and edit it. Chapter 08
+file in the folder ``my_gpt/`` beside the notebook, where they can open, read and edit it, together with what the
+class reads from the notebook beside it (helper functions and classes, constants); a notebook variable that cannot
+be written out (a tensor) is named, with what to do. Chapter 08
 then calls::
 
     mine = my_gpt.load()   # runs the files of my_gpt/ and prints which pieces are yours
 
-which runs those files, in the order the pieces use each other, in one namespace, and prints a table
+which runs those files, in the order the pieces use each other, in one namespace, re-checks each against its
+exercise (the files invite editing: a piece that no longer passes is named, with the check's diagnosis, and the
+reference stands in for it), and prints a table
 saying, for each piece, whether it is the learner's (and from which file) or the reference from
 ``lecture_utils.model`` (because that exercise was skipped, not passed, or its file is missing). The
 learner's ``MultiHeadAttention`` calls whatever ``Head`` that namespace holds, so a learner who skipped
@@ -34,12 +38,15 @@ Drive once instead of in each of chapters 04-08, and uses what a Colab learner s
 from __future__ import annotations
 
 import ast
+import builtins
+import dis
 import inspect
 import json
 import linecache
 import os
 import re
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,6 +122,82 @@ def _class_statement(text: str, name: str, line: int | None = None) -> str | Non
     return None
 
 
+_PROVIDED = frozenset({"math", "torch", "nn", "F", *(name for name, _, _ in PIECES)})  # what load's namespace has
+
+
+def _global_reads(obj) -> list[str]:
+    """The global names the code of ``obj`` (a function, or a class's methods) reads, in order, without repeats."""
+    codes = [getattr(inspect.unwrap(v), "__code__", None) for v in
+             ([obj] if inspect.isfunction(obj) else [getattr(m, "__func__", m) for m in vars(obj).values()])]
+    names: list[str] = []
+    stack = [c for c in codes if c is not None]
+    while stack:
+        code = stack.pop(0)
+        for ins in dis.get_instructions(code):
+            if ins.opname in ("LOAD_GLOBAL", "LOAD_NAME") and ins.argval not in names:
+                names.append(ins.argval)
+        stack += [c for c in code.co_consts if inspect.iscode(c)]
+    return names
+
+
+def with_what_it_needs(cls: type) -> str:
+    """The source of ``cls`` preceded by what it reads from the notebook beside it: the functions and classes it
+    calls (with what they read in turn) and the constants (numbers, strings, booleans, tuples of them) it uses, so
+    that the kept file runs on its own in chapter 08.
+
+    Raises:
+        MyGPTError: it reads a notebook variable that cannot be written out (a tensor, a model, ...): the message
+            names it and says what to do.
+    """
+    space = next((m.__globals__ for m in (inspect.unwrap(getattr(v, "__func__", v)) for v in vars(cls).values())
+                  if inspect.isfunction(m)), {})
+    parts: list[str] = []
+    seen: set[str] = {cls.__name__}
+
+    def take(obj) -> None:
+        for name in _global_reads(obj):
+            if name in seen or name in _PROVIDED or name not in space or hasattr(builtins, name):
+                continue
+            seen.add(name)
+            value = space[name]
+            if inspect.ismodule(value):
+                parts.append(f"import {value.__name__} as {name}" if value.__name__ != name else f"import {name}")
+            elif (inspect.isfunction(value) or inspect.isclass(value)) and not _is_reference(value) and not (
+                    getattr(value, "__module__", "") or "").startswith(("torch", "numpy")):
+                take(value)
+                parts.append(_source_of(value, cls.__name__))
+            elif inspect.isfunction(value) or inspect.isclass(value):
+                parts.append(f"from {value.__module__} import {value.__name__}" +
+                             ("" if value.__name__ == name else f" as {name}"))
+            elif _is_literal(value):
+                parts.append(f"{name} = {value!r}")
+            else:
+                raise MyGPTError(f"your {cls.__name__} reads {name} (a {type(value).__name__}) from the notebook, which "
+                                 f"cannot be written into my_gpt/{cls.__name__}.py: compute it inside the class (in "
+                                 f"__init__, or register a tensor as a buffer), then run the exercise, its check and "
+                                 f"this cell again")
+
+    take(cls)
+    return "\n\n".join([*parts, class_source(cls)]) if parts else class_source(cls)
+
+
+def _is_literal(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_is_literal(v) for v in value)
+    return value is None or isinstance(value, (bool, int, float, str))
+
+
+def _source_of(obj, needed_by: str) -> str:
+    """The source of a function or class the learner defined in the notebook (a cell or a file)."""
+    if inspect.isclass(obj):
+        return class_source(obj)
+    try:
+        return textwrap.dedent(inspect.getsource(obj))
+    except (OSError, TypeError):
+        raise MyGPTError(f"your {needed_by} calls {obj.__name__}, whose source cannot be found: define it in a "
+                         f"notebook cell and run that cell again") from None
+
+
 def _is_reference(cls: type) -> bool:
     return getattr(cls, "__module__", "").startswith("lecture_utils")
 
@@ -160,7 +243,7 @@ def keep(cls: type, folder: str | os.PathLike = FOLDER) -> None:
         raise MyGPTError(f"exercise {exercise}'s check has {'not run' if status is None else status} in this kernel: "
                          f"run the check cell above until it passes, then this cell")
     _write(path, name, "kept by lecture_utils.my_gpt.keep", "run the exercise and its keep cell again",
-           class_source(cls))
+           with_what_it_needs(cls))
     print(f"kept your {name} in {path}")
     if in_colab():
         print(f"In Colab this file lasts only as long as this runtime: chapter 08 rebuilds your {name} from this "
@@ -174,6 +257,22 @@ class Piece:
     exercise: str
     yours: bool
     where: str  # the file, or the reference's qualified name
+    why: str = ""  # why the reference stands in for a file that is there
+
+
+def _recheck(name: str, cls: type) -> str | None:
+    """Run the exercise's check on a kept class, quietly (it is another chapter's exercise): None when it passes,
+    else the check's diagnosis. The files invite editing, so chapter 08 trusts none of them unchecked."""
+    from lecture_utils.checks import REGISTRY
+    from lecture_utils.checks._core import quietly
+
+    exercise = _EXERCISE[name][0]
+    try:
+        with quietly():
+            REGISTRY[exercise].check(cls)
+    except AssertionError as exc:
+        return getattr(exc, "hint", str(exc))
+    return None
 
 
 def load(folder: str | os.PathLike = FOLDER, show: bool = True,
@@ -210,6 +309,13 @@ def load(folder: str | os.PathLike = FOLDER, show: bool = True,
                                  f"the reference {name}") from None
             if not isinstance(namespace.get(name), type):
                 raise MyGPTError(f"{path} does not define a class {name}: fix it, or delete it to use the reference")
+            problem = _recheck(name, namespace[name])
+            if problem is not None:  # edited since it was kept, or kept by hand: the reference stands in
+                namespace[name] = getattr(reference, name)
+                pieces.append(Piece(name, exercise, False, f"lecture_utils.model.{name}",
+                                    f"your {path} fails exercise {exercise}'s check: {problem} - fix the file (or "
+                                    f"delete it) and run this cell again"))
+                continue
             pieces.append(Piece(name, exercise, True, str(path)))
         else:
             namespace[name] = getattr(reference, name)
@@ -318,7 +424,7 @@ def describe(pieces: list[Piece]) -> str:
     lines = ["Your GPT is built from:"]
     for p in pieces:
         who = "yours    " if p.yours else "reference"
-        why = "" if p.yours else f"  (no {p.name}.py: exercise {p.exercise} skipped, or its keep cell not run)"
+        why = "" if p.yours else f"  ({p.why or f'no {p.name}.py: exercise {p.exercise} skipped, or its keep cell not run'})"
         lines.append(f"  {p.name:<20} {who}  {p.where}{why}")
     ref_block = next((p for p in pieces if p.name == "Block" and not p.yours), None)
     unused = [p.name for p in pieces if p.yours and p.name in ("MultiHeadAttention", "FeedForward", "LayerNorm")]

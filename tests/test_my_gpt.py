@@ -283,3 +283,80 @@ def test_keep_in_colab_says_to_save_the_notebook_in_drive(shell, monkeypatch, ca
     monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
     _write_pieces(shell, names=("FeedForward",))
     assert "chapter 08 rebuilds your FeedForward from this notebook" in capsys.readouterr().out
+
+
+def test_load_rechecks_a_kept_file_edited_by_hand_and_names_the_mistake(shell, tmp_path, capsys):
+    from lecture_utils.checks import RESULTS
+    from lecture_utils.model import Head as ReferenceHead
+
+    _write_pieces(shell, names=("Head",))
+    path = tmp_path / "my_gpt" / "Head.py"
+    source = path.read_text()
+    assert " * k.shape[-1] ** -0.5" in source
+    path.write_text(source.replace(" * k.shape[-1] ** -0.5", ""))  # the learner "simplifies" the file
+    RESULTS.clear()
+    mine = my_gpt.load(tmp_path / "my_gpt")
+    table = capsys.readouterr().out
+    assert mine.Head is ReferenceHead
+    assert "Head                 reference" in table
+    assert f"your {path} fails exercise 4.1's check: the affinities are not scaled" in table
+    assert "4.1" not in RESULTS  # chapter 08's own record is not touched by the re-check
+
+
+def test_keep_takes_along_the_helpers_and_constants_the_class_uses(shell, tmp_path):
+    _run(shell, """
+SCALE_POWER = -0.5
+
+
+def scaled_affinities(q, k):
+    return q @ k.transpose(-2, -1) * k.shape[-1] ** SCALE_POWER
+
+
+class Head(nn.Module):
+    def __init__(self, n_embd, head_size, block_size, dropout=0.0):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        T = x.shape[1]
+        wei = scaled_affinities(self.query(x), self.key(x))
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        return self.dropout(F.softmax(wei, dim=-1)) @ self.value(x)
+""")
+    _run(shell, "Head = check.head(Head)")
+    _run(shell, "my_gpt.keep(Head)")
+    kept = (tmp_path / "my_gpt" / "Head.py").read_text()
+    assert "SCALE_POWER = -0.5" in kept and "def scaled_affinities(q, k):" in kept
+    mine = my_gpt.load(tmp_path / "my_gpt", show=False)  # runs on its own: no NameError, and passes its check
+    assert mine.pieces[0].yours
+
+
+def test_keep_says_what_it_cannot_take_along(shell, tmp_path):
+    _run(shell, """
+mask = torch.tril(torch.ones(16, 16))
+
+
+class Head(nn.Module):
+    def __init__(self, n_embd, head_size, block_size, dropout=0.0):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+        self.register_buffer("tril", mask[:block_size, :block_size].clone())
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x):
+        T = x.shape[1]
+        wei = self.query(x) @ self.key(x).transpose(-2, -1) * self.key.out_features ** -0.5
+        wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
+        return self.dropout(F.softmax(wei, dim=-1)) @ self.value(x)
+""")
+    _run(shell, "Head = check.head(Head)")
+    result = shell.run_cell("my_gpt.keep(Head)")
+    assert isinstance(result.error_in_exec, my_gpt.MyGPTError)
+    assert "reads mask (a Tensor) from the notebook" in str(result.error_in_exec)
+    assert not (tmp_path / "my_gpt" / "Head.py").exists()
