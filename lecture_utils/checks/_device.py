@@ -124,12 +124,16 @@ def _name(func: Callable) -> str:
     return getattr(func, "__name__", None) or str(func)
 
 
+_OPERATORS = {"add": "+", "sub": "-", "mul": "*", "div": "/", "true_divide": "/", "matmul": "@", "pow": "**",
+              "eq": "==", "ne": "!=", "lt": "<", "gt": ">", "le": "<=", "ge": ">="}
+
+
 def _shown(func: Callable) -> str:
-    """``torch.arange`` or ``.cpu()``: a call as the learner wrote it."""
+    """``torch.arange``, ``.cpu()`` or ``the `@``` : a call as the learner wrote it."""
     name = _name(func)
-    owner = getattr(func, "__objclass__", None) or getattr(func, "__self__", None)
-    if owner is torch.Tensor or (getattr(func, "__qualname__", "") or "").startswith("Tensor."):
-        return f".{name}()"
+    if (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor.")):
+        op = _OPERATORS.get(name.strip("_").removeprefix("r").removeprefix("i")) or _OPERATORS.get(name.strip("_"))
+        return f"the `{op}`" if op else f".{name}()"
     module = getattr(func, "__module__", "") or ""
     prefix = "F." if module.endswith("functional") else "torch."
     return f"{prefix}{name}"
