@@ -37,11 +37,13 @@ def smoke(full, small):
     return small if SMOKE else full
 
 
-def progress(notebook: str | None = None):
-    """Show the status of every exercise checked so far in this kernel (see ``checks``)."""
+def progress(notebook: str | None = None, folder: str = "."):
+    """Show the status of every exercise checked so far in this kernel, or, in a kernel that has checked none (a
+    fresh notebook), as the notebooks saved in ``folder`` show it. Works after a plain ``import lecture_utils``
+    (``lecture_utils.checks`` is a subpackage, there only once imported: ``import lecture_utils.checks``)."""
     from lecture_utils.checks import progress as _progress
 
-    return _progress(notebook)
+    return _progress(notebook, folder)
 
 
 __all__ = ["SMOKE", "smoke", "progress", "__version__"]

@@ -481,7 +481,9 @@ class AttentionExplorer(_BrowserWidget):
             fp, notes = self._run(change["new"])
         except Exception as exc:  # shown in the widget and kept: the front end cannot raise
             self.last_error = exc
-            self.error = f"{type(exc).__name__}: {exc}"
+            with self.hold_sync():
+                self.message = ""  # the notes were about the previous text
+                self.error = f"{type(exc).__name__}: {exc}"
             return
         self._show(fp, notes)
 

@@ -188,6 +188,47 @@ def test_progress_lists_checked_and_pending_exercises(capsys):
     assert "1.2" in out and "passed" in out and "1.3" in out and "not checked yet" in out
 
 
+def test_every_marker_has_a_plain_word_beside_it(capsys):
+    # without an emoji font the symbols show as empty boxes: the word beside each still says the status
+    RESULTS.clear()
+    _run("1.2", data.split_data)
+    _run("1.3", _stub_function("1.3"))
+    with pytest.raises(CheckFailed) as failed:
+        _run("1.2", lambda d, frac: (d, d))
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("\u2705 passed: Exercise 1.2") for line in lines), lines
+    assert any(line.startswith("\u23f3 not attempted: Exercise 1.3") for line in lines), lines
+    assert "\u274c failed: Exercise 1.2" in failed.value._render_traceback_()[0]
+    check.progress("01")
+    table = capsys.readouterr().out
+    assert "\u274c failed" in table and "\u23f3 not attempted" in table and "not checked yet" in table
+
+
+def test_progress_works_after_a_plain_import_in_a_fresh_kernel(tmp_path):
+    import subprocess
+    import sys
+
+    import nbformat
+
+    # a fresh notebook imports only lecture_utils: progress() is there, and reads the notebooks saved beside it
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("check.split_data(split_data)", outputs=[nbformat.v4.new_output(
+                    "display_data", data={"text/plain": "passed", check.MIME: {
+                        "exercise": "1.2", "title": "train/val split", "status": PASSED, "message": "ok"}})]),
+                nbformat.v4.new_code_cell("check.get_batch(get_batch)", outputs=[nbformat.v4.new_output(
+                    "error", ename="CheckFailed", evalue="Exercise 1.3 (get_batch): y equals x", traceback=[])])]
+    nbformat.write(nb, tmp_path / "01_data.ipynb")
+    run = subprocess.run([sys.executable, "-c", "import lecture_utils; lecture_utils.progress()"], cwd=tmp_path,
+                         capture_output=True, text=True, check=True)
+    assert "saved in" in run.stdout and "\u2705 passed" in run.stdout and "1.2" in run.stdout, run.stdout
+    assert "\u274c failed" in run.stdout and "1.3" in run.stdout, run.stdout
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    run = subprocess.run([sys.executable, "-c", "import lecture_utils; lecture_utils.progress()"], cwd=empty,
+                         capture_output=True, text=True, check=True)
+    assert "python -m lecture_utils grade notebooks/" in run.stdout, run.stdout
+
+
 # ---------------------------------------------------------------------------------------------
 # (d) correct code written differently passes
 # ---------------------------------------------------------------------------------------------

@@ -193,6 +193,14 @@ def test_bad_text_gets_one_clear_error(small_gpt, explorer, text, problem):
     assert problem in e.error and isinstance(e.last_error, ValueError) and e.tokens == tokens
 
 
+def test_an_error_clears_the_notes_about_the_previous_text(explorer):
+    e = explorer
+    e.text = "ROMEO: $$ zz"
+    assert "ignored characters" in e.message
+    e.text = ""  # the note named characters of a text that is no longer there
+    assert "the text is empty" in e.error and e.message == ""
+
+
 def test_explorer_rejects_a_mismatched_tokenizer():
     model = GPT(GPTConfig(vocab_size=10, block_size=8, n_embd=16, n_head=2, n_layer=1))
     with pytest.raises(ValueError, match="tokenizer has 3 characters"):

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import json
 import signal
 import textwrap
 import threading
@@ -29,6 +30,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -56,7 +58,7 @@ class CheckFailed(AssertionError):
     def _render_traceback_(self) -> list[str]:
         """The lines IPython shows in place of a traceback (ANSI colours, as tracebacks use)."""
         red, bold, dim, reset = "\x1b[31m", "\x1b[1m", "\x1b[2m", "\x1b[0m"
-        lines = [f"{red}{bold}\u274c Exercise {self.exercise} ({self.title}) is not right yet{reset}", ""]
+        lines = [f"{red}{bold}{_marker(FAILED)}: Exercise {self.exercise} ({self.title}) is not right yet{reset}", ""]
         own = _learner_lines(self.__cause__)
         hint = self.hint
         where = _learner_frame(self.__cause__) if self.__cause__ is not None else ""
@@ -208,6 +210,12 @@ def _learner_frame(exc: BaseException) -> str:
 _SYMBOL = {PASSED: "\u2705", FAILED: "\u274c", NOT_ATTEMPTED: "\u23f3"}
 
 
+def _marker(status: str) -> str:
+    """The status's symbol with its word beside it ("\u2705 passed"): without an emoji font the symbol shows as an
+    empty box, and the word still says it."""
+    return f"{_SYMBOL[status]} {status}"
+
+
 _QUIET = False  # set by quietly(): checks run by another part of the course leave no record
 
 
@@ -231,8 +239,7 @@ def _record(exercise_id: str, title: str, status: str, message: str) -> None:
     RESULTS[exercise_id] = record
     if status == FAILED:  # the CheckFailed raised next shows the verdict, once (see _render_traceback_)
         return
-    label = {PASSED: "passed", FAILED: "FAILED", NOT_ATTEMPTED: "not done yet"}[status]
-    line = f"{_SYMBOL[status]} Exercise {exercise_id} ({title}) {label}: {message}"
+    line = f"{_marker(status)}: Exercise {exercise_id} ({title}) - {message}"
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -245,20 +252,58 @@ def _record(exercise_id: str, title: str, status: str, message: str) -> None:
     print(line)
 
 
-def progress(notebook: str | None = None) -> None:
+def _order(exercise_id: str) -> list[int]:
+    return [int(p) for p in exercise_id.split(".")]
+
+
+def saved_results(folder: str | Path = ".") -> dict[str, dict]:
+    """The outcomes the notebooks in ``folder`` showed when they were last saved: each check's display data
+    (:data:`MIME`) and each failed check's error output, the last one per exercise in file order. Nothing is
+    re-checked here (``python -m lecture_utils grade`` does that)."""
+    found: dict[str, dict] = {}
+    for path in sorted(Path(folder).glob("*.ipynb")):
+        try:
+            cells = json.loads(path.read_text(encoding="utf-8")).get("cells", [])
+        except (OSError, ValueError, AttributeError):
+            continue
+        outputs = [o for c in cells if isinstance(c, dict) for o in c.get("outputs", []) if isinstance(o, dict)]
+        for output in outputs:
+            data = output.get("data")
+            record = data.get(MIME) if isinstance(data, dict) else None
+            if isinstance(record, dict) and record.get("exercise") in REGISTRY:
+                found[record["exercise"]] = {**record, "notebook": path.name}
+            elif output.get("ename") == "CheckFailed":  # a failure's record is its error output
+                exercise_id = str(output.get("evalue", "")).removeprefix("Exercise ").split(" ")[0]
+                if exercise_id in REGISTRY:
+                    found[exercise_id] = {"exercise": exercise_id, "title": REGISTRY[exercise_id].title,
+                                          "status": FAILED, "message": output.get("evalue", ""), "notebook": path.name}
+    return found
+
+
+def progress(notebook: str | None = None, folder: str | Path = ".") -> None:
     """Print a table of every exercise checked in this kernel (optionally only one chapter, e.g.
-    "04"); the records themselves are in :data:`RESULTS`."""
-    rows = sorted(RESULTS.values(), key=lambda r: [int(p) for p in r["exercise"].split(".")])
-    if notebook is not None:
-        chapter = int(str(notebook).split("_")[0])
+    "04"); the records themselves are in :data:`RESULTS`. A kernel that has checked nothing yet (a fresh
+    notebook) reads the table from the outputs saved in the notebooks of ``folder`` instead, and says so."""
+    chapter = None if notebook is None else int(str(notebook).split("_")[0])
+    source, results = "in this kernel", RESULTS
+    if not RESULTS:
+        saved = saved_results(folder)
+        if saved:
+            source, results = f"in the notebooks saved in {Path(folder).resolve()} (their outputs as last saved)", saved
+    rows = sorted(results.values(), key=lambda r: _order(r["exercise"]))
+    if chapter is not None:
         rows = [r for r in rows if int(r["exercise"].split(".")[0]) == chapter]
     done = {r["exercise"] for r in rows}
-    pending = [e for e in sorted(REGISTRY, key=lambda k: [int(p) for p in k.split(".")])
-               if e not in done and (notebook is None or REGISTRY[e].chapter == int(str(notebook).split("_")[0]))]
-    lines = [f"{_SYMBOL[r['status']]} {r['exercise']:>5}  {r['title']:<40} {r['status']}" for r in rows]
-    lines += [f"   {e:>5}  {REGISTRY[e].title:<40} not checked yet" for e in pending if notebook is not None]
-    text = "\n".join(lines) if lines else "No exercise has been checked in this kernel yet."
-    print(text)
+    pending = [e for e in sorted(REGISTRY, key=_order) if e not in done and chapter in (None, REGISTRY[e].chapter)]
+    lines = [f"{_marker(r['status']):<17} {r['exercise']:>5}  {r['title']}" for r in rows]
+    lines += [f"{'   not checked yet':<17} {e:>5}  {REGISTRY[e].title}" for e in pending if chapter is not None]
+    if not lines:
+        print("No exercise has been checked in this kernel yet, and no notebook in this folder shows a check's "
+              "result. Run a chapter's notebook, or grade the whole course from a terminal: "
+              "python -m lecture_utils grade notebooks/")
+        return
+    print(f"Exercises, as checked {source}:")
+    print("\n".join(lines))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -111,6 +111,10 @@ def get_batch(get_batch, device="cpu"):
         expect(x.dtype == torch.long, f"x should hold token ids (torch.long), got {x.dtype}")
         if torch.equal(x, y):
             fail("y equals x: the targets are the next characters, y = data[i+1 : i+block_size+1]")
+        if batch_size > 1 and bool((x == x[0]).all()):
+            fail(f"all {batch_size} rows of x are the same chunk: one offset was drawn for the whole batch. Draw one "
+                 f"per row, ix = torch.randint(len(data) - block_size, (batch_size,), generator=generator), and stack "
+                 f"data[i : i+block_size] for each i in ix")
         # each row must be a real chunk of data, and y its continuation
         for row in range(batch_size):
             xs = x[row].tolist()

@@ -172,7 +172,7 @@ _GENERATE_HINTS = (
                        "block_size tokens, idx_cond = idx[:, -block_size:] (the position table has only "
                        "block_size rows)")),
     ("unary -: 'NoneType'", ("model.block_size is None for the bigram model (any context length works): crop only "
-                            "when it is set, e.g. if block_size is not None: idx = idx[:, -block_size:]")),
+                            "when it is set, idx_cond = idx if block_size is None else idx[:, -block_size:]")),
 )
 
 
@@ -260,6 +260,12 @@ def generate(generate, device="cpu"):
     model = _TableModel(table, block_size=4).to(device)
     idx = torch.randint(V, (2, 3), generator=g).to(device)
     out = call(generate, model, idx, 7, generator=rng(seed), hints=_GENERATE_HINTS)
+    tensor_output(out, "generate")
+    full = torch.cat((idx.cpu(), _chain(idx[:, -1].cpu(), nxt, 7)), dim=1)
+    if out.dim() == 2 and out.shape[1] in (4, 5) and torch.equal(out.cpu(), full[:, -out.shape[1]:]):
+        fail(f"the cropped context replaced the sequence: generate returned only its last {out.shape[1]} tokens. "
+             f"Crop a copy for the model, idx_cond = idx[:, -block_size:]; logits, _ = model(idx_cond), and keep "
+             f"appending to the whole idx, which grows to T + max_new_tokens")
     tensor_output(out, "generate", (2, 10))
     if not torch.equal(out[:, 3:].cpu(), _chain(idx[:, -1].cpu(), nxt, 7)):
         fail("with a block_size the context must be cropped to its LAST block_size tokens, idx[:, -block_size:]: "
@@ -403,11 +409,15 @@ def reference_train_loop(model, optimizer, train_data, val_data, max_iters, eval
     return history
 
 
+_VAL_OFFSET = 10.0  # added to the probe's val loss in eval mode: a constant, so no gradient changes
+
+
 class _LoopProbe(nn.Module):
     """A bigram table that records, in order, every forward (split, training mode, grad mode), every
     backward (whether a gradient was already there, i.e. gradients pile up), and, through
     :class:`_ProbeOptimizer`, every ``zero_grad`` and ``step`` (whether it found a gradient).
-    Split "train" holds token ids < 32, split "val" ids >= 32."""
+    Split "train" holds token ids < 32, split "val" ids >= 32; in eval mode the val split's loss is raised by
+    :data:`_VAL_OFFSET`, so that a history whose "train" and "val" are swapped shows it."""
 
     def __init__(self):
         super().__init__()
@@ -434,7 +444,8 @@ class _LoopProbe(nn.Module):
             return logits, None
         B, T, C = logits.shape
         logits = logits.view(B * T, C)
-        return logits, F.cross_entropy(logits, targets.view(B * T))
+        loss = F.cross_entropy(logits, targets.view(B * T))
+        return logits, loss + _VAL_OFFSET if split == "val" and not self.training else loss
 
 
 class _ProbeOptimizer(torch.optim.SGD):
@@ -472,8 +483,15 @@ def train_loop(train_loop, device="cpu"):
     model.train()
     optimizer = _ProbeOptimizer(model)
     before = model.token_embedding_table.weight.detach().clone()
-    history = call(train_loop, model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters,
-                   block_size, batch_size, generator=rng(seed))
+    try:
+        history = call(train_loop, model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters,
+                       block_size, batch_size, generator=rng(seed))
+    except RuntimeError as exc:
+        if "does not require grad" in str(exc) and any(e[0] == "forward" and e[2] and not e[3] for e in model.events):
+            fail("the training forward ran under torch.no_grad(), so the loss has no graph and loss.backward() fails: "
+                 "only the evaluation needs no gradients (estimate_loss has its own @torch.no_grad()); compute "
+                 "_, loss = model(xb, yb) outside any torch.no_grad() block")
+        raise
     events = model.events
     at = {kind: [i for i, e in enumerate(events) if e[0] == kind] for kind in ("forward", "backward", "zero_grad", "step")}
     if not at["step"]:
@@ -493,6 +511,13 @@ def train_loop(train_loop, device="cpu"):
     if len(at["step"]) != max_iters:
         fail(f"the loop took {len(at['step'])} optimizer steps for max_iters={max_iters}: one step per iteration, "
              f"for step in range(max_iters)")
+    # the forwards that a backward follows are the training steps: they must all be on the train split
+    trained_on = [e[1] for i, e in enumerate(events) if e[0] == "forward"
+                  and next((n[0] for n in events[i + 1:] if n[0] in ("forward", "backward")), None) == "backward"]
+    if "val" in trained_on:
+        fail("the model trained on the validation split: the batches it learns from must come from train_data, "
+             "xb, yb = get_batch(train_data, ...); val_data is only measured, so that its loss tells how well the "
+             "model does on text it never learned from")
     if any(e[0] == "forward" and e[1] == "val" and e[2] for e in events):
         fail("the validation loss was measured in training mode (dropout on, and a noisy single batch): evaluate "
              "with estimate_loss(model, {'train': train_data, 'val': val_data}, ...), which switches to model.eval() "
@@ -516,6 +541,10 @@ def train_loop(train_loop, device="cpu"):
             value = h.get(name)
             expect(isinstance(value, float), f"each evaluation should hold the float losses of both splits, "
                                              f"{{'step': step, 'train': ..., 'val': ...}}; got {h!r}")
+    if all(h["val"] < h["train"] for h in history):  # the probe's val loss is _VAL_OFFSET above its train loss
+        fail("the splits are swapped: the loss reported as 'val' was measured on train_data and 'train' on val_data - "
+             "estimate_loss(model, {'train': train_data, 'val': val_data}, ...), and "
+             "history.append({'step': step, **losses}) keeps each loss under its own name")
     val_batches = sum(1 for e in events if e[0] == "forward" and e[1] == "val")
     if val_batches != len(expected) * eval_iters:
         fail(f"the validation split was evaluated on {val_batches} batches over {len(expected)} evaluations, expected "

@@ -18,9 +18,11 @@ from lecture_utils.checks._helpers import (
     diagnose,
     explain_mismatch,
     isolated_rng,
+    leaks_future,
     randomize_,
     same,
     tensor_output,
+    unassigned_calls,
 )
 
 # n_embd != head_size, so that scaling by C and by head_size give different results; and none equal to a global
@@ -48,6 +50,12 @@ MASK_INVERTED = ("the mask is inverted: it hides the past and keeps the future (
                  "masked_fill(self.tril[:T, :T] == 0, float('-inf')) hides where tril is 0, the future")
 PLUS_INF = ("the masked positions are filled with +inf, which the softmax turns into NaN: fill them with "
             "float('-inf'), which it turns into 0")
+MASK_FILLED_ZERO = ("the masked affinities are filled with 0, not float('-inf'): the softmax turns 0 into "
+                    "exp(0) = 1, so the future still gets weight; wei = wei.masked_fill(self.tril[:T, :T] == 0, "
+                    "float('-inf')), which the softmax turns into exactly 0")
+UNASSIGNED_MASKED_FILL = ("the mask has no effect: wei.masked_fill(...) returns a new tensor and leaves wei unchanged, "
+                          "so its result must be assigned: wei = wei.masked_fill(self.tril[:T, :T] == 0, "
+                          "float('-inf'))")
 DIVIDED_BY_HEAD_SIZE = ("the affinities are divided by head_size instead of its square root: multiply by "
                         "head_size**-0.5")
 MASK_AFTER_SOFTMAX = ("the mask is applied after the softmax: the rows no longer sum to 1; mask the affinities first, "
@@ -75,6 +83,7 @@ def head_variants(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_size: 
         (DIVIDED_BY_HEAD_SIZE, lambda: attention_variant(q, k, v, 1.0 / head_size)),
         (TRANSPOSED, lambda: attention_variant(q, k, v, right, swap=True)),
         (WRONG_SOFTMAX_DIM, lambda: attention_variant(q, k, v, right, softmax_dim=-2)),
+        (MASK_FILLED_ZERO, lambda: F.softmax(_masked(q, k, right, fill=0.0), dim=-1) @ v),
     ]
 
 
@@ -186,8 +195,11 @@ def head(Head, device="cpu"):
             x = torch.randn(B, T, N_EMBD, generator=g).to(device)
             out = model(x)
             if not same(out, reference(x)):
-                explain_mismatch(out, head_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE,
-                                                    N_EMBD), model, x, g,
+                variants = head_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE, N_EMBD)
+                diagnose(out, variants)
+                if unassigned_calls(Head, "masked_fill") and leaks_future(model, x, g):
+                    fail(UNASSIGNED_MASKED_FILL)
+                explain_mismatch(out, variants, model, x, g,
                                  "the output differs from the reference: k = self.key(x), q = self.query(x); "
                                  "wei = q @ k.transpose(-2, -1) * head_size**-0.5; mask the future; softmax(dim=-1); "
                                  "return wei @ self.value(x)")

@@ -46,6 +46,9 @@ def _layer_norm_variant(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
 _LN_HINTS = {
     "batch": "normalised over the batch (dim 0), like BatchNorm: LayerNorm normalises each row over its own features, "
              "mean and variance over the last dimension, x.mean(-1, keepdim=True)",
+    "dim1": "normalised over dimension 1, which for a (B, T, C) input is the time steps T: the lecture's LayerNorm1d "
+            "takes x.mean(1) because its input is 2-D (batch, features); here the features are the last dimension, "
+            "x.mean(-1, keepdim=True) and x.var(-1, keepdim=True, unbiased=False), whatever the number of dimensions",
     "unbiased": "the variance is unbiased (divides by N-1, torch.var's default): LayerNorm uses the biased variance, "
                 "x.var(-1, keepdim=True, unbiased=False)",
     "outside": "eps must go inside the square root: (x - mean) / torch.sqrt(var + self.eps)",
@@ -57,9 +60,15 @@ _LN_HINTS = {
 
 def _layer_norm_variants(x, weight, bias, eps):
     v = _layer_norm_variant
+    # dimension 1 is a mistake only where it is not the last (a 2-D input's dim 1 is its features)
+    dim1 = [
+        (_LN_HINTS["dim1"], lambda: v(x, weight, bias, eps, dims=(1,))),
+        (_LN_HINTS["dim1"], lambda: v(x, weight, bias, eps, dims=(1,), unbiased=True)),  # LayerNorm1d as written
+    ] if x.dim() > 2 else []
     return [
         (_LN_HINTS["batch"], lambda: v(x, weight, bias, eps, dims=(0,))),
         (_LN_HINTS["batch"], lambda: v(x, weight, bias, eps, dims=tuple(range(x.dim() - 1)))),
+        *dim1,
         (_LN_HINTS["unbiased"], lambda: v(x, weight, bias, eps, unbiased=True)),
         (_LN_HINTS["outside"], lambda: v(x, weight, bias, eps, eps_at="outside")),
         (_LN_HINTS["none"], lambda: v(x, weight, bias, eps, eps_at="none")),
@@ -94,8 +103,8 @@ def layer_norm(LayerNorm, device="cpu"):
     small = torch.randn(4, DIM, generator=g) * 1e-3
     small[0] = 0.5  # a constant row (exactly representable, so its mean and variance are exactly 0.5 and 0)
     cases = [  # (eps, x)
+        (1e-5, torch.randn(2, 5, DIM, generator=g)),  # first, so the lecture's LayerNorm1d (dim 1) is named as such
         (1e-5, torch.randn(8, DIM, generator=g) * 3 + 2),
-        (1e-5, torch.randn(2, 5, DIM, generator=g)),
         (1e-5, torch.randn(1, 1, DIM, generator=g)),
         (1e-5, small),
         (1e-2, torch.randn(6, DIM, generator=g) * 0.05),
@@ -142,6 +151,9 @@ def _block_variants(reference: ref.Block, x: torch.Tensor):
         h = x + sa(norm_a(x)) if res_a else sa(norm_a(x))
         return h + ff(norm_b(h)) if res_b else ff(norm_b(h))
 
+    def parallel():
+        return x + sa(ln1(x)) + ff(ln2(x))
+
     def post():
         h = ln1(x + sa(x))
         return ln2(h + ff(h))
@@ -152,6 +164,9 @@ def _block_variants(reference: ref.Block, x: torch.Tensor):
         (RESIDUAL, lambda: pre(ln1, ln2, res_b=False)),
         (("this is post-norm (LayerNorm after the addition, as in the 2017 paper): the lecture uses pre-norm, "
          "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))"), post),
+        (("the two sublayers run side by side on the same x, x + sa(ln1(x)) + ffwd(ln2(x)): in the lecture's block "
+          "the feed-forward reads the stream after attention has added to it, so write two steps, "
+          "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))"), parallel),
         ("ln1 and ln2 are swapped: ln1 goes before self.sa, ln2 before self.ffwd", lambda: pre(ln2, ln1)),
         (("one LayerNorm is used for both sublayers: ln1 before self.sa and ln2 before self.ffwd, each with its own "
          "weights"), lambda: pre(ln1, ln1)),

@@ -34,6 +34,11 @@ def _count(module: nn.Module) -> int:
 
 def _structure(model: nn.Module, reference: nn.Module) -> None:
     """Name the usual structural mistakes before the generic parameter comparison."""
+    blocks = getattr(model, "blocks", None)
+    if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len({id(b) for b in blocks}) < len(blocks):
+        fail("the blocks are one and the same module ([Block(...)] * n_layer repeats one object), so the model has the "
+             "parameters of a single block applied n_layer times: build a new Block for each layer, "
+             "nn.Sequential(*[Block(...) for _ in range(config.n_layer)])")
     names = {n for n, _ in model.named_parameters()}
     mine, theirs = _count(model), _count(reference)
     if mine == theirs:
@@ -44,7 +49,6 @@ def _structure(model: nn.Module, reference: nn.Module) -> None:
              f"before lm_head")
     if "lm_head.weight" in names and "lm_head.bias" not in names:
         fail(f"lm_head has no bias {where}: use nn.Linear(n_embd, vocab_size) with its default bias=True")
-    blocks = getattr(model, "blocks", None)
     if isinstance(blocks, (nn.Sequential, nn.ModuleList)) and len(blocks) != CONFIG.n_layer:
         fail(f"self.blocks holds {len(blocks)} blocks, expected config.n_layer = {CONFIG.n_layer}: "
              f"nn.Sequential(*[Block(...) for _ in range(config.n_layer)])")

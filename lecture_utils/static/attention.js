@@ -156,7 +156,7 @@ class Heatmap {
     });
     this.canvas.addEventListener("click", (ev) => {
       const cell = this._cell(ev);
-      if (cell) this.o.onPick?.(cell);
+      if (cell) this.o.onPick?.(cell, ev);
     });
     this.canvas.addEventListener("keydown", (ev) => {
       if (this.o.onKey?.(ev)) ev.preventDefault();
@@ -473,7 +473,11 @@ function explorer(model, root) {
       info.dataset.key = cell.j;
       info.dataset.value = cell.masked ? "masked" : String(cell.value);
     },
-    onPick: (cell) => commit({ query: cell.i, key: Math.min(cell.i, cell.j) }),
+    onPick(cell, ev) {
+      commit({ query: cell.i, key: Math.min(cell.i, cell.j) });
+      // the first click also focuses the canvas, whose readout named the cell chosen before: name the new one
+      say(describeCell(model.get("layer"), model.get("head"), model.get("query"), model.get("key")), ev);
+    },
     onKey,
     onFocus: () => say(describeCell(model.get("layer"), model.get("head"), model.get("query"), model.get("key"))),
   });

@@ -144,3 +144,14 @@ def offsets_anywhere_in_data():
 
     return (get_batch,)
 
+
+@wrong("1.3", "get_batch", "one offset was drawn for the whole batch")
+def one_offset_for_the_batch():
+    def get_batch(data, block_size, batch_size, generator=None):
+        i = torch.randint(len(data) - block_size, (1,), generator=generator).item()
+        x = torch.stack([data[i:i + block_size] for _ in range(batch_size)])
+        y = torch.stack([data[i + 1:i + block_size + 1] for _ in range(batch_size)])
+        return x, y
+
+    return (get_batch,)
+

@@ -147,6 +147,10 @@ def _generate(pick: Callable, *, crop: str = "last", append: bool = True, feed_b
                 idx_cond = context if block_size is None else context[:, :block_size]
             elif crop == "always":
                 idx_cond = context[:, -model.block_size:]
+            elif crop == "overwrite":  # idx = idx[:, -block_size:]: the cropped context replaces the whole
+                if block_size is not None:
+                    context = context[:, -block_size:]
+                idx_cond = context
             else:
                 idx_cond = context
             logits, _ = model(idx_cond)
@@ -154,6 +158,8 @@ def _generate(pick: Callable, *, crop: str = "last", append: bool = True, feed_b
             new.append(idx_next)
             if feed_back:
                 context = torch.cat((context, idx_next), dim=1)
+        if crop == "overwrite":
+            return context
         out = torch.cat(new, dim=1) if new else idx[:, :0]
         return torch.cat((idx, out), dim=1) if append else out
 
@@ -208,6 +214,11 @@ def generate_without_cropping():
 @wrong("2.2", "generate", "LAST block_size tokens")
 def generate_crops_the_start():
     return _generate(_sample_last, crop="first")
+
+
+@wrong("2.2", "generate", "the cropped context replaced the sequence")
+def generate_overwrites_the_context():
+    return _generate(_sample_last, crop="overwrite")
 
 
 @wrong("2.2", "generate", "block_size is None")
@@ -305,11 +316,13 @@ def estimate_loss_fixed_split_names():
 
 
 def _train_loop(order=("zero_grad", "backward", "step"), own_eval=False, eval_last=True, set_eval=False,
-                eval_iters_fixed=None):
+                eval_iters_fixed=None, train_on_val=False, swap_splits=False, forward_without_grad=False):
     """The lecture's loop with one slip: ``order`` of the three calls in a step (a call left out is
     forgotten), ``own_eval`` measures the losses on one batch without estimate_loss (train mode),
     ``eval_last=False`` skips the evaluation at the last step, ``set_eval`` calls model.eval() before
-    estimate_loss and never model.train(), ``eval_iters_fixed`` ignores the eval_iters argument."""
+    estimate_loss and never model.train(), ``eval_iters_fixed`` ignores the eval_iters argument,
+    ``train_on_val`` draws the training batches from val_data, ``swap_splits`` hands estimate_loss the
+    splits under each other's names, ``forward_without_grad`` runs the training forward under torch.no_grad()."""
     from lecture_utils.train import estimate_loss
 
     def train_loop(model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters, block_size,
@@ -324,11 +337,18 @@ def _train_loop(order=("zero_grad", "backward", "step"), own_eval=False, eval_la
                 else:
                     if set_eval:
                         model.eval()
-                    losses = estimate_loss(model, {"train": train_data, "val": val_data},
-                                           eval_iters_fixed or eval_iters, block_size, batch_size, generator=generator)
+                    splits = {"train": val_data, "val": train_data} if swap_splits else {"train": train_data,
+                                                                                         "val": val_data}
+                    losses = estimate_loss(model, splits, eval_iters_fixed or eval_iters, block_size, batch_size,
+                                           generator=generator)
                 history.append({"step": step, **losses})
-            xb, yb = ref_get_batch(train_data, block_size, batch_size, device=device, generator=generator)
-            _, loss = model(xb, yb)
+            xb, yb = ref_get_batch(val_data if train_on_val else train_data, block_size, batch_size, device=device,
+                                   generator=generator)
+            if forward_without_grad:
+                with torch.no_grad():
+                    _, loss = model(xb, yb)
+            else:
+                _, loss = model(xb, yb)
             for call in order:
                 if call == "zero_grad":
                     optimizer.zero_grad(set_to_none=True)
@@ -379,5 +399,20 @@ def train_loop_skips_the_last_evaluation():
 @wrong("2.4", "train_loop", "expected eval_iters=")
 def train_loop_ignores_eval_iters():
     return _train_loop(eval_iters_fixed=7)
+
+
+@wrong("2.4", "train_loop", "the model trained on the validation split")
+def train_loop_trains_on_val():
+    return _train_loop(train_on_val=True)
+
+
+@wrong("2.4", "train_loop", "the splits are swapped")
+def train_loop_swaps_the_splits():
+    return _train_loop(swap_splits=True)
+
+
+@wrong("2.4", "train_loop", "the training forward ran under torch.no_grad()")
+def train_loop_forward_without_grad():
+    return _train_loop(forward_without_grad=True)
 
 

@@ -37,6 +37,8 @@ def _head(scale: str = "head_size", mask: str = "tril", softmax_dim: int = -1, s
                 wei = self.dropout(wei)
             if mask == "tril":
                 wei = wei.masked_fill((self.tril[:T, :T] if slice_mask else self.tril) == 0, float("-inf"))
+            elif mask == "fill_zero":  # 0 is an ordinary affinity: exp(0) = 1 still gives the future weight
+                wei = wei.masked_fill(self.tril[:T, :T] == 0, 0.0)
             if dropout == "before_softmax":
                 wei = self.dropout(wei)
             wei = F.softmax(wei, dim=softmax_dim)
@@ -56,6 +58,34 @@ def _head(scale: str = "head_size", mask: str = "tril", softmax_dim: int = -1, s
 @wrong("4.1", "head", "mask lets a token see the future")
 def head_without_mask():
     return _head(mask="none")
+
+
+@wrong("4.1", "head", "the mask has no effect: wei.masked_fill(...) returns a new tensor")
+def head_masked_fill_unassigned():
+    # a class of its own: the check reads the source for the dropped result, and _head's other branches assign it
+    class Head(nn.Module):
+        def __init__(self, n_embd, head_size, block_size, dropout=0.0):
+            super().__init__()
+            self.key = nn.Linear(n_embd, head_size, bias=False)
+            self.query = nn.Linear(n_embd, head_size, bias=False)
+            self.value = nn.Linear(n_embd, head_size, bias=False)
+            self.register_buffer("tril", torch.tril(torch.ones(block_size, block_size)))
+            self.dropout = nn.Dropout(dropout)
+
+        def forward(self, x):
+            _B, T, _C = x.shape
+            k, q = self.key(x), self.query(x)
+            wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+            wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))  # the result is dropped
+            wei = self.dropout(F.softmax(wei, dim=-1))
+            return wei @ self.value(x)
+
+    return (Head,)
+
+
+@wrong("4.1", "head", "the masked affinities are filled with 0")
+def head_mask_filled_with_zero():
+    return _head(mask="fill_zero")
 
 
 @wrong("4.1", "head", "scaled by C (n_embd) instead of head_size")

@@ -77,6 +77,16 @@ def layer_norm_plain_tensors():
     return _layer_norm(params="plain")
 
 
+@wrong("7.1", "layer_norm", "normalised over dimension 1")
+def layer_norm_over_dim_1():
+    return _layer_norm(dims=(1,))
+
+
+@wrong("7.1", "layer_norm", "the lecture's LayerNorm1d")
+def layer_norm_lecture_layernorm1d():  # the lecture's LayerNorm1d as written: dim 1 and torch.var's default
+    return _layer_norm(dims=(1,), unbiased=True)
+
+
 @wrong("7.1", "layer_norm", "keepdim=True")
 def layer_norm_without_keepdim():
     return _layer_norm(keepdim=False)
@@ -98,6 +108,8 @@ def _block(order: str = "pre", head_size: str = "split", norms: tuple[str, str] 
             if order == "pre":
                 x = x + self.sa(ln_a(x))
                 return x + self.ffwd(ln_b(x))
+            if order == "parallel":  # both sublayers read the same x
+                return x + self.sa(ln_a(x)) + self.ffwd(ln_b(x))
             if order == "no-residual":
                 x = self.sa(ln_a(x))
                 return self.ffwd(ln_b(x))
@@ -110,6 +122,11 @@ def _block(order: str = "pre", head_size: str = "split", norms: tuple[str, str] 
 @wrong("7.2", "block", "residual connection is missing")
 def block_without_residual():
     return _block(order="no-residual")
+
+
+@wrong("7.2", "block", "run side by side on the same x")
+def block_parallel_residual():
+    return _block(order="parallel")
 
 
 @wrong("7.2", "block", "post-norm")

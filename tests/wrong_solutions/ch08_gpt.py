@@ -12,17 +12,21 @@ from ._catalogue import _flat_loss, wrong
 
 
 def _gpt(ln_f: str = "used", lm_head_bias: bool = True, positions: str = "arange_T", reshape: bool = True,
-         n_layer: int | None = None, pass_dropout: bool = True):
+         n_layer: int | None = None, pass_dropout: bool = True, shared_block: bool = False):
     class GPTLanguageModel(nn.Module):
         def __init__(self, config):
             super().__init__()
             self.block_size = config.block_size
             self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
             self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd)
-            self.blocks = nn.Sequential(*[
-                M.Block(config.n_embd, config.n_head, config.block_size, config.dropout if pass_dropout else 0.0)
-                for _ in range(n_layer or config.n_layer)
-            ])
+            if shared_block:  # [Block(...)] * n_layer repeats one object
+                self.blocks = nn.Sequential(*[M.Block(config.n_embd, config.n_head, config.block_size,
+                                                      config.dropout)] * config.n_layer)
+            else:
+                self.blocks = nn.Sequential(*[
+                    M.Block(config.n_embd, config.n_head, config.block_size, config.dropout if pass_dropout else 0.0)
+                    for _ in range(n_layer or config.n_layer)
+                ])
             if ln_f != "missing":
                 self.ln_f = nn.LayerNorm(config.n_embd)
             self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=lm_head_bias)
@@ -85,3 +89,8 @@ def gpt_dropout_not_passed_down():
 @wrong("8.1", "gpt", "not torch.arange(block_size)")
 def gpt_positions_arange_block_size():
     return _gpt(positions="arange_block_size")
+
+
+@wrong("8.1", "gpt", "the blocks are one and the same module")
+def gpt_one_shared_block():
+    return _gpt(shared_block=True)
