@@ -1,4 +1,4 @@
-"""Command line: ``python -m lecture_utils {train,sample,grade,doctor,presets}``.
+"""Command line: ``python -m lecture_utils {train,sample,grade,gradescope,doctor,presets}``.
 
 Examples::
 
@@ -7,6 +7,7 @@ Examples::
     python -m lecture_utils train --preset lecture --device cuda --out runs/lecture.pt
     python -m lecture_utils sample --checkpoint runs/lecture-small.pt --prompt "ROMEO:" --tokens 300
     python -m lecture_utils grade notebooks/ --json grades.json
+    python -m lecture_utils gradescope build --chapters 01,02 --points points.toml --out autograder.zip
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import argparse
 import sys
 from dataclasses import replace
 from pathlib import Path
+
+from lecture_utils.grading import gradescope
 
 
 def _add_train(sub) -> None:
@@ -121,6 +124,12 @@ def _add_grade(sub) -> None:
     p.add_argument("--jobs", type=int, metavar="N", help="with --class: notebooks graded at once (default: the CPU cores)")
     p.add_argument("--out", metavar="DIR", default="grades",
                    help="with --class: folder for grades.csv, grades.json and the cache (default: grades)")
+    p.add_argument("--lms", metavar="FORMATS",
+                   help="with --class: also write the gradebook imports, e.g. canvas,moodle (canvas.csv, moodle.csv)")
+    p.add_argument("--points", metavar="FILE",
+                   help="with --class: points per exercise, a TOML table (\"1.2\" = 2, default = 1); 1 each without it")
+    p.add_argument("--assignment", metavar="NAME", default="Build GPT",
+                   help="with --lms: the gradebook column's (assignment's) name (default: Build GPT)")
     p.add_argument("--memory", type=float, default=6, metavar="GB",
                    help="sandbox: address-space limit of each process (default 6)")
     p.add_argument("--notebook-timeout", type=float, default=1800, metavar="SECONDS",
@@ -601,6 +610,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_sample(sub)
     _add_grade(sub)
+    gradescope.add_parser(sub)
     sub.add_parser("doctor", help="check that everything the course needs works here")
     sub.add_parser("presets", help="list the training presets")
     return parser
@@ -612,7 +622,7 @@ def main(argv: list[str] | None = None) -> int:
     if not sys.stdout.isatty() and hasattr(sys.stdout, "reconfigure"):
         sys.stdout.reconfigure(line_buffering=True)  # a log file shows each line as it is printed
     handler = {"train": cmd_train, "sample": cmd_sample, "grade": cmd_grade, "doctor": cmd_doctor,
-               "presets": cmd_presets}[args.command]
+               "presets": cmd_presets, "gradescope": gradescope.main}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -53,6 +53,9 @@ from lecture_utils.status import FAILED, NOT_VERIFIED, PASSED, STATUSES
 
 SCHEMA = "lecture_utils.grade/1"
 OUTPUT_CAP = 10 * 2**20  # characters a notebook may print while graded; counted in the kernel and in the runner
+NOT_COURSE = "no exercises of this course found (a notebook from another course?)"
+UNSANDBOXED_NOTE = ("note: graded WITHOUT the sandbox: the notebooks' code ran with your permissions (your files, "
+                    "the network). For work that is not your own, grade with --sandbox (or a class with --class).")
 _HEADER = re.compile(r"^\s*#\s*Exercise\s+(\d+\.\d+)\b")
 
 
@@ -271,7 +274,7 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
         result.problems.append(f"exercise ids unknown to this course: {', '.join(unknown)}")
     if not expected:
         result.status = "error"
-        result.problems.append("no exercises of this course found (a notebook from another course?)")
+        result.problems.append(NOT_COURSE)
         return result
     plans = _plan(present, registry)
 
@@ -474,8 +477,16 @@ def totals(results: list[NotebookResult]) -> dict[str, int]:
     return counts
 
 
+def is_stray(result: NotebookResult) -> bool:
+    """A notebook with no exercise of this course (an ``Untitled.ipynb`` beside the course's): reported,
+    not a failure."""
+    return result.status == "error" and result.problems == [NOT_COURSE]
+
+
 def all_passed(results: list[NotebookResult]) -> bool:
-    """True when every notebook was graded and every exercise found passed."""
+    """True when every notebook of the course was graded and every exercise found passed (stray
+    notebooks with no exercise of the course aside)."""
+    results = [r for r in results if not is_stray(r)]
     exercises = [e for r in results for e in r.exercises]
     return bool(exercises) and all(r.status == "graded" for r in results) and all(e.status == PASSED for e in exercises)
 
@@ -486,6 +497,9 @@ def report(results: list[NotebookResult]) -> str:
 
     lines = [f"Build GPT grader (course version {__version__})", ""]
     for r in results:
+        if is_stray(r):
+            lines += [f"{Path(r.path).name}  not graded: no exercise of this course in it", ""]
+            continue
         head = f"{Path(r.path).name}" + (f"  (chapter {r.chapter:02d})" if r.chapter else "") + f"  {r.seconds:.0f} s"
         lines.append(head)
         for p in r.problems:
@@ -559,6 +573,8 @@ def main(args) -> int:
         for r in results:
             print(f"error: {r.path}: {'; '.join(r.problems)}", file=sys.stderr)
         return 2
+    if box is None:
+        print(UNSANDBOXED_NOTE, file=sys.stderr)
     print(report(results))
     if args.json:
         Path(args.json).write_text(json.dumps(to_json(results), indent=2) + "\n", encoding="utf-8")

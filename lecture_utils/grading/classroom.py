@@ -267,13 +267,25 @@ def summary(subs: list[Submission]) -> dict[str, dict]:
     return out
 
 
-def to_json(subs: list[Submission], sandboxed: bool) -> dict:
-    from lecture_utils import __version__
+def blocked_by_sandbox(sub: Submission, sandboxed: bool) -> list[str]:
+    """What the sandbox visibly stopped this learner's notebooks doing (see :func:`.feedback.blocked`)."""
+    from lecture_utils.grading.feedback import blocked
 
+    return blocked([p for r in sub.notebooks for p in r.problems]) if sandboxed else []
+
+
+def to_json(subs: list[Submission], sandboxed: bool, points: dict[str, float] | None = None) -> dict:
+    from lecture_utils import __version__
+    from lecture_utils.grading.feedback import score
+
+    columns = exercise_columns(subs)
+    points = points if points is not None else {c: 1.0 for c in columns}
     return {"schema": SCHEMA, "course_version": __version__, "sandboxed": sandboxed,
-            "exercises": exercise_columns(subs), "summary": summary(subs),
+            "exercises": columns, "summary": summary(subs), "points": points,
             "learners": [{"learner": s.learner, "source": s.source, "hash": s.hash, "cached": s.cached,
-                          "problems": s.problems, "notebooks": [asdict(r) for r in s.notebooks]} for s in subs]}
+                          "problems": s.problems, "blocked": blocked_by_sandbox(s, sandboxed),
+                          "score": score(statuses(s, columns), points),
+                          "notebooks": [asdict(r) for r in s.notebooks]} for s in subs]}
 
 
 def report(subs: list[Submission], sandboxed: bool, seconds: float) -> str:
@@ -292,6 +304,8 @@ def report(subs: list[Submission], sandboxed: bool, seconds: float) -> str:
                      f"{row[MISSING]:>7}  {shown}")
     notes = []
     for s in subs:
+        for b in blocked_by_sandbox(s, sandboxed):
+            notes.append(f"  {s.learner}: the sandbox stopped {b}")
         for p in s.problems:
             notes.append(f"  {s.learner}: {p}")
         for r in s.notebooks:
@@ -322,11 +336,61 @@ def main(args, sandbox, limits) -> int:
     if not subs:
         print(f"error: no submissions in {root}: expected one folder or .zip per learner", file=sys.stderr)
         return 2
+    from lecture_utils.grading import lms
+
+    try:
+        formats = lms.parse_formats(getattr(args, "lms", None))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     subs = grade_class(subs, out, jobs=jobs, timeout=args.timeout, smoke=not args.full, sandbox=sandbox,
                        limits=limits, chapter=args.chapter, progress=not args.no_progress)
+    try:
+        points = _points(args, exercise_columns(subs))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    roll_up = to_json(subs, sandbox is not None, points)
     atomic_write_text(out / "grades.csv", to_csv(subs))
-    atomic_write_text(out / "grades.json", json.dumps(to_json(subs, sandbox is not None), indent=2) + "\n")
+    atomic_write_text(out / "grades.json", json.dumps(roll_up, indent=2) + "\n")
+    feedback = write_feedback(roll_up, out / "feedback")
+    written = lms.write(formats, lms_rows(roll_up), getattr(args, "assignment", None) or "Build GPT",
+                        sum(points.values()), out)
     print(report(subs, sandbox is not None, time.perf_counter() - start))
-    print(f"\nwrote {out / 'grades.csv'} and {out / 'grades.json'}")
+    print(f"\nwrote {out / 'grades.csv'}, {out / 'grades.json'}, {len(feedback)} reports in {out / 'feedback'}"
+          + "".join(f", {p}" for p in written))
     return 0
+
+
+def _points(args, columns: list[str]) -> dict[str, float]:
+    from lecture_utils.grading.feedback import load_points
+
+    return load_points(getattr(args, "points", None), columns)
+
+
+def lms_rows(roll_up: dict) -> list[dict]:
+    """One row per learner for :mod:`.lms`: name, score and a one-line summary."""
+    rows = []
+    for entry in roll_up["learners"]:
+        done = [e for nb in entry["notebooks"] for e in nb["exercises"]]
+        passed = sum(e["status"] == PASSED for e in done)
+        todo = [e["id"] for e in done if e["status"] != PASSED]
+        summary_line = f"{passed} of {len(roll_up['exercises'])} exercises passed" + (
+            f"; to redo: {', '.join(todo)}" if todo else "")
+        rows.append({"learner": entry["learner"], "score": entry["score"], "summary": summary_line})
+    return rows
+
+
+def write_feedback(roll_up: dict, folder: Path) -> list[Path]:
+    """feedback/LEARNER.html and .md for every learner (see :mod:`.feedback`)."""
+    from lecture_utils.grading.feedback import safe_name, to_html, to_markdown
+
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for entry in roll_up["learners"]:
+        name = safe_name(entry["learner"])
+        atomic_write_text(folder / f"{name}.md", to_markdown(entry, roll_up["points"]))
+        atomic_write_text(folder / f"{name}.html", to_html(entry, roll_up["points"]))
+        written.append(folder / f"{name}.html")
+    return written

@@ -14,6 +14,10 @@ re-checker takes a fingerprint of ``builtins``, ``torch`` (its main modules and 
 them fails, and the remaining exercises are re-checked in a new process. A check's outcome is read
 from what the check itself reported to this process, not from ``RESULTS``.
 
+The fingerprint also follows every function of ``lecture_utils`` reachable from its modules and
+the exercise registry (closures, ``__wrapped__``, defaults): changing a check in place - its code
+object, defaults or closure cells, or a registry entry - is tampering too, not only replacing it.
+
 Each outcome is one JSON line, tagged with the job's token, on the process's original stdout; the
 code under test writes to /dev/null.
 """
@@ -91,10 +95,67 @@ def fingerprint() -> dict:
     for c in _watched_classes(mods):
         for k, v in list(vars(c).items()):
             prints[(f"{c.__module__}.{c.__qualname__}", k)] = _ident(v)
+    _deep_prints(mods, prints)
     prints[("sys", "settrace")] = id(sys.gettrace())
     prints[("sys", "setprofile")] = id(sys.getprofile())
     prints[("sys", "meta_path")] = repr(tuple(map(id, sys.meta_path)))
     return prints
+
+
+_NAMES: dict[int, str] = {}  # id of a function in the deep fingerprint -> its name, for the message
+
+
+def _cell(cell):
+    try:
+        return cell.cell_contents
+    except ValueError:  # an empty cell
+        return None
+
+
+def _deep_prints(mods, prints: dict) -> None:
+    """Every Python function of ``lecture_utils`` reachable from its modules, classes and the
+    exercise registry - through closures, ``__wrapped__`` and defaults - with the identity of its
+    code (and a hash of the bytecode), of its defaults and keyword defaults and of every closure
+    cell's content. So changing a check in place (``f.__code__ = ...``, ``f.__defaults__ = ...``,
+    ``f.__closure__[i].cell_contents = ...``, a registry entry's ``check``), not only replacing it
+    in its module, is seen; the check's inner functions (the decorators' wrappers around its body)
+    are covered, not only the names a module binds."""
+    from lecture_utils.checks._core import REGISTRY
+
+    stack: list = []
+    for m in mods:
+        if m.__name__.startswith("lecture_utils"):
+            stack += list(vars(m).values())
+            for v in list(vars(m).values()):
+                if isinstance(v, type) and v.__module__ == m.__name__:
+                    stack += list(vars(v).values())
+    for ex_id, entry in sorted(REGISTRY.items()):
+        prints[("lecture_utils.checks.REGISTRY", ex_id)] = (
+            id(entry), id(getattr(entry, "check", None)), id(getattr(entry, "reference", None)),
+            repr(getattr(entry, "names", None)), getattr(entry, "chapter", None))
+        stack += [getattr(entry, "check", None), getattr(entry, "reference", None)]
+    seen: set[int] = set()
+    while stack:
+        obj = stack.pop()
+        if isinstance(obj, (types.MethodType, classmethod, staticmethod)):
+            obj = obj.__func__
+        elif isinstance(obj, property):
+            stack += [obj.fget, obj.fset, obj.fdel]
+            continue
+        if not isinstance(obj, types.FunctionType) or id(obj) in seen:
+            continue
+        if not str(getattr(obj, "__module__", "") or "").startswith("lecture_utils"):
+            continue
+        seen.add(id(obj))
+        code, defaults, kwdefaults = obj.__code__, obj.__defaults__ or (), obj.__kwdefaults__ or {}
+        contents = [_cell(c) for c in obj.__closure__ or ()]
+        wrapped = vars(obj).get("__wrapped__")
+        prints[("function", id(obj))] = (
+            id(code), hash(code.co_code), id(obj.__defaults__), tuple(map(id, defaults)), id(obj.__kwdefaults__),
+            tuple(sorted((k, id(v)) for k, v in kwdefaults.items())), tuple(map(id, contents)), id(wrapped),
+            id(obj.__globals__))
+        _NAMES[id(obj)] = f"{obj.__module__}.{obj.__qualname__}"
+        stack += contents + list(defaults) + list(kwdefaults.values()) + [wrapped]
 
 
 def tampered(before: dict, after: dict) -> list[str]:
@@ -107,7 +168,10 @@ def tampered(before: dict, after: dict) -> list[str]:
         if isinstance(now, tuple) and len(now) == 4 and now[3] and now[2] == value[0]:
             continue  # torch's own code wrapped the original (a lazy import's decorator)
         where, name = key
-        out.append(f"{where}.{name}")
+        if where == "function":  # changed in place: its code, defaults or closure
+            out.append(f"{_NAMES.get(name, 'a function of lecture_utils')} (its code, defaults or closure)")
+        else:
+            out.append(f"{where}.{name}")
     for key in after.keys() - before.keys():
         if key[1] in ("__getattr__", "__getattribute__", "__setattr__", "__call__", "__eq__"):
             out.append(f"{key[0]}.{key[1]}")
