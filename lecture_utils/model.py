@@ -216,6 +216,27 @@ class Head(nn.Module, _KeepsAttention):
         return wei @ v  # (B, T, hs)
 
 
+class CrossHead(nn.Module):
+    """One head of cross-attention (the lecture's note 5): the queries come from ``x``, the keys and values from
+    ``context``, another sequence (in the original Transformer, the encoder's output). Nothing is masked, so every
+    query sees the whole context, and ``CrossHead(...)(x, x)`` is an encoder (unmasked) head."""
+
+    def __init__(self, n_embd: int, head_size: int):
+        super().__init__()
+        self.key = nn.Linear(n_embd, head_size, bias=False)
+        self.query = nn.Linear(n_embd, head_size, bias=False)
+        self.value = nn.Linear(n_embd, head_size, bias=False)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """``x``: ``(B, T, n_embd)``, ``context``: ``(B, S, n_embd)`` -> ``(B, T, head_size)``."""
+        q = self.query(x)  # (B, T, hs)
+        k = self.key(context)  # (B, S, hs)
+        v = self.value(context)  # (B, S, hs)
+        wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5  # (B, T, S)
+        wei = F.softmax(wei, dim=-1)  # no mask: each query weighs the whole context
+        return wei @ v  # (B, T, hs)
+
+
 class MultiHeadAttention(nn.Module, _KeepsAttention):
     """Several ``Head`` s in parallel, their outputs concatenated and projected back into the
     residual stream (the lecture's version)."""
@@ -599,6 +620,7 @@ __all__ = [
     "generate",
     "eval_mode",
     "Head",
+    "CrossHead",
     "MultiHeadAttention",
     "CausalSelfAttention",
     "heads_to_batched",

@@ -38,7 +38,7 @@ def _references(exercise_id: str) -> tuple:
 
 
 REFERENCES = {exercise_id: (lambda e=exercise_id: _references(e)) for exercise_id in REGISTRY}
-CLASS_EXERCISES = {"2.1", "3.4", "4.1", "5.1", "5.2", "6.1", "7.1", "7.2", "8.1", "12.2", "12.4"}
+CLASS_EXERCISES = {"2.1", "3.4", "4.1", "4.2", "5.1", "5.2", "6.1", "7.1", "7.2", "8.1", "12.2", "12.4"}
 
 
 def _exercise_params(ids):

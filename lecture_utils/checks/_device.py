@@ -32,15 +32,17 @@ Which exercise uses what (the device slips each is tested with live in tests/wro
 2.3, 2.4      the model on the second device, the splits on the CPU (as in the notebooks); the functions' batches
               must follow the model (``.item()`` stood in for on meta; the optimizer steps on meta)
 3.1-3.3       the averages of an input on the second device; the result on the input's device
-4.1-7.2       each module's forward (training mode, dropout on) on the second device; the output on the input's
+4.1, 4.2,     each module's forward (training mode, dropout on) on the second device; the output stays there
+5.1-7.2
 9.1, 11.2,    the returned module's parameters on the device of the module given
 12.5
 10.3          accuracy of a model on the second device
 12.1-12.4     the function or module on inputs on the second device
+13.1-13.5     the sampling rules on logits, the cached attention and the cached generate on the second device
 ============  ====================================================================================================
 
-Exercises 1.1, 9.2, 10.1, 10.2, 11.1 and 12.6 make no tensor on a device (strings, lists, CPU batches by their
-specification, timings, a number), so they have no second run.
+Exercises 1.1, 4.3, 9.2, 10.1, 10.2, 11.1 and 12.6 make no tensor on a device (strings, lists, CPU batches by their
+specification, timings, a number drawn on the CPU), so they have no second run.
 """
 
 from __future__ import annotations

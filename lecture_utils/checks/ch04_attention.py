@@ -1,12 +1,16 @@
-"""Checks for chapter 04 (self-attention): 4.1 one head of causal self-attention."""
+"""Checks for chapter 04 (self-attention): 4.1 one head of causal self-attention, 4.2 a cross-attention head,
+4.3 the variance of the affinities with and without the scale."""
 
 from __future__ import annotations
+
+import inspect
+import math
 
 import torch
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
-from lecture_utils.checks._core import exercise, fail, fresh_seed, passed, rng
+from lecture_utils.checks._core import exercise, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
     attention_variant,
@@ -214,3 +218,240 @@ def head(Head, device="cpu"):
     forward_on_second_device(dropped, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device, what="Head")
     return passed("matches the reference for T = 1..block_size: causal, rows of wei sum to 1, scaled by "
                   "head_size**-0.5, dropout only in training", Head)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4.2 a cross-attention head: queries from x, keys and values from another sequence, nothing masked
+# ---------------------------------------------------------------------------------------------------------------
+
+# (B, T_x, T_context): equal lengths first (every wrong variant runs there and is named by its values), then a
+# context longer and one shorter than x, and a single query
+CROSS_SHAPES = ((3, 7, 7), (2, 4, 9), (3, 8, 3), (2, 1, 5))
+
+CROSS_CAUSAL = ("a causal mask is left in: cross-attention (and an encoder head) masks nothing - every query sees "
+                "the whole context, which may be longer or shorter than x; delete the masked_fill line, "
+                "wei = F.softmax(q @ k.transpose(-2, -1) * head_size**-0.5, dim=-1)")
+CROSS_KV_FROM_X = ("the keys and values come from x instead of the context: that is self-attention; "
+                   "k = self.key(context), v = self.value(context), and only q = self.query(x)")
+CROSS_K_FROM_X = "the keys come from x instead of the context: k = self.key(context)"
+CROSS_V_FROM_X = "the values come from x instead of the context: v = self.value(context)"
+CROSS_Q_FROM_CONTEXT = ("the queries come from the context instead of x: the sequence that asks is x, q = "
+                        "self.query(x), so the output has one row per token of x, (B, T_x, head_size)")
+CROSS_ROLES_SWAPPED = ("x and the context swap roles: the queries come from x, q = self.query(x), the keys and "
+                       "values from the context, k = self.key(context), v = self.value(context)")
+CROSS_OUT_SHAPE = ("one row per query: x is (B, T_x, n_embd), the context (B, T_c, n_embd); wei = q @ "
+                   "k.transpose(-2, -1) is (B, T_x, T_c) and wei @ v is (B, T_x, head_size)")
+CROSS_SOFTMAX_DIM = ("softmax over the wrong dimension: wei is (B, T_x, T_c) and each query's row (dim=-1) must sum "
+                     "to 1 over the context, F.softmax(wei, dim=-1)")
+CROSS_WRONG_SIZE = ("the scale uses the wrong size: k.shape[-1] is head_size (k.shape[0] is B, k.shape[1] the "
+                    "context's length); wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5")
+CROSS_WEIGHTS_TRANSPOSED = ("the weights are transposed before they aggregate the values: out = wei @ v, where wei "
+                            "is (B, T_x, T_c), one row of weights over the context per query")
+CROSS_TRANSPOSED = ("the affinities are transposed: wei = q @ k.transpose(-2, -1) is (B, T_x, T_c), one row per "
+                    "query of x; k @ q.transpose(-2, -1) is (B, T_c, T_x)")
+
+
+def cross_variants(x: torch.Tensor, context: torch.Tensor, reference: torch.nn.Module):
+    """The usual wrong versions of a cross-attention head, as (hint, compute) pairs for :func:`diagnose`."""
+    q, k, v = reference.query(x), reference.key(context), reference.value(context)
+    qc, kx, vx = reference.query(context), reference.key(x), reference.value(x)
+    hs = q.shape[-1]
+    right = hs**-0.5
+    return [
+        (CROSS_CAUSAL, lambda: attention_variant(q, k, v, right)),
+        (CROSS_KV_FROM_X, lambda: attention_variant(q, kx, vx, right, causal=False)),
+        (CROSS_K_FROM_X, lambda: attention_variant(q, kx, v, right, causal=False)),
+        (CROSS_V_FROM_X, lambda: attention_variant(q, k, vx, right, causal=False)),
+        (CROSS_Q_FROM_CONTEXT, lambda: attention_variant(qc, k, v, right, causal=False)),
+        (CROSS_ROLES_SWAPPED, lambda: attention_variant(qc, kx, vx, right, causal=False)),
+        (SCALED_BY_C, lambda: attention_variant(q, k, v, x.shape[-1] ** -0.5, causal=False)),
+        (NOT_SCALED, lambda: attention_variant(q, k, v, 1.0, causal=False)),
+        (MULTIPLIED, lambda: attention_variant(q, k, v, hs**0.5, causal=False)),
+        (DIVIDED_BY_HEAD_SIZE, lambda: attention_variant(q, k, v, 1.0 / hs, causal=False)),
+        (CROSS_SOFTMAX_DIM, lambda: attention_variant(q, k, v, right, causal=False, softmax_dim=-2)),
+        (CROSS_SOFTMAX_DIM, lambda: attention_variant(q, k, v, right, causal=False, softmax_dim=0)),
+        (CROSS_WRONG_SIZE, lambda: attention_variant(q, k, v, k.shape[0] ** -0.5, causal=False)),
+        (CROSS_WRONG_SIZE, lambda: attention_variant(q, k, v, k.shape[1] ** -0.5, causal=False)),
+        (CROSS_WEIGHTS_TRANSPOSED,
+         lambda: F.softmax(q @ k.transpose(-2, -1) * right, dim=-1).transpose(-2, -1) @ v),
+        (CROSS_TRANSPOSED, lambda: attention_variant(q, k, v, right, causal=False, swap=True)),
+        (AGGREGATES_KEYS, lambda: attention_variant(q, k, k, right, causal=False)),
+        (NO_SOFTMAX, lambda: (q @ k.transpose(-2, -1) * right) @ v),
+    ]
+
+
+def _cross_shape_hint(name: str, got: tuple, want: tuple) -> str:
+    return (f"{name} has shape {got}, expected {want}: key, query and value are nn.Linear(n_embd, head_size, "
+            "bias=False)")
+
+
+@exercise("4.2", "a cross-attention head", reference=lambda: ref.CrossHead)
+@blame_notebook_globals
+@isolated_rng
+def cross_head(CrossHead, device="cpu"):
+    """``CrossHead(n_embd, head_size)``, ``forward(x, context)``: queries from ``x (B, T_x, n_embd)``, keys and
+    values from ``context (B, T_c, n_embd)``, no mask, scaled by ``head_size**-0.5``, softmax over the context:
+    ``(B, T_x, head_size)``."""
+    g = rng(fresh_seed())
+    if not inspect.isclass(CrossHead):  # an untouched stub written as a function says so; anything else is refused
+        call(CrossHead, N_EMBD, HEAD_SIZE)
+    model = build(CrossHead, (N_EMBD, HEAD_SIZE), "n_embd, head_size").to(device)
+    reference = randomize_(ref.CrossHead(N_EMBD, HEAD_SIZE), g).to(device)
+    copy_weights(reference, model, "CrossHead", _cross_shape_hint)
+    model.eval()
+    # a mask made for T_x x T_x (or from a block_size) does not fit wei (B, T_x, T_c) once the lengths differ
+    hints = (("must match the size of tensor", CROSS_CAUSAL), ("has no attribute 'tril'", CROSS_CAUSAL),
+             ("Expected size for first two dimensions of batch2", CROSS_OUT_SHAPE),
+             ("cannot be multiplied", CROSS_OUT_SHAPE))
+    with torch.no_grad():
+        for B, T, S in CROSS_SHAPES:
+            x = torch.randn(B, T, N_EMBD, generator=g).to(device)
+            context = torch.randn(B, S, N_EMBD, generator=g).to(device)
+            out = call(model, x, context, hints=hints)
+            if isinstance(out, torch.Tensor) and tuple(out.shape) == (B, S, HEAD_SIZE) and S != T:
+                fail(CROSS_Q_FROM_CONTEXT)
+            tensor_output(out, "CrossHead", (B, T, HEAD_SIZE), CROSS_OUT_SHAPE)
+            if not same(out, reference(x, context)):
+                diagnose(out, cross_variants(x, context, reference))
+                fail_generic("the output differs from the reference: q = self.query(x), k = self.key(context), "
+                             "v = self.value(context); wei = q @ k.transpose(-2, -1) * head_size**-0.5; no mask; "
+                             "softmax(dim=-1); return wei @ v")
+        # the encoder head is the special case context = x: every token sees the future too
+        x = torch.randn(2, 6, N_EMBD, generator=g).to(device)
+        if not same(model(x, x), reference(x, x)):
+            fail(CROSS_CAUSAL)
+    forward_on_second_device(model, torch.randn(2, 5, N_EMBD, generator=g), torch.randn(2, 8, N_EMBD, generator=g),
+                             device=device, what="CrossHead", what_input="x and context")
+    return passed("matches the reference for contexts longer and shorter than x: queries from x, keys and values "
+                  "from the context, nothing masked, scaled by head_size**-0.5", CrossHead)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# 4.3 the variance experiment: the affinities of unit-Gaussian q and k, with and without the scale
+# ---------------------------------------------------------------------------------------------------------------
+
+VAR_B, VAR_T = 64, 16  # the check's own sizes: 16384 affinities per measurement
+VAR_HEAD_SIZES = (4, 16, 64)
+
+VAR_NOT_FLOAT = "return a Python float: wei.var().item()"
+VAR_BY_HEAD_SIZE = ("scaled by head_size instead of its square root: the variance comes out near 1/head_size; "
+                    "multiply by head_size**-0.5")
+VAR_STD = ("this is the standard deviation, not the variance (about sqrt(head_size) unscaled): wei.var(), "
+           "not wei.std()")
+VAR_OF_Q = ("this is the variance of q (about 1 whatever head_size), not of the affinities: wei = q @ "
+            "k.transpose(-2, -1), then wei.var()")
+VAR_UNIFORM = ("the numbers are uniform in [0, 1), not unit Gaussians: torch.randn draws from N(0, 1), torch.rand "
+               "does not")
+VAR_NEVER_SCALED = ("with scaled=True the variance is still about head_size: multiply wei by head_size**-0.5 when "
+                    "scaled is true")
+VAR_ALWAYS_SCALED = ("with scaled=False the variance is about 1, not head_size: scale only when scaled is true "
+                     "(and check that q and k are unit Gaussians of shape (B, T, head_size))")
+VAR_SCALED_INVERTED = ("the scale is applied when scaled is False and left out when it is True: if scaled: wei = "
+                       "wei * head_size**-0.5")
+VAR_MULTIPLIED = ("the affinities are multiplied by sqrt(head_size) instead of divided (variance about "
+                  "head_size**2): use * head_size**-0.5")
+VAR_GENERATOR = ("the same generator state gave different results: draw q and k with the given generator, "
+                 "torch.randn(B, T, head_size, generator=generator), so the experiment can be repeated")
+VAR_TRANSPOSE = ("q @ k^T needs k with its last two dimensions swapped: wei = q @ k.transpose(-2, -1), "
+                 "(B, T, head_size) @ (B, head_size, T) -> (B, T, T)")
+VAR_OVER_T = ("the affinities sum over the T tokens, not the head_size features (variance about T whatever "
+              "head_size): wei = q @ k.transpose(-2, -1) is (B, T, T); k.transpose(-2, -1) @ q is (B, head_size, "
+              "head_size)")
+VAR_ONE_NUMBER = "the variance is one number over all the affinities: wei.var().item()"
+VAR_SIZES = ("draw q and k of shape (B, T, head_size) with the B and T given: wei = q @ k.transpose(-2, -1) is "
+             "(B, T, T)")
+
+
+def reference_affinity_variance(head_size: int, scaled: bool, B: int = 4, T: int = 8,
+                                generator: torch.Generator | None = None) -> float:
+    """The variance of the affinities ``q @ k^T`` of unit-Gaussian ``q``, ``k`` of shape ``(B, T, head_size)``,
+    times ``head_size**-0.5`` when ``scaled``: about ``head_size`` unscaled, about 1 scaled."""
+    q = torch.randn(B, T, head_size, generator=generator)
+    k = torch.randn(B, T, head_size, generator=generator)
+    wei = q @ k.transpose(-2, -1)  # (B, T, T)
+    if scaled:
+        wei = wei * head_size**-0.5
+    return wei.var().item()
+
+
+def variance_tolerance(head_size: int, B: int, T: int) -> float:
+    """Five standard deviations of the sample variance of the unscaled affinities, relative to head_size.
+
+    Each affinity is a sum of ``head_size`` products of independent unit Gaussians: variance hs, fourth moment
+    3 hs**2 + 6 hs, so one squared affinity has variance 2 hs**2 + 6 hs. Two affinities of one row (or column)
+    share q (or k): their squares have covariance 2 hs, for 2 (T - 1) neighbours each. Over N = B T T affinities
+    the sample variance has relative standard deviation sqrt((2 hs**2 + 6 hs + 4 (T - 1) hs) / N) / hs."""
+    n = B * T * T
+    sd = math.sqrt((2 * head_size**2 + 6 * head_size + 4 * (T - 1) * head_size) / n) / head_size
+    return 5 * sd
+
+
+def _measure(fn, head_size: int, scaled: bool, seed: int) -> float:
+    value = call(fn, head_size, scaled, B=VAR_B, T=VAR_T, generator=rng(seed),
+                 hints=(("unexpected keyword argument", "the signature is affinity_variance(head_size, scaled, B=4, "
+                                                         "T=8, generator=None)"),
+                        ("Expected size for first two dimensions of batch2", VAR_TRANSPOSE),
+                        ("must match the size of tensor", VAR_TRANSPOSE), ("cannot be multiplied", VAR_TRANSPOSE),
+                        ("cannot be converted to Scalar", VAR_ONE_NUMBER)))
+    if isinstance(value, torch.Tensor) or not isinstance(value, (float, int)):
+        fail(VAR_NOT_FLOAT)
+    return float(value)
+
+
+def _near(value: float, want: float, tol: float) -> bool:
+    return abs(value / want - 1) <= tol
+
+
+@exercise("4.3", "the variance of the affinities", reference=lambda: reference_affinity_variance)
+@isolated_rng
+def affinity_variance(affinity_variance, device="cpu"):
+    """``affinity_variance(head_size, scaled, B=4, T=8, generator=None) -> float``: the variance of ``q @ k^T``
+    for unit-Gaussian ``q``, ``k`` of shape ``(B, T, head_size)`` drawn with ``generator``, scaled by
+    ``head_size**-0.5`` when ``scaled``."""
+    fn = affinity_variance
+    seed = fresh_seed()
+    for i, hs in enumerate(VAR_HEAD_SIZES):
+        tol = variance_tolerance(hs, VAR_B, VAR_T)
+        raw = _measure(fn, hs, False, seed + 2 * i)
+        scaled = _measure(fn, hs, True, seed + 2 * i + 1)
+        if not math.isfinite(raw) or not math.isfinite(scaled) or raw <= 0 or scaled <= 0:
+            fail_generic(f"the variance should be a positive number, got {raw} (unscaled) and {scaled} (scaled) for "
+                         f"head_size = {hs}: wei.var().item()")
+        if _near(raw, hs, tol) and _near(scaled, 1.0, tol):
+            continue
+        # name the mistake from where the two numbers lie (each hypothesis is far from the others for hs >= 4)
+        if _near(raw, hs, tol):
+            for want, hint in ((1 / hs, VAR_BY_HEAD_SIZE), (hs, VAR_NEVER_SCALED), (hs**2, VAR_MULTIPLIED)):
+                if _near(scaled, want, tol):
+                    fail(hint)
+        if _near(raw, hs**0.5, tol / 2):
+            fail(VAR_STD)
+        if hs != VAR_T and _near(raw, VAR_T, 0.3):  # a (B, hs, hs) result has fewer entries: a wider band
+            fail(VAR_OVER_T)
+        if _near(raw, 7 * hs / 144, 2 * tol) or _near(raw, 1 / 12, 2 * tol):
+            fail(VAR_UNIFORM)
+        if _near(raw, 1.0, tol) and _near(scaled, hs, tol):
+            fail(VAR_SCALED_INVERTED)
+        if _near(raw, 1.0, tol):
+            # the variance of q is 1 in both cases, so is a scale applied always; the exact draw tells them apart
+            g = rng(seed)
+            q = torch.randn(VAR_B, VAR_T, hs, generator=g)
+            if math.isclose(_measure(fn, hs, False, seed), q.var().item(), rel_tol=1e-4):
+                fail(VAR_OF_Q)
+            fail(VAR_ALWAYS_SCALED)
+        if not _near(raw, hs, 4 * tol):
+            fail_generic(f"for head_size = {hs} the unscaled variance came out {raw:.3g}, expected about {hs} "
+                         f"(within {tol:.0%}): {VAR_SIZES}")
+        fail_generic(f"for head_size = {hs} the scaled variance came out {scaled:.3g}, expected about 1 (within "
+                     f"{tol:.0%}): wei = wei * head_size**-0.5 when scaled")
+    # reproducible: the same generator state gives the same number, another state another number
+    a = _measure(fn, 16, False, seed)
+    if a != _measure(fn, 16, False, seed) or a == _measure(fn, 16, False, seed + 1):
+        fail(VAR_GENERATOR)
+    # the defaults, and no generator at all (the global random state)
+    default = call(fn, 16, True)
+    if not isinstance(default, float):
+        fail(VAR_NOT_FLOAT)
+    # no second run: the experiment draws CPU tensors by its specification (a CPU generator) and returns a float
+    return passed(f"the unscaled variance is about head_size and the scaled one about 1 for head_size in "
+                  f"{VAR_HEAD_SIZES}, and the given generator makes it reproducible", affinity_variance)
