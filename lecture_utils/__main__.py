@@ -96,6 +96,10 @@ def _add_sample(sub) -> None:
     p.add_argument("--tokens", type=int, default=500, help="characters to generate, >= 1 (default 500)")
     p.add_argument("--temperature", type=float, default=1.0, help="> 0; below 1 sharpens (default 1.0)")
     p.add_argument("--top-k", type=int, default=None, help="sample from the K most likely characters only (K >= 1)")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample from the most likely characters whose probability reaches P only (0 < P <= 1)")
+    p.add_argument("--no-cache", action="store_true",
+                   help="the lecture's generate, without the KV cache (the same text for the same seed, slower)")
     p.add_argument("--seed", type=int, default=1337)
     p.add_argument("--device", default=None)
 
@@ -397,7 +401,16 @@ def cmd_sample(args) -> int:
                          f"(the model knows {tok.vocab_size} characters)")
     idx = torch.tensor([tok.encode(args.prompt)], dtype=torch.long, device=device)
     gen = torch.Generator().manual_seed(args.seed)
-    out = model.generate(idx, args.tokens, temperature=args.temperature, top_k=args.top_k, generator=gen)
+    from lecture_utils.generation import cacheable, generate_with_cache
+
+    if args.no_cache or not cacheable(model):
+        if args.top_p is not None:
+            why = "--no-cache" if args.no_cache else "a model the KV cache does not support"
+            raise ValueError(f"--top-p needs the cached generate, and this run uses the lecture's ({why})")
+        out = model.generate(idx, args.tokens, temperature=args.temperature, top_k=args.top_k, generator=gen)
+    else:  # the same tokens as model.generate for the same seed, faster
+        out = generate_with_cache(model, idx, args.tokens, temperature=args.temperature, top_k=args.top_k,
+                                  top_p=args.top_p, generator=gen)
     print(tok.decode(out[0]))
     return 0
 

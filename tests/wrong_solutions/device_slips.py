@@ -479,3 +479,54 @@ def rope_written_into_a_cpu_tensor():
             out[..., half:] = x1 * sin + x2 * cos
             return out
     """, "apply_rope")
+
+
+# ---------------------------------------------------------------------------------------------
+# chapter 13
+# ---------------------------------------------------------------------------------------------
+
+
+@wrong("13.4", "cached_attention", "torch.ones on line 12")
+def cached_attention_mask_on_the_cpu():
+    return in_notebook("13_generation", """
+        def attend_with_cache(attn, x, cache):
+            B, T, C = x.shape
+            start = len(cache)
+            hs = C // attn.n_head
+            q, k, v = attn.qkv(x).split(C, dim=2)
+            q = q.view(B, T, attn.n_head, hs).transpose(1, 2)
+            k = k.view(B, T, attn.n_head, hs).transpose(1, 2)
+            v = v.view(B, T, attn.n_head, hs).transpose(1, 2)
+            k, v = cache.append(k, v)
+            wei = q @ k.transpose(-2, -1) * hs**-0.5
+            mask = torch.tril(torch.ones(T, start + T), diagonal=start)
+            wei = F.softmax(wei.masked_fill(mask == 0, float("-inf")), dim=-1)
+            return attn.proj((wei @ v).transpose(1, 2).contiguous().view(B, T, C))
+    """, "attend_with_cache")
+
+
+@wrong("13.5", "cached_generate", "torch.arange on line 7")
+def cached_generate_positions_on_the_cpu():
+    from lecture_utils.generation import KVCache, attend_with_cache
+
+    return in_notebook("13_generation", """
+        def generate_with_cache(model, idx, max_new_tokens, generator=None):
+            caches = [KVCache() for _ in model.blocks]
+
+            def forward(tokens):
+                start = len(caches[0])
+                pos = torch.arange(start, start + tokens.size(1))
+                x = model.token_embedding_table(tokens) + model.position_embedding_table(pos)
+                for block, cache in zip(model.blocks, caches):
+                    x = x + attend_with_cache(block.sa, block.ln1(x), cache)
+                    x = x + block.ffwd(block.ln2(x))
+                return model.lm_head(model.ln_f(x))[:, -1, :]
+
+            with torch.no_grad():
+                logits = forward(idx)
+                for _ in range(max_new_tokens):
+                    idx_next = torch.multinomial(F.softmax(logits, dim=-1), num_samples=1, generator=generator)
+                    idx = torch.cat((idx, idx_next), dim=1)
+                    logits = forward(idx_next)
+            return idx
+    """, "generate_with_cache", KVCache=KVCache, attend_with_cache=attend_with_cache)
