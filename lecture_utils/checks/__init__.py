@@ -41,7 +41,7 @@ from lecture_utils.checks.ch03_averaging import (  # noqa: F401
     average_v3,
     positional_model,
 )
-from lecture_utils.checks.ch04_attention import head  # noqa: F401
+from lecture_utils.checks.ch04_attention import affinity_variance, cross_head, head  # noqa: F401
 from lecture_utils.checks.ch05_multi_head import batched_multi_head, multi_head  # noqa: F401
 from lecture_utils.checks.ch06_feed_forward import feed_forward  # noqa: F401
 from lecture_utils.checks.ch07_residual_layernorm import block, layer_norm  # noqa: F401
@@ -57,3 +57,11 @@ from lecture_utils.checks.ch12_modern import (  # noqa: F401
     swiglu,
     tie_weights,
 )
+from lecture_utils.checks.ch13_generation import (  # noqa: F401
+    cached_attention,
+    cached_generate,
+    temperature,
+    top_k,
+    top_p,
+)
+from lecture_utils.checks.ch14_tokenizer import bpe_decode, bpe_encode, count_pairs, merge, train_bpe  # noqa: F401

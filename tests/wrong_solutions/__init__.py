@@ -25,6 +25,8 @@ from . import (  # noqa: F401  (importing a chapter registers its wrong solution
     ch10_addition,
     ch11_pretrain,
     ch12_modern,
+    ch13_generation,
+    ch14_tokenizer,
     device_slips,
 )
 from ._catalogue import CATALOGUE, WrongSolution, wrong  # noqa: F401
