@@ -262,7 +262,10 @@ def _read_junit(report: Path, name: str, seconds: float, returncode: int, output
         else:
             run.failed += 1
             if not run.problem:
-                run.problem = f"{case.get('name', 'a cell')}: {_exception_line(outcome.get('message') or '')}"
+                # the message attribute is the report's first line in some nbval/pytest versions (a bare
+                # "Traceback (most recent call last)"), the element's text the whole report: read both
+                report_text = f"{outcome.get('message') or ''}\n{outcome.text or ''}"
+                run.problem = f"{case.get('name', 'a cell')}: {_exception_line(report_text)}"
     if returncode != 0 and not run.problem:
         tail = output.strip().splitlines()[-1:] or [""]
         run.problem = f"pytest exited with status {returncode}: {tail[0][:160]}"

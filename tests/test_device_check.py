@@ -90,3 +90,17 @@ def test_without_a_checkout_the_error_says_to_clone_the_repository(tmp_path, mon
     monkeypatch.setattr(device_check, "COURSE_ROOT", tmp_path)  # as after a plain pip install: no notebooks beside
     with pytest.raises(device_check.NotebookError, match=r"Clone the repository \(git clone https://github.com/"):
         device_check.find_notebooks(None)
+
+
+def test_a_failed_cell_is_named_by_its_exception_when_the_report_starts_with_the_traceback(tmp_path):
+    """Some nbval/pytest versions put only the report's first line in the JUnit message attribute."""
+    from lecture_utils.device_check import _read_junit
+
+    report = tmp_path / "junit.xml"
+    report.write_text(
+        '<testsuites><testsuite><testcase name="Cell 1"><failure message="Traceback (most recent call last)">'
+        "Traceback (most recent call last)\n  File \"x\", line 1\n#x1B[0;31mRuntimeError#x1B[0m: boom on purpose\n"
+        '</failure></testcase><testcase name="Cell 0"/></testsuite></testsuites>')
+    run = _read_junit(report, "broken.ipynb", 1.0, 1, "")
+    assert (run.passed, run.failed) == (1, 1)
+    assert run.problem == "Cell 1: RuntimeError: boom on purpose"
