@@ -17,6 +17,7 @@ import base64
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import matplotlib
@@ -43,10 +44,11 @@ def _canvas(width: float, height: float):
     return fig, ax
 
 
-def _box(ax, x, y, w, h, text, color=BLUE, size=10, weight="normal"):
-    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec="#555555",
-                                lw=1))
-    ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, weight=weight)
+def _box(ax, x, y, w, h, text, color=BLUE, size=10, weight="normal", edge="#555555", lw=1.0, text_color="black"):
+    ax.add_patch(FancyBboxPatch((x, y), w, h, boxstyle="round,pad=0.02,rounding_size=0.08", fc=color, ec=edge,
+                                lw=lw))
+    return ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=size, weight=weight,
+                   color=text_color)
 
 
 def _arrow(ax, x0, y0, x1, y1, text=None, color="#333333", style="-|>", size=9, offset=(0.08, 0)):
@@ -317,6 +319,131 @@ def chatgpt_stages():
     return fig
 
 
+def gpt_overview(config=None, batch_size: int | None = None):
+    """The whole GPT of chapter 08, read from the bottom up, with the tensor's shape on every arrow.
+
+    ``config``: a :class:`lecture_utils.model.GPTConfig` (default: ``GPTConfig()``, the lecture's final
+    model); ``batch_size``: the B written in the legend (default: ``TrainConfig().batch_size``). The
+    numbers in the labels are read from these two, so the picture follows the chapter's configuration.
+    """
+    from lecture_utils.config import TrainConfig
+    from lecture_utils.model import GPTConfig
+
+    cfg = config if config is not None else GPTConfig()
+    B = batch_size if batch_size is not None else TrainConfig().batch_size
+    C, V, hs = cfg.n_embd, cfg.vocab_size, cfg.n_embd // cfg.n_head
+    btc, btv = f"(B, T, {C})", f"(B, T, {V})"
+
+    fig, ax = _canvas(10, 11.0)
+    sx = 2.0  # the residual stream: embeddings in at the bottom, logits out at the top
+    ax.text(0.2, 10.7, "the whole GPT, read from the bottom up", fontsize=12, weight="bold")
+    ax.text(0.2, 10.35, f"B = batch ({B} in the lecture's run), T = context length (at most block_size = "
+            f"{cfg.block_size}), C = n_embd = {C}, vocab_size = {V}", fontsize=9)
+
+    # embeddings
+    _box(ax, 0.5, 0.2, 3.0, 0.55, "idx: character ids  (B, T)", GREY, 9.5)
+    _box(ax, 0.5, 1.25, 3.0, 0.7, f"token_embedding_table\nEmbedding({V}, {C})", GREEN, 9)
+    _arrow(ax, sx, 0.75, sx, 1.25, "(B, T)")
+    _box(ax, 4.6, 1.3, 2.9, 0.5, "torch.arange(T)  (T,)", GREY, 9)
+    _box(ax, 4.6, 2.25, 2.9, 0.7, f"position_embedding_table\nEmbedding({cfg.block_size}, {C})", GREEN, 9)
+    _arrow(ax, 6.05, 1.8, 6.05, 2.25, "(T,)")
+    ax.add_patch(plt.Circle((sx, 2.6), 0.2, fc="white", ec="#2a6db0", lw=2))
+    ax.text(sx, 2.6, "+", ha="center", va="center", fontsize=14, color="#2a6db0")
+    _arrow(ax, sx, 1.95, sx, 2.4, btc)
+    _arrow(ax, 4.6, 2.6, sx + 0.2, 2.6)
+    ax.text(3.4, 2.72, f"(T, {C})", fontsize=9, ha="center", va="bottom", color="#333333")
+    ax.text(3.4, 2.48, "broadcast over B", fontsize=7.5, ha="center", va="top", color="#666666",
+            style="italic")
+
+    # the blocks
+    ax.add_patch(FancyBboxPatch((0.3, 3.45), 9.4, 4.2, boxstyle="round,pad=0.02,rounding_size=0.15", fc="none",
+                                ec="#2a6db0", lw=1.5, ls="--"))
+    ax.text(9.55, 7.4, f"Block  x {cfg.n_layer}  (n_layer)", fontsize=11, weight="bold", ha="right", color="#2a6db0")
+    ax.text(9.55, 7.1, "each with its own weights; the output of one is the input of the next", fontsize=8,
+            ha="right", style="italic", color="#2a6db0")
+    _arrow(ax, sx, 2.8, sx, 3.45, f"x  {btc}")
+    ax.add_patch(FancyArrowPatch((sx, 3.45), (sx, 7.65), arrowstyle="-", color="#2a6db0", lw=3))
+    for y0, ln, body, color, note in (
+            (3.65, "ln1: LayerNorm", f"MultiHeadAttention: {cfg.n_head} heads\n"
+             f"each {btc} -> (B, T, {hs})\ncat -> {btc}, proj, Dropout", BLUE, "communication:\ntokens talk"),
+            (5.45, "ln2: LayerNorm", f"FeedForward\nLinear({C} -> {4 * C}), ReLU\nLinear({4 * C} -> {C}), Dropout",
+             ORANGE, "computation:\neach token alone")):
+        plus_y = y0 + 1.35
+        _box(ax, 2.55, y0, 1.45, 0.5, ln, GREEN, 9)
+        _box(ax, 5.0, y0 - 0.15, 2.9, 0.8, body, color, 8.5)
+        _arrow(ax, sx, y0 + 0.25, 2.55, y0 + 0.25)
+        _arrow(ax, 4.0, y0 + 0.25, 5.0, y0 + 0.25)
+        ax.text(4.5, y0 + 0.32, btc, fontsize=8, ha="center", va="bottom", color="#333333")
+        # back to the stream: up from the branch, then left into the +
+        ax.add_patch(FancyArrowPatch((6.45, y0 + 0.65), (sx + 0.2, plus_y), arrowstyle="-|>", mutation_scale=12,
+                                     color="#333333", lw=1.2, connectionstyle="angle,angleA=90,angleB=0,rad=0"))
+        ax.text(4.2, plus_y + 0.06, f"{btc}, added to x", fontsize=8.5, ha="center", va="bottom", color="#333333")
+        ax.add_patch(plt.Circle((sx, plus_y), 0.2, fc="white", ec="#2a6db0", lw=2, zorder=3))
+        ax.text(sx, plus_y, "+", ha="center", va="center", fontsize=14, color="#2a6db0", zorder=4)
+        ax.text(8.0, y0 + 0.25, note, fontsize=8.5, style="italic", va="center")
+    ax.text(1.05, 5.55, f"residual stream  x  {btc}", rotation=90, ha="center", va="center", fontsize=9,
+            color="#2a6db0")
+
+    # the head
+    _box(ax, 0.5, 8.05, 3.0, 0.45, f"ln_f: LayerNorm({C})", GREEN, 9)
+    _box(ax, 0.5, 8.85, 3.0, 0.45, f"lm_head: Linear({C}, {V})", PURPLE, 9)
+    _box(ax, 0.5, 9.65, 3.0, 0.45, f"logits  {btv}", RED, 9.5, "bold")
+    _arrow(ax, sx, 7.65, sx, 8.05, btc)
+    _arrow(ax, sx, 8.5, sx, 8.85, btc)
+    _arrow(ax, sx, 9.3, sx, 9.65, btv)
+    ax.text(3.8, 9.87, f"training: cross_entropy with the targets (B, T) -> the loss\n"
+            f"generate: softmax of the last position's {V} logits -> sample the next character", fontsize=8.5,
+            va="center")
+    ax.text(3.8, 8.5, f"the stream keeps C = {C} channels per position all the way up;\nonly lm_head "
+            f"turns them into {V} scores, one per character", fontsize=8.5, va="center", style="italic")
+    return fig
+
+
+# the lecture's steps, one chapter each: (the chapter's subject, the piece it adds to the picture above)
+ROADMAP_STEPS: tuple[tuple[str, str], ...] = (
+    ("data", "batches x, y\n(B, T)"),
+    ("bigram", "embedding ->\nlogits, loss"),
+    ("averaging\ntrick", "tril, softmax,\nwei @ x"),
+    ("self-attention", "Head"),
+    ("multi-head", "MultiHead-\nAttention"),
+    ("feed-forward", "FeedForward"),
+    ("residual +\nLayerNorm", "Block"),
+    ("the full GPT", "GPTLanguage-\nModel"),
+)
+
+
+def roadmap(chapter: int):
+    """The strip at the top of chapters 01-08: the lecture's eight steps in a row, ``chapter`` highlighted
+    ("you are here"), the chapters before it marked done, those after it greyed.
+
+    Raises ValueError when ``chapter`` is not a whole number from 1 to 8.
+    """
+    n = len(ROADMAP_STEPS)
+    if isinstance(chapter, bool) or not isinstance(chapter, int) or not 1 <= chapter <= n:
+        raise ValueError(f"roadmap(chapter): chapter must be a whole number from 1 to {n} (the lecture's chapters "
+                         f"01-{n:02d}), got {chapter!r}")
+    fig, ax = _canvas(10, 1.75)
+    w, gap, x0 = 1.1, 0.12, 0.2
+    for i, (subject, piece) in enumerate(ROADMAP_STEPS, start=1):
+        x = x0 + (i - 1) * (w + gap)
+        if i == chapter:
+            style = dict(color=ORANGE, edge="#c0601a", lw=2.5, weight="bold", text_color="black")
+            ax.text(x + w / 2, 1.5, "you are here", ha="center", fontsize=8.5, weight="bold", color="#c0601a")
+        elif i < chapter:
+            style = dict(color=GREEN, edge="#4d8a4d", lw=1.0, weight="normal", text_color="#2b5a2b")
+        else:
+            style = dict(color=GREY, edge="#aaaaaa", lw=1.0, weight="normal", text_color="#777777")
+        status = "✓ done" if i < chapter else ""
+        _box(ax, x, 0.55, w, 0.85, f"{i:02d}\n{subject}", size=8.5, **style)
+        ax.text(x + w / 2, 0.45, piece, ha="center", va="top", fontsize=8, color=style["text_color"],
+                family="monospace" if piece[0].isupper() else None)
+        if status:
+            ax.text(x + w - 0.05, 1.33, status, ha="right", va="top", fontsize=7, color="#2b5a2b")
+        if i < n:
+            _arrow(ax, x + w, 0.97, x + w + gap, 0.97, style="-|>", color="#999999")
+    return fig
+
+
 # ---------------------------------------------------------------------------------------------
 # where each figure goes
 # ---------------------------------------------------------------------------------------------
@@ -382,6 +509,25 @@ FIGURES: tuple[Figure, ...] = (
            "Three boxes in a row: pretraining, supervised fine-tuning on demonstrations, reward model plus "
            "reinforcement learning; a dashed outline marks pretraining as what this course does.",
            "ChatGPT's three stages; this course is stage 1 at a tiny scale."),
+    Figure("gpt_overview", gpt_overview, "08_scaling_up.ipynb", "config = GPTConfig()\nconfig", "after",
+           "The whole GPT drawn from the bottom up: character ids (B, T) go through the token embedding table to "
+           "(B, T, 384) and are added to the position embeddings (T, 384); the sum x (B, T, 384) passes 6 blocks, "
+           "each LayerNorm, multi-head attention (6 heads of 64) and a residual add, then LayerNorm, feed-forward "
+           "(384 to 1536 to 384) and a residual add; then the final LayerNorm ln_f and lm_head give logits "
+           "(B, T, 65).",
+           "The model of exercise 8.1 with the lecture's configuration (`GPTConfig()`), and the shape of the tensor "
+           "on every arrow. The dashed box is chapter 07's `Block`, repeated `n_layer` times; the stream keeps "
+           "`n_embd` channels from the embeddings to `ln_f`, and `lm_head` turns them into `vocab_size` scores."),
+) + tuple(
+    Figure(f"roadmap_{i:02d}", partial(roadmap, i), notebook, f"# Chapter {i:02d} —", "after",
+           f"A row of the lecture's eight steps, from the data to the full GPT; step {i}, "
+           f"{ROADMAP_STEPS[i - 1][0].replace(chr(10), ' ')}, is highlighted as 'you are here'"
+           + (", and the steps before it are marked done." if i > 1 else "; the rest are still ahead."),
+           f"Where this chapter sits: step {i} of the {len(ROADMAP_STEPS)} that build the GPT, and under each step "
+           "the piece it adds.")
+    for i, notebook in enumerate(("01_data.ipynb", "02_bigram.ipynb", "03_averaging_trick.ipynb",
+                                  "04_self_attention.ipynb", "05_multi_head.ipynb", "06_feed_forward.ipynb",
+                                  "07_residual_layernorm.ipynb", "08_scaling_up.ipynb"), start=1)
 )
 
 

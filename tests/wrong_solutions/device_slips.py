@@ -242,6 +242,26 @@ def head_mask_made_in_forward_on_the_cpu():
     return in_notebook("04_self_attention", _HEAD_MASK_IN_FORWARD, "Head")
 
 
+@wrong("4.2", "cross_head", "torch.ones on line 12, in forward: keep = torch.ones(x.shape[1], context.shape[1])")
+def cross_head_keep_everything_mask_made_on_the_cpu():
+    # Head's masked_fill kept, its tril turned into "keep every context token": right numbers, a CPU mask
+    return in_notebook("04_self_attention", """
+        class CrossHead(nn.Module):
+            def __init__(self, n_embd, head_size):
+                super().__init__()
+                self.key = nn.Linear(n_embd, head_size, bias=False)
+                self.query = nn.Linear(n_embd, head_size, bias=False)
+                self.value = nn.Linear(n_embd, head_size, bias=False)
+
+            def forward(self, x, context):
+                q, k, v = self.query(x), self.key(context), self.value(context)
+                wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5
+                keep = torch.ones(x.shape[1], context.shape[1])
+                wei = wei.masked_fill(keep == 0, float("-inf"))
+                return F.softmax(wei, dim=-1) @ v
+    """, "CrossHead")
+
+
 @wrong("5.1", "multi_head", "torch.empty on line 11")
 def multi_head_grown_from_an_empty_cpu_tensor():
     return in_notebook("05_multi_head", """
