@@ -12,6 +12,7 @@ from torch.nn import functional as F
 
 from lecture_utils import generation as gen
 from lecture_utils.model import GPT, CausalSelfAttention, GPTConfig, generate
+from lecture_utils.modern import build_gpt
 
 
 def _brute_top_k(row: list[float], k: int) -> list[float]:
@@ -74,7 +75,7 @@ def test_top_p_tiny_keeps_the_top_token_and_one_keeps_all():
 def _model(seed=0, **overrides) -> GPT:
     torch.manual_seed(seed)
     config = dict(vocab_size=17, block_size=12, n_embd=24, n_head=3, n_layer=2, dropout=0.0)
-    model = GPT(GPTConfig(**{**config, **overrides}))
+    model = build_gpt(GPTConfig(**{**config, **overrides}))
     with torch.no_grad():
         for p in model.parameters():  # larger weights than the init: peaked, position-dependent distributions
             p.copy_(torch.randn(p.shape) * 0.3)
@@ -168,3 +169,25 @@ def test_cli_sample_uses_the_cache_and_writes_the_same_text_without_it(capsys):
 
 def test_cacheable_says_which_models_the_cache_runs():
     assert gen.cacheable(_model()) and not gen.cacheable(_model(attention="heads"))
+
+
+def test_cached_generate_returns_an_ordinary_tensor_the_caller_may_change():
+    idx = torch.zeros((1, 1), dtype=torch.long)
+    out = gen.generate_with_cache(_model(), idx, 3, generator=torch.Generator().manual_seed(0))
+    assert not out.is_inference() and out.shape == (1, 4)
+    out[0, 0] = 1  # an inference-mode tensor would refuse this outside inference mode
+
+
+def test_weights_by_column_keeps_the_numbers_and_restores_the_layout():
+    model = _model(4)
+    before = {name: (p.data_ptr(), p.stride(), p.detach().clone()) for name, p in model.named_parameters()}
+    idx = torch.randint(0, 17, (2, 4), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(idx)[0]
+        with gen.weights_by_column(model):
+            assert not model.lm_head.weight.is_contiguous()  # same shape, other strides
+            torch.testing.assert_close(model(idx)[0], want)
+        with pytest.raises(RuntimeError, match="inside"), gen.weights_by_column(model):
+            raise RuntimeError("raised inside")
+    for name, p in model.named_parameters():  # the very same memory and layout as before, unchanged
+        assert (p.data_ptr(), p.stride()) == before[name][:2] and torch.equal(p, before[name][2]), name
