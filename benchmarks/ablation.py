@@ -37,10 +37,12 @@ from dataclasses import replace
 import torch
 
 from lecture_utils import data
+from lecture_utils.config import PRESETS, TrainConfig
 from lecture_utils.device import describe, pick_device, set_threads
-from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.model import GPTConfig
+from lecture_utils.modern import build_gpt
 from lecture_utils.timing import median_seconds, random_batches, training_step
-from lecture_utils.train import PRESETS, TrainConfig, train
+from lecture_utils.train import train
 
 BASE_MODEL: GPTConfig = PRESETS["cpu"].model
 BASE_TRAIN: TrainConfig = PRESETS["cpu"].train
@@ -64,7 +66,7 @@ def run(name: str, iters: int, seed: int, device: torch.device, splits, quick: b
     if quick:
         tcfg = replace(tcfg, eval_interval=10, eval_iters=2, warmup_iters=min(tcfg.warmup_iters, 5))
     torch.manual_seed(seed)
-    model = GPT(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
+    model = build_gpt(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
     res = train(model, tr, va, tcfg, progress=False)
     return res, model.num_parameters()
 
@@ -77,7 +79,7 @@ def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dic
     for name in names:
         mcfg, tcfg = VARIANTS[name]
         torch.manual_seed(0)
-        model = GPT(replace(mcfg, vocab_size=vocab_size)).to(device)
+        model = build_gpt(replace(mcfg, vocab_size=vocab_size)).to(device)
         steps[name] = training_step(model, random_batches(vocab_size, tcfg.batch_size, mcfg.block_size, 4, device),
                                     device)
     times: dict[str, list[float]] = {name: [] for name in names}

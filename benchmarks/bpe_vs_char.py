@@ -25,10 +25,10 @@ from dataclasses import replace
 import torch
 
 from lecture_utils import bpe, data
+from lecture_utils.config import PRESETS
 from lecture_utils.data import CharTokenizer
 from lecture_utils.device import set_threads
 from lecture_utils.model import GPT
-from lecture_utils.train import PRESETS
 
 
 def train_for_cpu_seconds(model, train_ids, seconds, *, block_size, batch_size, lr, warmup, seed):

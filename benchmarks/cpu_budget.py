@@ -28,9 +28,11 @@ from dataclasses import fields, replace
 import torch
 
 from lecture_utils import data
+from lecture_utils.config import PRESETS, TrainConfig
 from lecture_utils.device import describe, pick_device, set_threads
-from lecture_utils.model import GPT, GPTConfig, num_parameters
-from lecture_utils.train import PRESETS, TrainConfig, train, whole_split_loss
+from lecture_utils.model import GPTConfig, num_parameters
+from lecture_utils.modern import build_gpt
+from lecture_utils.train import train, whole_split_loss
 
 BASELINE = (PRESETS["cpu"].model, PRESETS["cpu"].train)  # the well-known configuration is the package's cpu preset
 CANDIDATES = {
@@ -48,7 +50,7 @@ CANDIDATES = {
     # measured: its final model scores 1.5117 on the whole val split, the baseline's 1.5413 (same day)
     "swiglu-rope-wd0.1": (replace(BASELINE[0], activation="swiglu", position="rope"),
                           replace(BASELINE[1], weight_decay=0.1)),
-    # Muon (lecture_utils.train.Muon) for the blocks' weight matrices, AdamW for the rest. Its orthogonalisation
+    # Muon (lecture_utils.optimizers.Muon) for the blocks' weight matrices, AdamW for the rest. Its orthogonalisation
     # costs the same per step whatever the batch, so batch 24 pays for it; muon_lr 0.01 and batch 24 won the
     # one-core screens (300 s each). Evaluations every 1000 steps on 50 batches of 24 (the baseline's 76,800
     # tokens per estimate), so that less of the budget goes to evaluating. Measured: 1.5117, no gain over AdamW
@@ -118,7 +120,7 @@ def main(argv=None) -> int:
         if args.quick:
             tcfg = replace(tcfg, eval_interval=20, eval_iters=2, warmup_iters=5, compile=False)  # no 40 s compile
         torch.manual_seed(tcfg.seed)  # 1337 unless --set seed=N: the initial weights and the batches
-        model = GPT(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
+        model = build_gpt(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
         # the final whole-split evaluation is part of the budget: time it once on the untrained model (the same
         # shapes, so about the same cost; 1.5x for a margin: it took 2-3 s before and after a 600-s run) and give
         # training what is left

@@ -29,9 +29,10 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from lecture_utils import data
+from lecture_utils.config import PRESETS, TrainConfig
 from lecture_utils.device import describe, pick_device, set_threads
 from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig, Head, num_parameters
-from lecture_utils.train import PRESETS, TrainConfig, train
+from lecture_utils.train import train
 
 LECTURE = {"bigram": 2.50, "one head": 2.40, "4 heads of 8": 2.28, "+ feed-forward": 2.24,
            "+ residual": 2.08, "+ LayerNorm": 2.06, "scaled": 1.48}

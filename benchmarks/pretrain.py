@@ -31,9 +31,11 @@ from pathlib import Path
 import torch
 
 from lecture_utils import data, pretrain
+from lecture_utils.checkpoints import save_checkpoint
+from lecture_utils.config import PRESETS
 from lecture_utils.device import describe, pick_device, set_threads
 from lecture_utils.model import GPT
-from lecture_utils.train import PRESETS, estimate_loss, save_checkpoint, train
+from lecture_utils.train import estimate_loss, train
 
 
 def _run(label, model, tr, va, cfg):

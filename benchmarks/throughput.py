@@ -157,7 +157,7 @@ def _optimizers(name: str, cfg: GPTConfig, batches, device: torch.device) -> Non
     """Milliseconds of one optimizer step for the model's parameters (gradients from one batch): AdamW as a
     for-loop (torch's default on a CPU), AdamW fused, and Muon (newton_schulz per weight matrix) for the
     blocks' matrices; and a whole training step for scale."""
-    from lecture_utils.train import Muon
+    from lecture_utils.optimizers import Muon
 
     torch.manual_seed(0)
     model = GPT(cfg).to(device).train()

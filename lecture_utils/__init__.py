@@ -2,17 +2,22 @@
 
 The notebooks import reference modules, checks and widgets from here. Submodules:
 
+- :mod:`lecture_utils.chapters` - the chapter manifest: every chapter, exercise, check and reference, in one table
 - :mod:`lecture_utils.device`  - cuda / mps / cpu choice, seeding, threads
 - :mod:`lecture_utils.data`    - the shipped corpus, ``CharTokenizer``, split, ``get_batch``
-- :mod:`lecture_utils.model`   - the reference modules with the lecture's names
-- :mod:`lecture_utils.modern`  - chapter 12's pieces (GELU, RMSNorm, SwiGLU, RoPE, weight tying)
+- :mod:`lecture_utils.model`   - the lecture's modules with the lecture's names, and its ``GPT``
+- :mod:`lecture_utils.modern`  - chapter 12's pieces (GELU, RMSNorm, SwiGLU, RoPE, weight tying), ``ModernGPT``, ``build_gpt``
+- :mod:`lecture_utils.generation` - chapter 13's sampling rules and KV cache
 - :mod:`lecture_utils.speed`   - the fast CPU dropout masks, applied to a built model
-- :mod:`lecture_utils.train`   - ``estimate_loss``, ``TrainConfig``, the training loop, presets
+- :mod:`lecture_utils.config`  - ``TrainConfig``, the learning-rate schedule, the presets
+- :mod:`lecture_utils.train`   - ``estimate_loss`` and the training loop
 - :mod:`lecture_utils.optimizers`, :mod:`lecture_utils.checkpoints`, :mod:`lecture_utils.distributed` - its machinery
-- :mod:`lecture_utils.viz`     - attention heatmaps and widgets
+- :mod:`lecture_utils.viz`     - attention heatmaps and widgets (their browser plumbing: :mod:`lecture_utils.widgets`)
 - :mod:`lecture_utils.checks`  - one check per exercise
 - :mod:`lecture_utils.grading` - the headless grader
-- :mod:`lecture_utils.authoring` - builds notebooks/ from solutions/
+- :mod:`lecture_utils.authoring` - builds notebooks/ from solutions/; :mod:`lecture_utils.doctor` - the set-up check
+
+How the modules depend on each other (layers, imports only downhill): ``docs/architecture.md``.
 
 ``SMOKE`` is read once, here, from the environment variable ``LECTURE_UTILS_SMOKE``. When it is
 set, every long loop in the course shrinks (see :func:`smoke`) so the whole course runs under the
@@ -23,7 +28,7 @@ from __future__ import annotations
 
 import os
 
-__version__ = "0.1.0"
+from lecture_utils.version import __version__
 
 SMOKE: bool = os.environ.get("LECTURE_UTILS_SMOKE", "").strip().lower() not in ("", "0", "false", "no")
 

@@ -35,9 +35,9 @@ from pathlib import Path
 
 import nbformat
 
-BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
-EXERCISE_TAG, SOLUTION_ONLY_TAG = "exercise", "solution-only"
-_HEADER = re.compile(r"^#\s*Exercise\s+(\d+\.\d+)\s*[:\-\u2014]\s*(.+)$")
+from lecture_utils.chapters import BEGIN, CHAPTERS, END, EXERCISE_TAG, header_of
+
+SOLUTION_ONLY_TAG = "solution-only"
 _SOLUTION_MARK = re.compile(r"^<!-- solution (\d+\.\d+) -->$", re.M)
 META_KEY = "lecture_utils"
 
@@ -125,9 +125,10 @@ def read_notebook(path: str | Path) -> nbformat.NotebookNode:
 
 
 def exercise_header(source: str) -> tuple[str, str] | None:
-    first = source.lstrip().splitlines()[0] if source.strip() else ""
-    m = _HEADER.match(first.strip())
-    return (m.group(1), m.group(2).strip()) if m else None
+    """``(id, title)`` of a cell whose first line is ``# Exercise N.M: title`` (the manifest's header pattern,
+    :data:`lecture_utils.chapters.EXERCISE_HEADER`, with a title), else None."""
+    header = header_of(source)
+    return header if header is not None and header[1] else None
 
 
 def strip_solution(source: str, where: str = "cell") -> str:
@@ -259,6 +260,26 @@ def exercises_in(nb: nbformat.NotebookNode) -> list[tuple[str, str]]:
     return found
 
 
+def manifest_problems(sol_dir: Path) -> list[str]:
+    """Where the notebooks of ``sol_dir`` and the chapter manifest (:mod:`lecture_utils.chapters`) disagree: a
+    notebook with exercises that the manifest does not list, or a listed notebook whose exercise ids differ from
+    its row's. A listed notebook missing from ``sol_dir`` is not reported (a folder may hold a few chapters)."""
+    listed = {c.notebook: c for c in CHAPTERS}
+    problems = []
+    for path in sorted(sol_dir.glob("*.ipynb")):
+        found = [ex_id for ex_id, _ in exercises_in(read_notebook(path))]
+        chapter = listed.get(path.stem)
+        if chapter is None:
+            if found:
+                problems.append(f"solutions/{path.name}: has exercises but is not in lecture_utils/chapters.py")
+            continue
+        want = [e.id for e in chapter.exercises]
+        if found != want:
+            problems.append(f"solutions/{path.name}: exercises {', '.join(found) or 'none'}, but "
+                            f"lecture_utils/chapters.py lists {', '.join(want)}")
+    return problems
+
+
 def dumps(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb, version=4) + ("" if nbformat.writes(nb, version=4).endswith("\n") else "\n")
 
@@ -304,6 +325,7 @@ def build(root: str | Path = ".", force: bool = False, check_only: bool = False)
     if check_only:
         extra = sorted({p.name for p in nb_dir.glob("*.ipynb")} - set(names)) if nb_dir.is_dir() else []
         problems += [f"notebooks/{x}: has no source in solutions/" for x in extra]
+        problems += manifest_problems(sol_dir)
     return problems
 
 

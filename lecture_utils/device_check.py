@@ -44,11 +44,14 @@ from pathlib import Path
 import torch
 
 from lecture_utils import data
+from lecture_utils.chapters import exercise_key
+from lecture_utils.config import TrainConfig
 from lecture_utils.device import autocast_dtype, describe, pick_device
 from lecture_utils.files import atomic_write_text
 from lecture_utils.model import GPT, BigramLanguageModel, BigramWithPositions, GPTConfig
+from lecture_utils.modern import build_gpt
 from lecture_utils.timing import training_step
-from lecture_utils.train import TrainConfig, estimate_loss, train
+from lecture_utils.train import estimate_loss, train
 
 COURSE_ROOT = Path(__file__).resolve().parent.parent  # the checkout, when the package is installed from one
 COURSE_FOLDERS = ("solutions", "notebooks")
@@ -75,7 +78,7 @@ def course_models(vocab_size: int, block_size: int = 32) -> list[tuple[str, torc
     ]
     return [("the bigram (ch. 02)", BigramLanguageModel(vocab_size)),
             ("the bigram with positions (ch. 03)", BigramWithPositions(vocab_size, 64, block_size)),
-            *((name, GPT(GPTConfig(**small, **extra))) for name, extra in gpts)]
+            *((name, build_gpt(GPTConfig(**small, **extra))) for name, extra in gpts)]
 
 
 def autocast_step(model: torch.nn.Module, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> float:
@@ -120,7 +123,7 @@ def check_package(device: torch.device) -> tuple[int, int]:
     import lecture_utils.checks as check
 
     passed = failed = 0
-    for ex_id, ex in sorted(check.REGISTRY.items(), key=lambda kv: [int(x) for x in kv[0].split(".")]):
+    for ex_id, ex in sorted(check.REGISTRY.items(), key=lambda kv: exercise_key(kv[0])):
         refs = ex.reference()
         refs = refs if isinstance(refs, tuple) else (refs,)
         start = time.perf_counter()

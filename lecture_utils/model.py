@@ -13,13 +13,12 @@ earlier chapter's piece, so a learner stuck on one exercise can still run every 
 - ``Block``                (chapter 07) pre-norm, residual connections
 - ``GPTConfig`` / ``GPT``  (chapter 08)
 
-Elsewhere, chosen by configuration: chapter 12's modern pieces (GELU, RMSNorm, SwiGLU, RoPE, weight
-tying) in :mod:`lecture_utils.modern` (``GPTConfig(activation=, norm=, position=, tie_weights=)``);
-the fast CPU dropout masks in :mod:`lecture_utils.speed` (``TrainConfig(fast_cpu_dropout=)``).
-Their names are importable from here too.
+One architecture switch: list of heads or batched heads (:func:`self_attention`). Chapter 12's pieces
+live above, in :mod:`lecture_utils.modern` (``ModernGPT``; ``build_gpt(config)`` for any config), the
+fast CPU dropout masks in :mod:`lecture_utils.speed`; this module imports neither.
 
-Attention weights for the heatmaps come out of the forward pass itself: with ``keep_attention``
-set (:func:`keep_attention`), every attention module stores the weights it used in ``.attention``.
+With ``keep_attention`` set (:func:`keep_attention`), every attention module stores the weights, queries
+and keys of its forward pass in ``.attention``, ``.attention_queries``, ``.attention_keys``.
 """
 
 from __future__ import annotations
@@ -180,11 +179,23 @@ def generate(
 
 
 class _KeepsAttention:
-    """Mixin: ``keep_attention = True`` makes the module store its last attention weights in
-    ``self.attention`` (detached), for the heatmaps."""
+    """Mixin: ``keep_attention = True`` makes the module store, detached, its last attention weights
+    in ``self.attention`` and the queries and keys they were computed from (after any rotation) in
+    ``self.attention_queries`` / ``self.attention_keys``, for the heatmaps and the explorer.
+    Shapes: ``(B, T, T)`` and ``(B, T, hs)`` for one head, ``(B, n_head, T, T)`` and
+    ``(B, n_head, T, hs)`` for several."""
 
     keep_attention: bool = False
     attention: torch.Tensor | None = None
+    attention_queries: torch.Tensor | None = None
+    attention_keys: torch.Tensor | None = None
+
+    def _record(self, weights: torch.Tensor | None = None, q: torch.Tensor | None = None,
+                k: torch.Tensor | None = None) -> None:
+        if self.keep_attention and weights is not None:
+            self.attention, self.attention_queries, self.attention_keys = weights.detach(), q.detach(), k.detach()
+        else:
+            self.attention = self.attention_queries = self.attention_keys = None
 
 
 class Head(nn.Module, _KeepsAttention):
@@ -210,7 +221,7 @@ class Head(nn.Module, _KeepsAttention):
         wei = q @ k.transpose(-2, -1) * k.shape[-1] ** -0.5  # (B, T, T)
         wei = wei.masked_fill(self.tril[:T, :T] == 0, float("-inf"))
         wei = F.softmax(wei, dim=-1)
-        self.attention = wei.detach() if self.keep_attention else None
+        self._record(wei, q, k)
         wei = self.dropout(wei)
         v = self.value(x)  # (B, T, hs)
         return wei @ v  # (B, T, hs)
@@ -252,7 +263,8 @@ class MultiHeadAttention(nn.Module, _KeepsAttention):
         for h in self.heads:
             h.keep_attention = self.keep_attention
         out = torch.cat([h(x) for h in self.heads], dim=-1)  # (B, T, num_heads * hs)
-        self.attention = torch.stack([h.attention for h in self.heads], dim=1) if self.keep_attention else None
+        recorded = ("attention", "attention_queries", "attention_keys") if self.keep_attention else ()
+        self._record(*(torch.stack([getattr(h, name) for h in self.heads], dim=1) for name in recorded))
         return self.dropout(self.proj(out))
 
 
@@ -307,9 +319,9 @@ class CausalSelfAttention(nn.Module, _KeepsAttention):
             wei = q @ k.transpose(-2, -1) * q.size(-1) ** -0.5  # (B, nh, T, T)
             wei = wei.masked_fill(self.tril[:, :, :T, :T] == 0, float("-inf"))
             wei = F.softmax(wei, dim=-1)
-            self.attention = wei.detach() if self.keep_attention else None
+            self._record(wei, q, k)
             return self.attn_dropout(wei) @ v
-        self.attention = None
+        self._record()
         p = self.attn_dropout.p if self.training else 0.0
         return F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True)
 
@@ -326,6 +338,20 @@ def heads_to_batched(mha: MultiHeadAttention, csa: CausalSelfAttention) -> Causa
     csa.qkv.weight.copy_(torch.cat([q, k, v], dim=0))
     csa.proj.load_state_dict(mha.proj.state_dict())
     return csa
+
+
+def self_attention(n_embd: int, n_head: int, block_size: int, dropout: float = 0.0, attention: str = "heads",
+                   attn_dropout: float | None = None) -> MultiHeadAttention | CausalSelfAttention:
+    """The model's one architecture switch: ``attention="heads"`` gives the lecture's list of heads
+    (:class:`MultiHeadAttention`), ``"batched"`` the same mathematics with the heads batched
+    (:class:`CausalSelfAttention`, whose ``attn_dropout`` is a separate rate for the weights)."""
+    if n_embd % n_head != 0:
+        raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
+    if attention == "heads":
+        return MultiHeadAttention(n_embd, n_head, n_embd // n_head, block_size, dropout)
+    if attention == "batched":
+        return CausalSelfAttention(n_embd, n_head, block_size, dropout, attn_dropout)
+    raise ValueError(f"attention must be 'heads' or 'batched', got {attention!r}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,15 +400,14 @@ class Block(nn.Module):
     to a LayerNorm'ed copy of the residual stream and added back to it (pre-norm).
 
     ``Block(n_embd, n_head, block_size, dropout)`` is exercise 7.2's block: the lecture's list of
-    heads. :meth:`from_config` builds the block ``GPT`` stacks (heads batched unless
-    ``config.attention == "heads"``, chapter 12's pieces where the config asks for them)."""
+    heads. ``attention="batched"`` puts :class:`CausalSelfAttention` in its place (same mathematics;
+    ``attn_dropout`` is its separate rate for the attention weights); :meth:`from_config` builds the
+    block ``GPT`` stacks. The parts are built in the order ``sa, ffwd, ln1, ln2``."""
 
-    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0):
+    def __init__(self, n_embd: int, n_head: int, block_size: int, dropout: float = 0.0,
+                 attention: str = "heads", attn_dropout: float | None = None):
         super().__init__()
-        if n_embd % n_head != 0:
-            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head}")
-        head_size = n_embd // n_head
-        self.sa = MultiHeadAttention(n_embd, n_head, head_size, block_size, dropout)
+        self.sa = self_attention(n_embd, n_head, block_size, dropout, attention, attn_dropout)
         self.ffwd = FeedForward(n_embd, dropout)
         self.ln1 = nn.LayerNorm(n_embd)
         self.ln2 = nn.LayerNorm(n_embd)
@@ -394,23 +419,11 @@ class Block(nn.Module):
 
     @classmethod
     def from_config(cls, config: GPTConfig) -> Block:
-        """One of ``GPT``'s blocks. Each part is built once, in the order ``__init__`` builds them, so a
-        seed gives the same weights whichever parts the config picks."""
-        if config.is_lecture_block():
-            if config.attention == "heads":
-                return cls(config.n_embd, config.n_head, config.block_size, config.dropout)
-            parts = (CausalSelfAttention(config.n_embd, config.n_head, config.block_size, config.dropout,
-                                         config.attn_dropout),
-                     FeedForward(config.n_embd, config.dropout),
-                     nn.LayerNorm(config.n_embd), nn.LayerNorm(config.n_embd))
-        else:
-            from lecture_utils import modern
-
-            parts = modern.block_parts(config)
-        block = cls.__new__(cls)
-        nn.Module.__init__(block)
-        block.sa, block.ffwd, block.ln1, block.ln2 = parts
-        return block
+        """One of ``GPT``'s blocks: heads batched unless ``config.attention == "heads"``."""
+        if {"activation", "norm", "position"} & set(config.chapter12_features()):
+            raise ValueError("Block is the lecture's block; for chapter 12's parts use lecture_utils.modern.ModernBlock")
+        return cls(config.n_embd, config.n_head, config.block_size, config.dropout, config.attention,
+                   config.attn_dropout)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -441,10 +454,10 @@ class GPTConfig:
     list of ``Head`` s); same mathematics, same parameter count. ``attn_dropout``: a separate rate for
     the attention weights (None: ``dropout``); ``0.0`` regularises the residual branches only.
 
-    Chapter 12's modern features (:mod:`lecture_utils.modern`), all off by default (the lecture's
-    model): ``activation`` ``"relu"`` | ``"gelu"`` | ``"swiglu"``; ``norm`` ``"layernorm"`` |
-    ``"rmsnorm"``; ``position`` ``"learned"`` (a position embedding table) | ``"rope"`` (rotary, no
-    table); ``tie_weights``: the output layer shares the token embedding's matrix.
+    Chapter 12's features, off by default, built by :func:`lecture_utils.modern.build_gpt`: ``activation``
+    ``"relu"`` | ``"gelu"`` | ``"swiglu"``; ``norm`` ``"layernorm"`` | ``"rmsnorm"``; ``position``
+    ``"learned"`` (a position embedding table) | ``"rope"`` (rotary, no table); ``tie_weights``: the
+    output layer shares the token embedding's matrix.
     """
 
     vocab_size: int = 65
@@ -491,9 +504,11 @@ class GPTConfig:
         if not isinstance(self.tie_weights, bool):
             bad(["tie_weights"], f"{{0}} must be True or False, got {self.tie_weights!r}")
 
-    def is_lecture_block(self) -> bool:
-        """True when the blocks are the lecture's: ReLU, LayerNorm, a learned position table."""
-        return (self.activation, self.norm, self.position) == ("relu", "layernorm", "learned")
+    def chapter12_features(self) -> dict:
+        """The fields that ask for chapter 12's pieces, with their values (empty: the lecture's model,
+        which :class:`GPT` builds; otherwise :func:`lecture_utils.modern.build_gpt` builds it)."""
+        lecture = {"activation": "relu", "norm": "layernorm", "position": "learned", "tie_weights": False}
+        return {name: getattr(self, name) for name, value in lecture.items() if getattr(self, name) != value}
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -509,22 +524,41 @@ class GPTConfig:
 
 class GPT(nn.Module):
     """Decoder-only Transformer: token + position embeddings, ``n_layer`` Blocks, final LayerNorm,
-    a linear head to logits over the vocabulary."""
+    a linear head to logits over the vocabulary.
+
+    A config that asks for chapter 12's pieces is refused (``ValueError``; :func:`lecture_utils.modern.build_gpt`
+    builds it). Subclasses swap parts through the ``make_*`` methods and ``embed``; parts are built in the
+    order below, so a seed gives the same weights whichever parts a subclass picks."""
 
     def __init__(self, config: GPTConfig):
         super().__init__()
+        self.check_config(config)
         self.config = config
         self.block_size = config.block_size
         self.token_embedding_table = nn.Embedding(config.vocab_size, config.n_embd)
-        # chapter 12's RoPE has no table: positions enter by rotating the queries and keys
-        learned = config.position == "learned"
-        self.position_embedding_table = nn.Embedding(config.block_size, config.n_embd) if learned else None
-        self.blocks = nn.Sequential(*[Block.from_config(config) for _ in range(config.n_layer)])
-        self.ln_f = nn.LayerNorm(config.n_embd) if config.norm == "layernorm" else _modern().RMSNorm(config.n_embd)
+        self.position_embedding_table = self.make_position_table(config)
+        self.blocks = nn.Sequential(*[self.make_block(config) for _ in range(config.n_layer)])
+        self.ln_f = self.make_final_norm(config)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size)
         self.apply(self._init_weights)
-        if config.tie_weights:
-            _modern().tie_weights(self)
+
+    @classmethod
+    def check_config(cls, config: GPTConfig) -> None:
+        """Refuse a config this class cannot build (raise ``ValueError``)."""
+        features = config.chapter12_features()
+        if features:
+            asked = ", ".join(f"{name}={value!r}" for name, value in features.items())
+            raise ValueError(f"GPT builds the lecture's model; GPTConfig({asked}) asks for chapter 12's pieces: "
+                             "build it with lecture_utils.modern.build_gpt(config)")
+
+    def make_position_table(self, config: GPTConfig) -> nn.Module | None:
+        return nn.Embedding(config.block_size, config.n_embd)
+
+    def make_block(self, config: GPTConfig) -> nn.Module:
+        return Block.from_config(config)
+
+    def make_final_norm(self, config: GPTConfig) -> nn.Module:
+        return nn.LayerNorm(config.n_embd)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -541,13 +575,16 @@ class GPT(nn.Module):
         :class:`BigramLanguageModel` (logits ``(B*T, C)`` when targets are given)."""
         B, T = idx.shape
         _check_length(T, self.block_size)
-        x = self.token_embedding_table(idx)  # (B, T, C)
-        if self.position_embedding_table is not None:
-            x = x + self.position_embedding_table(torch.arange(T, device=idx.device))  # + (T, C)
+        x = self.embed(idx)  # (B, T, C)
         x = self.blocks(x)
         x = self.ln_f(x)
         logits = self.lm_head(x)  # (B, T, vocab_size)
         return _logits_and_loss(logits, targets)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """Token + position embeddings of ``idx`` (``(B, T)``): ``(B, T, n_embd)``."""
+        positions = torch.arange(idx.shape[1], device=idx.device)
+        return self.token_embedding_table(idx) + self.position_embedding_table(positions)  # (B, T, C) + (T, C)
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, generator=None):
         return generate(self, idx, max_new_tokens, temperature=temperature, top_k=top_k, generator=generator)
@@ -587,31 +624,7 @@ def keep_attention(model: nn.Module):
     finally:
         for m, flag in zip(modules, old):
             m.keep_attention = flag
-            m.attention = None
-
-
-def _modern():
-    from lecture_utils import modern
-
-    return modern
-
-
-# Chapter 12's pieces and the speed paths live in their own modules; their names are importable from
-# here as well (``from lecture_utils.model import SwiGLU``), loaded on first use.
-_ELSEWHERE = {
-    "modern": ("gelu", "RMSNorm", "SwiGLU", "swiglu_hidden", "rope_tables", "apply_rope", "tie_weights",
-               "RotaryCausalSelfAttention", "GELUFeedForward"),
-    "speed": ("cpu_dropout", "CPUDropout", "use_fast_cpu_dropout"),
-}
-
-
-def __getattr__(name: str):
-    for module, names in _ELSEWHERE.items():
-        if name in names:
-            import importlib
-
-            return getattr(importlib.import_module(f"lecture_utils.{module}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+            m.attention = m.attention_queries = m.attention_keys = None
 
 
 __all__ = [
@@ -624,6 +637,7 @@ __all__ = [
     "MultiHeadAttention",
     "CausalSelfAttention",
     "heads_to_batched",
+    "self_attention",
     "FeedForward",
     "LayerNorm",
     "Block",
@@ -632,6 +646,4 @@ __all__ = [
     "GPT",
     "num_parameters",
     "keep_attention",
-    *_ELSEWHERE["modern"],
-    *_ELSEWHERE["speed"],
 ]

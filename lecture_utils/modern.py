@@ -7,8 +7,12 @@
   embeddings on the queries and keys instead of a position table
 - :func:`tie_weights`: the output layer shares the token embedding's matrix
 
-``GPTConfig(activation=, norm=, position=, tie_weights=)`` picks them: :func:`block_parts` builds the
-parts of one block, and :class:`lecture_utils.model.GPT` its final norm, position table and tying.
+``GPTConfig(activation=, norm=, position=, tie_weights=)`` picks them: :class:`ModernBlock` is the
+lecture's block with the chosen parts, :class:`ModernGPT` the lecture's GPT built from such blocks, and
+:func:`build_gpt` builds the right model for any ``GPTConfig`` (the lecture's ``GPT`` when it asks for
+none of these). This module sits above :mod:`lecture_utils.model`: it imports the lecture's pieces,
+and the lecture's model never imports it. Parameter names are the lecture's, so a checkpoint's
+state dict reads the same whichever class wrote it.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import torch
 import torch.nn as nn
 from torch.nn import functional as F
 
-from lecture_utils.model import CausalSelfAttention, FeedForward, GPTConfig, MultiHeadAttention
+from lecture_utils.model import GPT, Block, CausalSelfAttention, FeedForward, GPTConfig, self_attention
 
 
 def gelu(x: torch.Tensor) -> torch.Tensor:
@@ -121,27 +125,72 @@ def tie_weights(model: nn.Module) -> nn.Module:
     return model
 
 
-def block_parts(config: GPTConfig) -> tuple[nn.Module, nn.Module, nn.Module, nn.Module]:
-    """``(sa, ffwd, ln1, ln2)`` of one block with the features ``config`` asks for, built in that order
-    (the order of :class:`~lecture_utils.model.Block`, so a seed gives the same weights)."""
-    C, dropout = config.n_embd, config.dropout
-    if config.attention == "heads":
-        sa = MultiHeadAttention(C, config.n_head, C // config.n_head, config.block_size, dropout)
-    else:
-        attention = RotaryCausalSelfAttention if config.position == "rope" else CausalSelfAttention
-        sa = attention(C, config.n_head, config.block_size, dropout, config.attn_dropout)
-    if config.activation == "swiglu":
-        ffwd = SwiGLU(C, dropout)
-    elif config.activation == "gelu":
-        ffwd = GELUFeedForward(C, dropout)
-    else:
-        ffwd = FeedForward(C, dropout)
+class ModernBlock(nn.Module):
+    """The lecture's pre-norm block (:class:`~lecture_utils.model.Block`: same ``forward``, same part
+    names ``sa``, ``ffwd``, ``ln1``, ``ln2``, built in that order) with the parts ``config`` asks for:
+    RoPE attention, a GELU or SwiGLU feed-forward, RMSNorm. Without chapter 12's features it is the
+    lecture's block, part for part."""
 
-    def norm() -> nn.Module:
-        return RMSNorm(C) if config.norm == "rmsnorm" else nn.LayerNorm(C)
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        C, dropout = config.n_embd, config.dropout
+        if config.position == "rope":  # GPTConfig makes sure the heads are batched
+            self.sa = RotaryCausalSelfAttention(C, config.n_head, config.block_size, dropout, config.attn_dropout)
+        else:
+            self.sa = self_attention(C, config.n_head, config.block_size, dropout, config.attention,
+                                     config.attn_dropout)  # the lecture's: list of heads or batched
+        if config.activation == "swiglu":
+            self.ffwd = SwiGLU(C, dropout)
+        elif config.activation == "gelu":
+            self.ffwd = GELUFeedForward(C, dropout)
+        else:
+            self.ffwd = FeedForward(C, dropout)
+        self.ln1 = _norm(config)
+        self.ln2 = _norm(config)
 
-    return sa, ffwd, norm(), norm()
+    forward = Block.forward  # the lecture's residual stream, unchanged
+
+
+def _norm(config: GPTConfig) -> nn.Module:
+    return RMSNorm(config.n_embd) if config.norm == "rmsnorm" else nn.LayerNorm(config.n_embd)
+
+
+class ModernGPT(GPT):
+    """The lecture's :class:`~lecture_utils.model.GPT` with chapter 12's features where ``config`` asks
+    for them: :class:`ModernBlock` s, an RMSNorm as the final norm, no position table with RoPE (the
+    queries and keys are rotated instead), the output layer tied to the token embedding. Accepts any
+    ``GPTConfig``; parameter names are ``GPT``'s."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__(config)
+        if config.tie_weights:
+            tie_weights(self)
+
+    @classmethod
+    def check_config(cls, config: GPTConfig) -> None:
+        """Every ``GPTConfig`` can be built (``GPTConfig`` itself refuses the combinations that cannot)."""
+
+    def make_position_table(self, config: GPTConfig) -> nn.Module | None:
+        return super().make_position_table(config) if config.position == "learned" else None
+
+    def make_block(self, config: GPTConfig) -> nn.Module:
+        return ModernBlock(config)
+
+    def make_final_norm(self, config: GPTConfig) -> nn.Module:
+        return _norm(config)
+
+    def embed(self, idx: torch.Tensor) -> torch.Tensor:
+        if self.position_embedding_table is None:  # RoPE: positions enter inside attention
+            return self.token_embedding_table(idx)
+        return super().embed(idx)
+
+
+def build_gpt(config: GPTConfig) -> GPT:
+    """The model ``config`` describes: the lecture's :class:`~lecture_utils.model.GPT` when it asks for
+    none of chapter 12's features, else a :class:`ModernGPT`. Use it wherever a config may come from
+    outside (a checkpoint, a preset, the command line)."""
+    return ModernGPT(config) if config.chapter12_features() else GPT(config)
 
 
 __all__ = ["gelu", "GELUFeedForward", "RMSNorm", "swiglu_hidden", "SwiGLU", "rope_tables", "apply_rope",
-           "RotaryCausalSelfAttention", "tie_weights", "block_parts"]
+           "RotaryCausalSelfAttention", "tie_weights", "ModernBlock", "ModernGPT", "build_gpt"]

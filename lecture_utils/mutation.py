@@ -52,7 +52,7 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-from lecture_utils.authoring import BEGIN, END, EXERCISE_TAG, exercise_header
+from lecture_utils.chapters import BEGIN, END, EXERCISE_TAG, exercise_key, header_of
 
 EQUIVALENT_FILE = Path(__file__).resolve().parent / "checks" / "equivalent_mutants.toml"
 _MAGIC = ("%", "!")
@@ -96,7 +96,7 @@ def find_exercises(root: str | Path = ".") -> list[ExerciseCell]:
         for i, cell in enumerate(nb.cells):
             if EXERCISE_TAG not in cell.metadata.get("tags", []):
                 continue
-            exercise_id = exercise_header(cell.source)[0]
+            exercise_id = header_of(cell.source)[0]
             lines = cell.source.splitlines()
             begins = [n for n, line in enumerate(lines, 1) if line.strip().startswith(BEGIN)]
             ends = [n for n, line in enumerate(lines, 1) if line.strip().startswith(END)]
@@ -484,16 +484,12 @@ def run_exercise(exercise: ExerciseCell, *, every: int = 1, time_limit: float = 
     return outcomes
 
 
-def _order(exercise_id: str) -> list[int]:
-    return [int(p) for p in exercise_id.split(".")]
-
-
 def table(results: dict[str, list[Outcome]]) -> str:
     """The per-exercise figures as a Markdown table, with a total row."""
     head = ("| exercise | mutants | killed, specific | killed, generic | survived | of which equivalent (listed) "
             "| unexplained survivors |\n|---|---:|---:|---:|---:|---:|---:|")
     rows, total = [head], [0] * 6
-    for exercise_id in sorted(results, key=_order):
+    for exercise_id in sorted(results, key=exercise_key):
         outs = [o for o in results[exercise_id] if o.result != "invalid"]
         survived = [o for o in outs if o.result == "survived"]
         figures = [len(outs), sum(o.result == "specific" for o in outs), sum(o.result == "generic" for o in outs),
@@ -528,7 +524,7 @@ def main(root: str | Path = ".", exercise: str | None = None, every: int = 1, jo
     print(f"\n({time.perf_counter() - start:.0f} s, {jobs} worker process(es)"
           + (f", every {every}th mutant" if every > 1 else "") + ")")
     unexplained = 0
-    for exercise_id in sorted(results, key=_order):
+    for exercise_id in sorted(results, key=exercise_key):
         for o in results[exercise_id]:
             listed = o.result == "survived" and o.equivalent is None
             unexplained += listed

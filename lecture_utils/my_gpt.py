@@ -44,7 +44,6 @@ import inspect
 import json
 import linecache
 import os
-import re
 import sys
 import textwrap
 import time
@@ -52,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
+from lecture_utils import chapters
 from lecture_utils.files import atomic_write_text
 from lecture_utils.status import PASSED
 
@@ -59,13 +59,11 @@ FOLDER = "my_gpt"
 DRIVE = "/content/drive"  # where Colab mounts Google Drive (tests point it at a temporary folder)
 SAVED = "MyDrive/Colab Notebooks"  # under DRIVE: where Colab saves notebooks ("File > Save a copy in Drive")
 
-# the pieces, in the order they use each other: (name, exercise, notebook)
-PIECES: tuple[tuple[str, str, str], ...] = (
-    ("Head", "4.1", "04_self_attention"),
-    ("MultiHeadAttention", "5.1", "05_multi_head"),
-    ("FeedForward", "6.1", "06_feed_forward"),
-    ("LayerNorm", "7.1", "07_residual_layernorm"),
-    ("Block", "7.2", "07_residual_layernorm"),
+# the pieces, in the order they use each other: (name, exercise, notebook); each name is the one its exercise's
+# cell defines and the notebook is its chapter's, both as the chapter manifest says
+PIECES: tuple[tuple[str, str, str], ...] = tuple(
+    (chapters.exercise(ex).names[0], ex, chapters.chapter(chapters.exercise(ex).chapter).notebook)
+    for ex in ("4.1", "5.1", "6.1", "7.1", "7.2")
 )
 _EXERCISE = {name: (ex, nb) for name, ex, nb in PIECES}
 
@@ -390,7 +388,7 @@ def _rebuild_one(name: str, folder: Path, notebooks: Path) -> tuple[bool, str]:
     try:
         cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
         cell = next(("".join(c["source"]) for c in cells if c.get("cell_type") == "code" and
-                     re.match(rf"\s*#\s*Exercise\s+{re.escape(exercise)}\b", "".join(c["source"]))), None)
+                     (chapters.header_of("".join(c["source"])) or ("",))[0] == exercise), None)
     except (ValueError, KeyError, TypeError) as exc:
         return False, f"{name}: {path} is not a readable notebook ({type(exc).__name__}: {exc})"
     try:
@@ -447,11 +445,11 @@ def as_reference(model):
     """
     from dataclasses import replace
 
-    from lecture_utils.model import GPT
+    from lecture_utils.modern import build_gpt
 
     weights = dict(model.named_parameters())  # the learned numbers; a mask buffer (tril) is not learned
     attention = "heads" if any(".sa.heads." in n for n in weights) else "batched"
-    out = GPT(replace(model.config, attention=attention))
+    out = build_gpt(replace(model.config, attention=attention))
     wanted = dict(out.named_parameters())
     try:
         if set(weights) != set(wanted):

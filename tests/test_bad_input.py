@@ -21,17 +21,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lecture_utils.__main__ import main
-from lecture_utils.data import CharTokenizer, CorpusError, get_batch, load_text
-from lecture_utils.model import GPT, GPTConfig, generate
-from lecture_utils.train import (
+from lecture_utils.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointError,
-    TrainConfig,
     load_checkpoint,
     read_checkpoint,
     save_checkpoint,
-    train,
 )
+from lecture_utils.config import TrainConfig
+from lecture_utils.data import CharTokenizer, CorpusError, get_batch, load_text
+from lecture_utils.model import GPT, GPTConfig, generate
+from lecture_utils.train import train
 
 TINY = ["--preset", "lecture-small", "--device", "cpu", "--eval-interval", "2", "--eval-iters", "1",
         "--no-progress", "--threads", "1"]

@@ -63,7 +63,7 @@ def _views_notebook(path: Path) -> None:
     import nbformat
 
     cells = [
-        "from lecture_utils import viz\nfrom lecture_utils.train import load_shipped\n"
+        "from lecture_utils import viz\nfrom lecture_utils.checkpoints import load_shipped\n"
         f"model, tokenizer, _ = load_shipped()\nviz.AttentionExplorer(model, tokenizer, text={TEXT!r})",
         "viz.AveragingTrickExplorer()",
         "viz.ScaledAttentionDemo()",
@@ -288,7 +288,7 @@ def _median_latency(root, script, n=25):
 def shipped_pass():
     """The kernel's tensors, computed here the same way: the shipped model on the same 128 characters."""
     from lecture_utils import viz
-    from lecture_utils.train import load_shipped
+    from lecture_utils.checkpoints import load_shipped
 
     model, tok, _ = load_shipped()
     return viz.capture_forward(model, torch.tensor([tok.encode(TEXT)]))
@@ -491,7 +491,7 @@ def test_saved_page_works_alone(tmp_path, shipped_pass):
     if CHROMIUM is None or sync_playwright is None:
         pytest.skip("needs Chromium and playwright")
     from lecture_utils import viz
-    from lecture_utils.train import load_shipped
+    from lecture_utils.checkpoints import load_shipped
 
     model, tok, _ = load_shipped()
     e = viz.AttentionExplorer(model, tok, text=TEXT)

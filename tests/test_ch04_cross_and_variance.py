@@ -7,7 +7,8 @@ import torch
 from torch.nn import functional as F
 
 import lecture_utils.checks as check
-from lecture_utils.checks.ch04_attention import reference_affinity_variance, variance_tolerance
+from lecture_utils.averaging import affinity_variance as reference_affinity_variance
+from lecture_utils.checks.ch04_attention import variance_tolerance
 from lecture_utils.model import CrossHead, Head
 
 

@@ -36,7 +36,7 @@ def test_modern_flags_reach_the_model_and_the_checkpoint(tmp_path):
               "--dropout", "0.1", "--attn-dropout", "0", "--weight-decay", "0.3", "--decay-matrices-only",
               "--device", "cpu", "--out", str(ckpt), "--no-progress")
     assert out.returncode == 0, out.stderr
-    from lecture_utils.train import read_checkpoint
+    from lecture_utils.checkpoints import read_checkpoint
 
     ck = read_checkpoint(ckpt)
     cfg = ck["config"]

@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from lecture_utils.train import load_checkpoint
+from lecture_utils.checkpoints import load_checkpoint
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not available")]

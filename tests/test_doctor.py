@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lecture_utils.__main__ import detect_front_end, widget_verdict
+from lecture_utils.doctor import detect_front_end, widget_verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = "/usr/bin/python3 -m ipykernel_launcher -f /run/kernel-1.json"

@@ -8,7 +8,7 @@ import torch
 
 from lecture_utils import addition, grading
 from lecture_utils.checks import REGISTRY
-from lecture_utils.grading import capture, classroom, recheck
+from lecture_utils.grading import capture, cells, classroom, recheck
 
 SPLIT = "# Exercise 1.2: train/val split\ndef split_data(data, train_frac=0.9):\n    n = int(train_frac * len(data))\n    return data[:n], data[n:]"
 
@@ -51,7 +51,7 @@ def test_a_course_the_helpers_cannot_import_is_one_clear_error_before_any_gradin
 def test_the_plan_follows_names_to_earlier_exercise_cells():
     present = [(4, "10.1", "# Exercise 10.1\ndef encode_problem(a, b, n):\n    return tok.encode(str(a + b))"),
                (6, "10.2", "# Exercise 10.2\ndef make_batch(n):\n    return torch.tensor(encode_problem(1, 2, n))")]
-    plans = grading._plan(present, REGISTRY)
+    plans = cells.plan(present, REGISTRY)
     assert [e for e, _ in plans["10.2"].cells] == ["10.1", "10.2"]
     assert plans["10.2"].context == ("tok", "torch")
     assert plans["10.1"].context == ("tok",)

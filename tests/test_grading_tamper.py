@@ -8,7 +8,8 @@ reachable from its modules and the exercise registry - code objects, closure cel
 
 import pytest
 
-from lecture_utils.grading import _Plan, _recheck
+from lecture_utils.grading.cells import Plan
+from lecture_utils.grading.notebooks import _recheck
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +36,7 @@ ATTACKS = {
 
 
 def recheck_cell(source: str) -> tuple[str, str]:
-    plans = {"1.2": _Plan("1.2", [("1.2", source)], ())}
+    plans = {"1.2": Plan("1.2", [("1.2", source)], ())}
     captures = {"1.2": {"context": {}, "data": None}}
     return _recheck(["1.2"], plans, captures, sandbox=None, limits=None, threads=1, smoke=True)["1.2"]
 

@@ -1,4 +1,5 @@
-"""lecture_utils.model: shapes, causality, attention weights, parameter count, LayerNorm."""
+"""lecture_utils.model and lecture_utils.modern: shapes, causality, attention weights, parameter count,
+LayerNorm, chapter 12's variants, and the model layer's imports."""
 
 import math
 
@@ -8,6 +9,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from lecture_utils import model as M
+from lecture_utils import modern
 
 torch.manual_seed(0)
 
@@ -201,8 +203,8 @@ FLAGS = [dict(activation="gelu"), dict(activation="swiglu"), dict(norm="rmsnorm"
 
 def test_gelu_and_rmsnorm_match_their_definitions():
     x = torch.randn(4, 7, 32)
-    assert torch.allclose(M.gelu(x), F.gelu(x), atol=1e-6)
-    norm = M.RMSNorm(32)
+    assert torch.allclose(modern.gelu(x), F.gelu(x), atol=1e-6)
+    norm = modern.RMSNorm(32)
     with torch.no_grad():
         norm.weight.uniform_(0.5, 1.5)
     want = x / torch.sqrt((x**2).mean(-1, keepdim=True) + norm.eps) * norm.weight
@@ -211,7 +213,7 @@ def test_gelu_and_rmsnorm_match_their_definitions():
 
 
 def test_swiglu_keeps_the_feed_forward_parameter_count_and_gates():
-    ff, sw = M.FeedForward(96), M.SwiGLU(96)
+    ff, sw = M.FeedForward(96), modern.SwiGLU(96)
     n_ff, n_sw = (sum(p.numel() for p in m.parameters()) for m in (ff, sw))
     assert abs(n_sw - n_ff) / n_ff < 0.01
     x = torch.randn(3, 5, 96)
@@ -220,10 +222,10 @@ def test_swiglu_keeps_the_feed_forward_parameter_count_and_gates():
 
 def test_rope_rotates_pairs_and_depends_only_on_relative_position():
     hs, T = 16, 12
-    cos, sin = M.rope_tables(T, hs)
+    cos, sin = modern.rope_tables(T, hs)
     q, k = torch.randn(hs), torch.randn(hs)
-    rq = M.apply_rope(q.expand(T, hs), cos, sin)
-    rk = M.apply_rope(k.expand(T, hs), cos, sin)
+    rq = modern.apply_rope(q.expand(T, hs), cos, sin)
+    rk = modern.apply_rope(k.expand(T, hs), cos, sin)
     assert torch.allclose(rq.norm(dim=-1), q.norm().expand(T), atol=1e-5)  # a rotation keeps lengths
     assert torch.allclose(rq[0], q)  # position 0 is not turned
     scores = rq @ rk.T  # scores[m, n] = q at m . k at n
@@ -231,13 +233,13 @@ def test_rope_rotates_pairs_and_depends_only_on_relative_position():
         diag = torch.diagonal(scores, offset=-offset)
         assert torch.allclose(diag, diag[0].expand_as(diag), atol=1e-4)
     with pytest.raises(ValueError, match="even"):
-        M.rope_tables(4, 7)
+        modern.rope_tables(4, 7)
 
 
 @pytest.mark.parametrize("flags", FLAGS, ids=lambda f: "+".join(f"{k}={v}" for k, v in f.items()))
 def test_every_flag_builds_a_causal_gpt_that_learns(flags):
     torch.manual_seed(0)
-    model = M.GPT(M.GPTConfig(**SMALL, **flags))
+    model = modern.build_gpt(M.GPTConfig(**SMALL, **flags))
     x = torch.randint(65, (2, 16))
     logits, _ = model(x)
     y = x.clone()
@@ -259,18 +261,19 @@ def test_every_flag_builds_a_causal_gpt_that_learns(flags):
 
 
 def test_rope_model_has_no_position_table_and_tied_model_shares_one_matrix():
-    rope = M.GPT(M.GPTConfig(**SMALL, position="rope"))
+    rope = modern.build_gpt(M.GPTConfig(**SMALL, position="rope"))
     assert rope.position_embedding_table is None
     assert M.GPT(M.GPTConfig(**SMALL)).num_parameters() - rope.num_parameters() == 16 * 32
-    tied = M.GPT(M.GPTConfig(**SMALL, tie_weights=True))
+    tied = modern.build_gpt(M.GPTConfig(**SMALL, tie_weights=True))
     assert tied.lm_head.weight is tied.token_embedding_table.weight
     assert M.GPT(M.GPTConfig(**SMALL)).num_parameters() - tied.num_parameters() == 65 * 32
 
 
 def test_tied_weights_survive_a_checkpoint(tmp_path):
-    from lecture_utils.train import TrainConfig, load_checkpoint, save_checkpoint
+    from lecture_utils.checkpoints import load_checkpoint, save_checkpoint
+    from lecture_utils.config import TrainConfig
 
-    model = M.GPT(M.GPTConfig(**SMALL, tie_weights=True, position="rope", norm="rmsnorm", activation="swiglu"))
+    model = modern.build_gpt(M.GPTConfig(**SMALL, tie_weights=True, position="rope", norm="rmsnorm", activation="swiglu"))
     path = save_checkpoint(tmp_path / "m.pt", model, train_config=TrainConfig(max_iters=1))
     loaded = load_checkpoint(path)[0]
     assert loaded.lm_head.weight is loaded.token_embedding_table.weight
@@ -336,10 +339,116 @@ def test_checkpoints_written_before_the_split_load_and_compute_the_same(name):
     strictly into today's GPT, which computes the same logits."""
     from pathlib import Path
 
-    from lecture_utils.train import load_checkpoint
+    from lecture_utils.checkpoints import load_checkpoint
 
     model, _, payload = load_checkpoint(Path(__file__).parent / "data" / f"before-issue-15-{name}.pt")
     idx = torch.tensor([payload["extra"]["idx"]])
     with torch.no_grad():
         logits = model(idx)[0][0, -1]
     torch.testing.assert_close(logits, torch.tensor(payload["extra"]["logits"]), atol=1e-5, rtol=1e-4)
+
+
+def test_the_lecture_gpt_refuses_chapter_12s_configs_and_the_builder_picks_the_class():
+    config = M.GPTConfig(**SMALL, norm="rmsnorm", tie_weights=True)
+    with pytest.raises(ValueError, match=r"norm='rmsnorm', tie_weights=True.*build_gpt"):
+        M.GPT(config)
+    with pytest.raises(ValueError, match="ModernBlock"):
+        M.Block.from_config(config)
+    assert isinstance(modern.ModernBlock(config).ln1, modern.RMSNorm)
+    assert type(modern.build_gpt(config)) is modern.ModernGPT
+    assert type(modern.build_gpt(M.GPTConfig(**SMALL))) is M.GPT
+    assert M.GPTConfig(**SMALL).chapter12_features() == {}
+    assert config.chapter12_features() == {"norm": "rmsnorm", "tie_weights": True}
+
+
+@pytest.mark.parametrize("attention", ["batched", "heads"])
+def test_modern_gpt_without_features_is_the_lecture_gpt_weight_for_weight(attention):
+    """ModernGPT builds its parts in GPT's order: from one seed, a lecture config gives the same
+    parameter names, weights and logits either way (so checkpoints read the same whichever class wrote them)."""
+    config = M.GPTConfig(**SMALL, attention=attention)
+    torch.manual_seed(3)
+    lecture = M.GPT(config).eval()
+    torch.manual_seed(3)
+    modern_gpt = modern.ModernGPT(config).eval()
+    assert list(lecture.state_dict()) == list(modern_gpt.state_dict())
+    for name, tensor in lecture.state_dict().items():
+        assert torch.equal(tensor, modern_gpt.state_dict()[name]), name
+    x = torch.randint(65, (2, 16))
+    assert torch.equal(lecture(x)[0], modern_gpt(x)[0])
+
+
+@pytest.mark.parametrize("flags", [{}, dict(attention="heads"), dict(position="rope")], ids=["batched", "heads", "rope"])
+def test_attention_modules_record_the_queries_and_keys_of_their_weights(flags):
+    """With keep_attention, every attention module records the queries and keys (after RoPE's rotation)
+    its weights were made from: softmax(mask(q k^T / sqrt(hs))) gives the recorded weights."""
+    model = modern.build_gpt(M.GPTConfig(**SMALL, **flags)).eval()
+    x = torch.randint(65, (2, 16))
+    with torch.no_grad(), M.keep_attention(model) as modules:
+        model(x)
+        assert len(modules) == SMALL["n_layer"]
+        for m in modules:
+            q, k, wei = m.attention_queries, m.attention_keys, m.attention
+            assert q.shape == k.shape == (2, 4, 16, 8) and wei.shape == (2, 4, 16, 16)
+            mask = torch.ones(16, 16, dtype=torch.bool).tril()
+            remade = torch.softmax((q @ k.transpose(-2, -1) * 8**-0.5).masked_fill(~mask, float("-inf")), -1)
+            torch.testing.assert_close(remade, wei, atol=1e-5, rtol=1e-4)
+    assert all(m.attention_queries is None and m.attention_keys is None for m in modules)
+    model(x)  # without keep_attention nothing is recorded
+    assert all(m.attention_queries is None and m.attention is None for m in modules)
+
+
+def test_a_lone_head_records_its_queries_and_keys():
+    head = M.Head(32, 8, 16).eval()
+    x = torch.randn(3, 10, 32)
+    with torch.no_grad(), M.keep_attention(head) as modules:
+        head(x)
+        assert modules == [head]
+        torch.testing.assert_close(head.attention_queries, head.query(x))
+        torch.testing.assert_close(head.attention_keys, head.key(x))
+
+
+def _lecture_utils_imports(path) -> set[str]:
+    """The lecture_utils modules a source file imports, at any depth of its code (function-local imports
+    included), with relative imports resolved."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "lecture_utils" if node.level else (node.module or "")
+            if node.level and node.module:
+                base = f"lecture_utils.{node.module}"
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names if base == "lecture_utils")
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module":
+            found.update(arg.value for arg in node.args if isinstance(arg, ast.Constant) and isinstance(arg.value, str))
+    return {name for name in found if name == "lecture_utils" or name.startswith("lecture_utils.")}
+
+
+def test_the_lecture_model_imports_nothing_above_it():
+    """model.py is the bottom of the model layer: it may import nothing from the package (not modern, not
+    speed, not even lazily inside a function) except the lower layers named here."""
+    from pathlib import Path
+
+    lower = {"lecture_utils.files", "lecture_utils.status"}  # plain helpers below every model module
+    imported = _lecture_utils_imports(Path(M.__file__))
+    assert imported <= lower, f"lecture_utils/model.py imports {sorted(imported - lower)}"
+    assert not hasattr(M, "__getattr__"), "no module-level __getattr__: callers import names from their module"
+
+
+def test_the_import_scan_sees_function_local_and_lazy_imports(tmp_path):
+    """The scan above must not be blind to the imports that hid the old model <-> modern cycle."""
+    source = tmp_path / "m.py"
+    source.write_text("import torch\n"
+                      "def f():\n    from lecture_utils import modern\n    from . import speed\n"
+                      "    import importlib\n    importlib.import_module('lecture_utils.viz')\n", encoding="utf-8")
+    assert _lecture_utils_imports(source) == {"lecture_utils", "lecture_utils.modern", "lecture_utils.speed",
+                                              "lecture_utils.viz"}
+
+
+def test_modern_imports_the_lecture_model_and_not_the_other_way():
+    from pathlib import Path
+
+    assert "lecture_utils.model" in _lecture_utils_imports(Path(modern.__file__))

@@ -7,8 +7,9 @@ import pytest
 import torch
 
 from lecture_utils import data
+from lecture_utils.checkpoints import load_shipped, shipped_checkpoint_path
 from lecture_utils.model import GPT, GPTConfig
-from lecture_utils.train import estimate_loss, load_shipped, shipped_checkpoint_path
+from lecture_utils.train import estimate_loss
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,7 @@ import torch.nn as nn
 from torch.nn import functional as F
 
 from lecture_utils import model as M
-from lecture_utils import speed
+from lecture_utils import modern, speed
 
 
 def test_cpu_dropout_keeps_the_right_fraction_scaled():
@@ -63,7 +63,7 @@ def test_the_reference_model_has_one_dropout_torch_s_own():
     """Built, every model has plain nn.Dropout; the speed path is a choice made on the built model."""
     cfg = dict(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.1)
     for extra in ({}, {"attention": "heads"}, {"activation": "swiglu", "position": "rope"}):
-        model = M.GPT(M.GPTConfig(**cfg, **extra))
+        model = modern.build_gpt(M.GPTConfig(**cfg, **extra))
         drops = [type(m) for m in model.modules() if isinstance(m, nn.Dropout)]
         assert drops and set(drops) == {nn.Dropout}, extra
         fast = speed.use_fast_cpu_dropout(model)

@@ -1,6 +1,7 @@
-"""lecture_utils.train: estimate_loss, the loop, presets and checkpoints."""
+"""lecture_utils.train: estimate_loss, whole_split_loss and the training loop (callbacks, time budget, bf16,
+resuming, the context length, the fast CPU dropout). Configuration, optimizers and checkpoints have their own
+test files: test_config.py, test_optimizers.py, test_checkpoints.py."""
 
-import math
 import os
 from dataclasses import replace
 
@@ -8,16 +9,9 @@ import pytest
 import torch
 
 from lecture_utils import data
+from lecture_utils.config import TrainConfig
 from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig
-from lecture_utils.train import (
-    PRESETS,
-    CheckpointError,
-    TrainConfig,
-    estimate_loss,
-    load_checkpoint,
-    save_checkpoint,
-    train,
-)
+from lecture_utils.train import estimate_loss, train
 
 SMALL = GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.1)
 
@@ -69,99 +63,6 @@ def test_callback_sees_every_evaluation_and_can_stop_training():
     assert seen == [0, 2, 4] and res.iters_done == 4
 
 
-def test_warmup_and_cosine_schedule():
-    cfg = TrainConfig(max_iters=100, learning_rate=1e-3, warmup_iters=10, lr_decay=True, min_lr=1e-4)
-    assert cfg.lr_at(0) == pytest.approx(1e-4)
-    assert cfg.lr_at(9) == pytest.approx(1e-3)
-    assert cfg.lr_at(55) == pytest.approx((1e-3 + 1e-4) / 2)
-    assert cfg.lr_at(100) == pytest.approx(1e-4)
-
-
-def test_checkpoint_round_trip(tmp_path):
-    tok = data.CharTokenizer.from_text("abcdefg")
-    m = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1))
-    path = save_checkpoint(tmp_path / "m.pt", m, tokenizer=tok, extra={"val_loss": 1.5})
-    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]  # no temporary file left
-    m2, tok2, payload = load_checkpoint(path)
-    assert tok2 == tok and payload["extra"]["val_loss"] == 1.5
-    for (k, v), (k2, v2) in zip(m.state_dict().items(), m2.state_dict().items()):
-        assert k == k2 and torch.equal(v, v2)
-    # into an existing model of the same config (dropout may differ)
-    m3 = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.3))
-    load_checkpoint(path, m3)
-    b, _, _ = load_checkpoint(save_checkpoint(tmp_path / "b.pt", BigramLanguageModel(7)))
-    assert isinstance(b, BigramLanguageModel)
-
-
-def test_checkpoint_into_another_config_names_the_mismatch(tmp_path):
-    path = save_checkpoint(tmp_path / "m.pt", GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1)))
-    other = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=32, n_head=2, n_layer=2))
-    with pytest.raises(CheckpointError, match=r"n_embd: checkpoint 16 vs model 32.*n_layer: checkpoint 1 vs model 2"):
-        load_checkpoint(path, other)
-    with pytest.raises(CheckpointError, match="bigram"):
-        load_checkpoint(path, BigramLanguageModel(7))
-
-
-def test_bad_checkpoint_files_are_clear_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="not found"):
-        load_checkpoint(tmp_path / "nope.pt")
-    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(CheckpointError, match="is not a checkpoint: it is not a file written by torch.save"):
-        load_checkpoint(tmp_path / "junk.pt")
-    torch.save({"weights": 1}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointError, match="not a lecture_utils checkpoint"):
-        load_checkpoint(tmp_path / "other.pt")
-
-
-def test_failed_save_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
-    m = GPT(GPTConfig(vocab_size=7, block_size=8, n_embd=16, n_head=2, n_layer=1))
-    path = save_checkpoint(tmp_path / "m.pt", m)
-    before = path.read_bytes()
-
-    def broken_save(obj, f):
-        f.write(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(torch, "save", broken_save)
-    with pytest.raises(CheckpointError, match="could not write the checkpoint .*disk full; the previous checkpoint there is unchanged"):
-        save_checkpoint(path, m)
-    assert path.read_bytes() == before
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.pt"]
-
-
-def test_presets_match_the_lecture():
-    lec = PRESETS["lecture"]
-    assert (lec.model.n_embd, lec.model.n_head, lec.model.n_layer, lec.model.block_size, lec.model.dropout) == (384, 6, 6, 256, 0.2)
-    assert (lec.train.batch_size, lec.train.learning_rate, lec.train.max_iters) == (64, 3e-4, 5000)
-    small = PRESETS["lecture-small"]
-    assert (small.model.n_embd, small.model.n_head, small.model.n_layer, small.model.block_size) == (32, 4, 3, 8)
-    assert small.train.block_size is None  # the context length is the model's: one place
-    big = PRESETS["bigram"].train
-    assert (big.batch_size, big.block_size, big.learning_rate, big.max_iters) == (32, 8, 1e-2, 3000)
-
-
-@pytest.mark.parametrize("name", [n for n, p in PRESETS.items() if p.model is not None and p.model.n_embd <= 128])
-def test_every_small_preset_builds_and_takes_a_step(name):
-    from lecture_utils.train import build_model
-
-    preset = PRESETS[name]
-    model = build_model(preset, 65)
-    cfg = replace(preset.train, max_iters=1, time_budget=0.0, eval_interval=1, eval_iters=1, batch_size=2,
-                  warmup_iters=0)
-    d = torch.randint(65, (400,))
-    res = train(model, d, d, cfg, progress=False)
-    assert res.iters_done == 1 and math.isfinite(res.last_val)
-
-
-def test_cpu_best_preset_is_the_benchmarks_best_configuration():
-    best, cpu = PRESETS["cpu-best"], PRESETS["cpu"]
-    # the cpu preset's shape and schedule, with chapter 12's SwiGLU and RoPE and weight decay on matrices only
-    assert replace(best.model, activation="relu", position="learned") == cpu.model
-    assert (best.train.weight_decay, best.train.decay_all, best.train.time_budget) == (0.3, False, 600.0)
-    assert replace(best.train, weight_decay=cpu.train.weight_decay, decay_all=True,
-                   eval_interval=cpu.train.eval_interval) == cpu.train
-
-
 def test_time_budget_stops_training_and_decays_over_the_budget():
     d = torch.randint(65, (400,))
     cfg = TrainConfig(max_iters=10**6, eval_interval=50, eval_iters=1, batch_size=4, block_size=8,
@@ -187,89 +88,6 @@ def test_cpu_bf16_is_opt_in_and_trains():
     res = train(model, tr, va, cfg, progress=False)
     assert res.history[-1]["val"] < res.history[0]["val"] - 0.3
     assert next(model.parameters()).dtype == torch.float32  # autocast leaves the weights in fp32
-
-
-# --- Muon (orthogonalised momentum), the optimizer option of TrainConfig ------------------------------------
-
-
-def test_newton_schulz_pushes_singular_values_towards_one():
-    from lecture_utils.train import newton_schulz
-
-    torch.manual_seed(0)
-    for shape in [(64, 128), (384, 128), (96, 64)]:
-        g = torch.randn(*shape) @ torch.diag(torch.logspace(-1, 1, shape[1]))  # singular values over 2 decades
-        o = newton_schulz(g)
-        assert o.shape == g.shape and o.dtype == g.dtype
-        s = torch.linalg.svdvals(o)
-        assert s.min() > 0.6 and s.max() < 1.3, (shape, s.min().item(), s.max().item())
-        # the same directions: the result is close to U V^T of g's SVD
-        u, _, vh = torch.linalg.svd(g, full_matrices=False)
-        assert torch.nn.functional.cosine_similarity(o.flatten(), (u @ vh).flatten(), dim=0) > 0.95
-
-
-@pytest.mark.parametrize("decay_all", [True, False])
-def test_weight_decay_on_matrices_only(decay_all):
-    from lecture_utils.train import make_optimizer
-
-    model = GPT(GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.0))
-    before = {n: p.detach().clone() for n, p in model.named_parameters()}
-    opt = make_optimizer(model, TrainConfig(learning_rate=0.1, weight_decay=0.5, decay_all=decay_all),
-                         torch.device("cpu"))
-    for p in model.parameters():  # no gradient signal: only weight decay moves a parameter
-        p.grad = torch.zeros_like(p)
-    opt.step()
-    for n, p in model.named_parameters():
-        shrunk = not torch.equal(p.detach(), before[n])
-        if p.ndim >= 2:  # matrices and embedding tables decay either way (by lr * wd = 5 %)
-            assert torch.allclose(p.detach(), before[n] * 0.95), n
-        elif decay_all:  # the lecture's AdamW: norm gains and biases decay too (a zero bias stays zero)
-            assert shrunk or not before[n].any(), n
-        else:
-            assert not shrunk, f"{n} decayed with decay_all=False"
-
-
-def test_muon_optimizer_splits_the_parameters():
-    from lecture_utils.train import Muon, make_optimizer
-
-    model = GPT(GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0))
-    cfg = TrainConfig(optimizer="muon", learning_rate=1e-3, muon_lr=0.02)
-    opt = make_optimizer(model, cfg, torch.device("cpu"))
-    adamw, muon = opt.optimizers
-    assert isinstance(muon, Muon) and isinstance(adamw, torch.optim.AdamW)
-    in_muon = {id(p) for g in muon.param_groups for p in g["params"]}
-    names = {n for n, p in model.named_parameters() if id(p) in in_muon}
-    assert names == {n for n, p in model.named_parameters() if p.ndim == 2 and n.startswith("blocks.")}
-    assert "token_embedding_table.weight" not in names and "lm_head.weight" not in names
-    assert len(in_muon) + sum(len(g["params"]) for g in adamw.param_groups) == len(list(model.parameters()))
-    assert muon.param_groups[0]["lr_scale"] == pytest.approx(20.0)
-    with pytest.raises(ValueError, match="'adamw' or 'muon'"):
-        make_optimizer(model, TrainConfig(optimizer="sgd"), torch.device("cpu"))
-    with pytest.raises(ValueError, match="weight matrices only"):
-        Muon([torch.nn.Parameter(torch.zeros(3))])
-
-
-def test_muon_step_goes_downhill_and_training_learns(shakespeare):
-    from lecture_utils.train import Muon
-
-    torch.manual_seed(0)
-    w = torch.nn.Parameter(torch.randn(32, 16))
-    target = torch.randn(32, 16)
-    opt = Muon([w], lr=0.1)
-    losses = []
-    for _ in range(30):
-        loss = ((w - target) ** 2).sum()
-        losses.append(loss.item())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    assert losses[-1] < 0.5 * losses[0]
-    _, tok, tr, va = shakespeare
-    torch.manual_seed(0)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0))
-    cfg = TrainConfig(max_iters=60, eval_interval=60, eval_iters=2, batch_size=8, block_size=16, learning_rate=3e-3,
-                      optimizer="muon", muon_lr=0.02)
-    res = train(model, tr, va, cfg, progress=False)
-    assert res.history[-1]["val"] < res.history[0]["val"] - 0.5
 
 
 def test_whole_split_loss_is_the_mean_over_every_window():
@@ -307,7 +125,7 @@ def _cli_in(folder, *argv):
 def test_a_resumed_run_has_the_losses_of_an_uninterrupted_one(tmp_path, optimizer):
     """N steps straight vs N/2 steps, then --resume to N: the same training loss at every step and the same
     evaluations, to 1e-5 (dropout on, so torch's random state must come back too)."""
-    from lecture_utils.train import read_checkpoint
+    from lecture_utils.checkpoints import read_checkpoint
 
     common = ["--preset", "lecture-small", "--device", "cpu", "--eval-interval", "5", "--eval-iters", "2",
               "--dropout", "0.1", "--no-progress", "--threads", "1", "--optimizer", optimizer]
@@ -328,7 +146,7 @@ def test_a_resumed_run_has_the_losses_of_an_uninterrupted_one(tmp_path, optimize
 
 def test_resume_continues_the_schedule_and_the_time_budget(tmp_path, shakespeare):
     """The learning rate after resuming is the schedule's value at that iteration, not its start."""
-    from lecture_utils.train import read_checkpoint
+    from lecture_utils.checkpoints import read_checkpoint
 
     _, tok, tr, va = shakespeare
     cfg = TrainConfig(max_iters=12, eval_interval=6, eval_iters=1, batch_size=4, block_size=8, learning_rate=1e-2,
@@ -342,22 +160,6 @@ def test_resume_continues_the_schedule_and_the_time_budget(tmp_path, shakespeare
                 resume=payload, callback=lambda it, losses: seen.append((it, losses["lr"])))
     assert res.iters_done == 12 and [h["iter"] for h in res.history] == [0, 6, 12]
     assert seen == [(12, pytest.approx(cfg.lr_at(11)))]  # the rate of the last step taken: iteration 11's
-
-
-def test_a_checkpoint_from_before_the_chapter_12_fields_still_loads(tmp_path):
-    """Checkpoints written before GPTConfig grew activation/norm/position/tie_weights (like the shipped one) load
-    with those fields at their defaults, into a fresh model or an existing one."""
-    from lecture_utils.train import read_checkpoint
-
-    model = GPT(SMALL)
-    path = save_checkpoint(tmp_path / "m.pt", model)
-    payload = read_checkpoint(path)
-    for name in ("activation", "norm", "position", "tie_weights", "attn_dropout"):
-        del payload["config"][name]
-    torch.save(payload, tmp_path / "old.pt")
-    loaded, _, _ = load_checkpoint(tmp_path / "old.pt")
-    load_checkpoint(tmp_path / "old.pt", GPT(SMALL))
-    assert loaded.config == replace(SMALL, dropout=SMALL.dropout)
 
 
 def test_micro_batches_split_across_processes_or_say_why():

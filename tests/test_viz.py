@@ -9,6 +9,7 @@ import traitlets
 from lecture_utils import viz
 from lecture_utils.data import CharTokenizer
 from lecture_utils.model import GPT, GPTConfig
+from lecture_utils.modern import build_gpt
 
 
 def _causal_weights(T, seed=0):
@@ -90,7 +91,8 @@ def test_explorer_sends_the_forward_pass_the_model_computes(explorer, small_gpt)
 def test_explorer_takes_every_course_model(config):
     tok = CharTokenizer.from_text("abcdef ")
     torch.manual_seed(1)
-    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0, **config))
+    model = build_gpt(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_embd=16, n_head=2, n_layer=2, dropout=0.0,
+                                **config))
     e = viz.AttentionExplorer(model, tok, text="abc fed")
     assert e.head_size == 8 and e.qk_note == "", e.qk_note  # queries and keys reproduce the weights (RoPE too)
     torch.testing.assert_close(_from_bytes(e.weights_f32, 2, 2, 7, 7), model.attention_maps(torch.tensor([tok.encode("abc fed")]))[:, 0])

@@ -16,17 +16,14 @@ import pickle
 import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
 
+from lecture_utils.config import TrainConfig
 from lecture_utils.data import CharTokenizer
 from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig
-
-if TYPE_CHECKING:
-    from lecture_utils.train import TrainConfig
-
+from lecture_utils.modern import build_gpt
 
 CHECKPOINT_FORMAT = 1  # raise it when a change makes old readers misread new files; readers refuse newer ones
 _UPDATE = "update the course package (git pull, then pip install -e .)"
@@ -223,7 +220,7 @@ def load_checkpoint(
     payload = read_checkpoint(path)
     saved = payload["config"]
     if model is None:
-        model = GPT(GPTConfig.from_dict(saved)) if payload["kind"] == "gpt" else BigramLanguageModel(saved["vocab_size"])
+        model = build_gpt(GPTConfig.from_dict(saved)) if payload["kind"] == "gpt" else BigramLanguageModel(saved["vocab_size"])
     model = load_checkpoint_into(payload, model, path)
     tok = payload.get("tokenizer")
     tokenizer = CharTokenizer.from_state_dict(tok) if tok else None

@@ -35,6 +35,8 @@ from typing import Any
 
 import torch
 
+from lecture_utils import chapters
+from lecture_utils.chapters import exercise_key
 from lecture_utils.status import FAILED, NOT_ATTEMPTED, PASSED
 
 MIME = "application/vnd.lecture-utils.check+json"
@@ -118,21 +120,22 @@ REGISTRY: dict[str, Exercise] = {}
 RESULTS: dict[str, dict] = {}  # exercise id -> last outcome in this process
 
 
-def exercise(exercise_id: str, title: str, reference: Callable[[], Any]):
-    """Decorator for a check.
-
-    Args:
-        exercise_id: "chapter.number", e.g. "4.1".
-        title: a few words naming the exercise.
-        reference: returns what the check returns in place of an unfinished exercise (the
-            reference function/class, or a tuple of them).
-    """
+def exercise(exercise_id: str):
+    """Decorator for a check: the check of exercise ``exercise_id`` ("4.1") of the chapter manifest
+    (:mod:`lecture_utils.chapters`), which names its title, its check (the decorated function's name), the names
+    the learner's cell defines (the function's parameters without defaults, in order) and the reference that
+    stands in for an unfinished exercise. A check that disagrees with its row is an error at import."""
+    entry = chapters.exercise(exercise_id)
+    title, reference = entry.title, entry.reference_objects
 
     def wrap(body: Callable):
         names = tuple(
             p.name for p in inspect.signature(body).parameters.values()
             if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
+        if body.__name__ != entry.check or names != entry.names:
+            raise TypeError(f"the check {body.__name__}{names} of exercise {exercise_id} does not match its row in "
+                            f"lecture_utils/chapters.py: {entry.check}{entry.names}")
 
         @functools.wraps(body)
         def run(*args, **kwargs):
@@ -167,7 +170,7 @@ def exercise(exercise_id: str, title: str, reference: Callable[[], Any]):
             return returned
 
         run.exercise_id = exercise_id
-        REGISTRY[exercise_id] = Exercise(exercise_id, title, run, names, int(exercise_id.split(".")[0]), reference)
+        REGISTRY[exercise_id] = Exercise(exercise_id, title, run, names, entry.chapter, reference)
         return run
 
     return wrap
@@ -252,10 +255,6 @@ def _record(exercise_id: str, title: str, status: str, message: str) -> None:
     print(line)
 
 
-def _order(exercise_id: str) -> list[int]:
-    return [int(p) for p in exercise_id.split(".")]
-
-
 def saved_results(folder: str | Path = ".") -> dict[str, dict]:
     """The outcomes the notebooks in ``folder`` showed when they were last saved: each check's display data
     (:data:`MIME`) and each failed check's error output, the last one per exercise in file order. Nothing is
@@ -290,13 +289,13 @@ def progress(notebook: str | None = None, folder: str | Path = ".") -> None:
         saved = saved_results(folder)
         if saved:
             source, results = f"in the notebooks saved in {Path(folder).resolve()} (their outputs as last saved)", saved
-    rows = sorted(results.values(), key=lambda r: _order(r["exercise"]))
+    rows = sorted(results.values(), key=lambda r: exercise_key(r["exercise"]))
     if chapter is not None:
-        rows = [r for r in rows if int(r["exercise"].split(".")[0]) == chapter]
+        rows = [r for r in rows if exercise_key(r["exercise"])[0] == chapter]
     done = {r["exercise"] for r in rows}
-    pending = [e for e in sorted(REGISTRY, key=_order) if e not in done and chapter in (None, REGISTRY[e].chapter)]
+    pending = [e for e in chapters.EXERCISES if e not in done and chapter in (None, chapters.EXERCISES[e].chapter)]
     lines = [f"{_marker(r['status']):<17} {r['exercise']:>5}  {r['title']}" for r in rows]
-    lines += [f"{'   not checked yet':<17} {e:>5}  {REGISTRY[e].title}" for e in pending if chapter is not None]
+    lines += [f"{'   not checked yet':<17} {e:>5}  {chapters.EXERCISES[e].title}" for e in pending if chapter is not None]
     if not lines:
         print("No exercise has been checked in this kernel yet, and no notebook in this folder shows a check's "
               "result. Run a chapter's notebook, or grade the whole course from a terminal: "

@@ -12,12 +12,7 @@ from lecture_utils.checks._helpers import blame_notebook_globals, call
 _SAMPLE = "First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak."
 
 
-def _reference_codec():
-    tok = ref.CharTokenizer.from_text(ref.load_text())
-    return tok.encode, tok.decode
-
-
-@exercise("1.1", "encode and decode", reference=_reference_codec)
+@exercise("1.1")
 @blame_notebook_globals
 def encode_decode(encode, decode, device="cpu"):
     """``encode(str) -> list[int]`` and ``decode(list[int]) -> str`` built from the sorted vocabulary
@@ -51,7 +46,7 @@ def encode_decode(encode, decode, device="cpu"):
                   (encode, decode))
 
 
-@exercise("1.2", "train/val split", reference=lambda: ref.split_data)
+@exercise("1.2")
 @blame_notebook_globals
 def split_data(split_data, device="cpu"):
     """``split_data(data, train_frac) -> (train, val)``: the first ``train_frac`` for training."""
@@ -84,7 +79,7 @@ PAST_END = ("an offset lets a chunk run past the end of data (y = data[i+1 : i+b
             "exclusive")
 
 
-@exercise("1.3", "get_batch", reference=lambda: ref.get_batch)
+@exercise("1.3")
 @blame_notebook_globals
 def get_batch(get_batch, device="cpu"):
     """``get_batch(data, block_size, batch_size, generator) -> (x, y)`` of shape (B, T), y = x shifted by one."""

@@ -13,7 +13,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from lecture_utils import model as ref
-from lecture_utils import train as ref_train
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import (
@@ -53,7 +52,7 @@ def _table_hint(name: str, got: tuple, want: tuple) -> str:
             f"each token reads the logits of the next token off its own row")
 
 
-@exercise("2.1", "bigram language model", reference=lambda: ref.BigramLanguageModel)
+@exercise("2.1")
 @blame_notebook_globals
 @isolated_rng
 def bigram_forward(BigramLanguageModel, device="cpu"):
@@ -185,7 +184,7 @@ def _chain(start: torch.Tensor, nxt: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack(out, dim=1)
 
 
-@exercise("2.2", "generate", reference=lambda: ref.generate)
+@exercise("2.2")
 @blame_notebook_globals
 @isolated_rng
 def generate(generate, device="cpu"):
@@ -303,7 +302,7 @@ class _ProbeModel(nn.Module):
         return torch.zeros(B * T, VOCAB, device=idx.device), loss
 
 
-@exercise("2.3", "estimate_loss", reference=lambda: ref_train.estimate_loss)
+@exercise("2.3")
 @blame_notebook_globals
 @isolated_rng
 def estimate_loss(estimate_loss, device="cpu"):
@@ -387,28 +386,6 @@ def estimate_loss(estimate_loss, device="cpu"):
 # ---------------------------------------------------------------------------------------------
 
 
-def reference_train_loop(model, optimizer, train_data, val_data, max_iters, eval_interval, eval_iters, block_size,
-                         batch_size, generator=None):
-    """The lecture's training loop (exercise 2.4's reference): every ``eval_interval`` steps and at the
-    last step, ``estimate_loss`` on both splits; each step: a batch, the loss, ``zero_grad``,
-    ``backward``, ``step``. Returns ``[{"step": s, "train": float, "val": float}, ...]``."""
-    from lecture_utils.data import get_batch
-
-    device = next(model.parameters()).device
-    history = []
-    for step in range(max_iters):
-        if step % eval_interval == 0 or step == max_iters - 1:
-            losses = ref_train.estimate_loss(model, {"train": train_data, "val": val_data}, eval_iters, block_size,
-                                             batch_size, generator=generator)
-            history.append({"step": step, **losses})
-        xb, yb = get_batch(train_data, block_size, batch_size, device=device, generator=generator)
-        _, loss = model(xb, yb)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return history
-
-
 _VAL_OFFSET = 10.0  # added to the probe's val loss in eval mode: a constant, so no gradient changes
 
 
@@ -462,7 +439,7 @@ class _ProbeOptimizer(torch.optim.SGD):
         return super().step(closure)
 
 
-@exercise("2.4", "the training loop", reference=lambda: reference_train_loop)
+@exercise("2.4")
 @blame_notebook_globals
 @isolated_rng
 def train_loop(train_loop, device="cpu"):

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import torch
-from torch.nn import functional as F
 
+from lecture_utils import averaging
 from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._device import on_second_device
@@ -27,38 +27,6 @@ from lecture_utils.checks._helpers import (
     tensor_output,
     unassigned_calls,
 )
-
-# ---------------------------------------------------------------------------------------------
-# reference implementations (the lecture's three versions)
-# ---------------------------------------------------------------------------------------------
-
-
-def reference_average_v1(x: torch.Tensor) -> torch.Tensor:
-    """``(B, T, C)`` -> ``(B, T, C)``: ``xbow[b, t]`` is the mean of ``x[b, :t+1]`` (for loops)."""
-    B, T = x.shape[:2]
-    xbow = torch.zeros_like(x)
-    for b in range(B):
-        for t in range(T):
-            xbow[b, t] = torch.mean(x[b, : t + 1], 0)
-    return xbow
-
-
-def reference_average_v2(x: torch.Tensor) -> torch.Tensor:
-    """The same average as one matrix product with a row-normalised lower-triangular matrix."""
-    T = x.shape[1]
-    wei = torch.tril(torch.ones(T, T, device=x.device, dtype=x.dtype))
-    wei = wei / wei.sum(1, keepdim=True)
-    return wei @ x  # (T, T) @ (B, T, C) -> (B, T, C)
-
-
-def reference_average_v3(x: torch.Tensor) -> torch.Tensor:
-    """The same average with a masked softmax: the form self-attention will use."""
-    T = x.shape[1]
-    tril = torch.tril(torch.ones(T, T, device=x.device))
-    wei = torch.zeros(T, T, device=x.device, dtype=x.dtype).masked_fill(tril == 0, float("-inf"))
-    wei = F.softmax(wei, dim=-1)
-    return wei @ x
-
 
 # ---------------------------------------------------------------------------------------------
 # the usual wrong averages, as weight matrices (T, T) applied to x
@@ -151,7 +119,7 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
         tensor_output(out, f"average_v{exercise_id[-1]}", (B, T, C), "the same shape as x, (B, T, C)")
         expect(torch.equal(x, before), "the function changed its input x in place: write into a new tensor, "
                                        "e.g. xbow = torch.zeros_like(x)")
-        want = reference_average_v2(x)
+        want = averaging.average_v2(x)
         if same(out, want):
             continue
         for name, compute in _variants(x).items():
@@ -168,7 +136,7 @@ def _check_average(exercise_id: str, fn: Callable, device: str) -> None:
     on_second_device(fn, torch.randn(2, 4, 3, generator=g), device=device, what=f"average_v{exercise_id[-1]}")
 
 
-@exercise("3.1", "averaging the past with for loops", reference=lambda: reference_average_v1)
+@exercise("3.1")
 @blame_notebook_globals
 def average_v1(average_v1, device="cpu"):
     """``average_v1(x)``: ``(B, T, C)`` -> ``xbow[b, t] = x[b, :t+1].mean(0)``, with for loops."""
@@ -176,7 +144,7 @@ def average_v1(average_v1, device="cpu"):
     return passed("xbow[b, t] is the mean of x[b, :t+1] (past and present, not the future)", average_v1)
 
 
-@exercise("3.2", "averaging with a lower-triangular matrix", reference=lambda: reference_average_v2)
+@exercise("3.2")
 @blame_notebook_globals
 def average_v2(average_v2, device="cpu"):
     """``average_v2(x)``: the same with ``wei = tril / tril.sum(1)`` and ``wei @ x``."""
@@ -184,7 +152,7 @@ def average_v2(average_v2, device="cpu"):
     return passed("wei @ x with row-normalised tril equals the running mean", average_v2)
 
 
-@exercise("3.3", "averaging with a masked softmax", reference=lambda: reference_average_v3)
+@exercise("3.3")
 @blame_notebook_globals
 def average_v3(average_v3, device="cpu"):
     """``average_v3(x)``: the same with ``masked_fill(tril == 0, -inf)`` and softmax over the last dimension."""
@@ -214,7 +182,7 @@ def _positions_shape_hint(name: str, got: tuple, want: tuple) -> str:
     return f"{name} has shape {got}, expected {want}: {what}"
 
 
-@exercise("3.4", "token and position embeddings", reference=lambda: ref.BigramWithPositions)
+@exercise("3.4")
 @blame_notebook_globals
 @isolated_rng
 def positional_model(BigramWithPositions, device="cpu"):

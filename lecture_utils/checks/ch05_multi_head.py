@@ -49,7 +49,7 @@ def _multi_head_variants(reference: ref.MultiHeadAttention, x: torch.Tensor):
     ]
 
 
-@exercise("5.1", "multi-head attention", reference=lambda: ref.MultiHeadAttention)
+@exercise("5.1")
 @blame_notebook_globals
 @isolated_rng
 def multi_head(MultiHeadAttention, device="cpu"):
@@ -159,7 +159,7 @@ def _batched_variants(reference: ref.CausalSelfAttention, x: torch.Tensor):
     ]
 
 
-@exercise("5.2", "batched multi-head attention", reference=lambda: ref.CausalSelfAttention)
+@exercise("5.2")
 @blame_notebook_globals
 @isolated_rng
 def batched_multi_head(CausalSelfAttention, device="cpu"):

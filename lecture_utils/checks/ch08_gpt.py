@@ -69,7 +69,7 @@ def _variants(reference: ref.GPT, idx: torch.Tensor):
     ]
 
 
-@exercise("8.1", "the GPT language model", reference=lambda: ref.GPT)
+@exercise("8.1")
 @blame_notebook_globals
 @isolated_rng
 def gpt(GPTLanguageModel, device="cpu"):

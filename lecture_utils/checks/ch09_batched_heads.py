@@ -36,7 +36,7 @@ def _fused_variants(mha: ref.MultiHeadAttention):
     ]
 
 
-@exercise("9.1", "fused QKV from a list of heads", reference=lambda: ref.heads_to_batched)
+@exercise("9.1")
 @blame_notebook_globals
 @isolated_rng
 def heads_to_batched(heads_to_batched, device="cpu"):
@@ -102,7 +102,7 @@ def _workload(outlier_at: int):
     return fn, calls, took
 
 
-def _reference_seconds(outlier_at: int) -> float:
+def _course_seconds(outlier_at: int) -> float:
     """The course's median_seconds on a fresh workload with the same schedule, timed now (on the same machine)."""
     fn, _, _ = _workload(outlier_at)
     return ref_timing.median_seconds(fn, WARMUP, REPS, None)
@@ -120,7 +120,7 @@ def _pulled_up(results: list[float], references: list[float]) -> bool:
     return reference <= PULLED_UP or fastest > reference + (OUTLIER - USUAL) / (2 * REPS)
 
 
-@exercise("9.2", "timing a step honestly", reference=lambda: ref_timing.median_seconds)
+@exercise("9.2")
 @blame_notebook_globals
 def median_seconds(median_seconds, device="cpu"):
     """``median_seconds(fn, warmup=2, reps=10, device=None)``: ``warmup`` untimed calls, then the
@@ -155,7 +155,7 @@ def median_seconds(median_seconds, device="cpu"):
         if result <= PULLED_UP:  # a mean never is: the check is done
             break
         results.append(result)
-        references.append(_reference_seconds(outlier_at))
+        references.append(_course_seconds(outlier_at))
     else:
         if _pulled_up(results, references):
             typical = statistics.median(took[warmup:])

@@ -12,7 +12,7 @@ from lecture_utils.checks._device import on_second_device
 from lecture_utils.checks._helpers import blame_notebook_globals
 
 
-@exercise("10.1", "encode a problem", reference=lambda: ref.encode_problem)
+@exercise("10.1")
 @blame_notebook_globals
 def encode_problem(encode_problem, device="cpu"):
     """``encode_problem(a, b, n_digits)``: ids of ``a+b=`` and the reversed, zero-padded sum."""
@@ -51,7 +51,7 @@ def encode_problem(encode_problem, device="cpu"):
     return passed("operands zero-padded, answer reversed and padded to n_digits+1, for 1 to 4 digits", encode_problem)
 
 
-@exercise("10.2", "a masked batch", reference=lambda: ref.make_batch)
+@exercise("10.2")
 @blame_notebook_globals
 def make_batch(make_batch, device="cpu"):
     """``make_batch(batch_size, n_digits, generator=None) -> (x, y)``: y is x shifted by one, the
@@ -120,7 +120,7 @@ class _Oracle(nn.Module):
         return logits, None
 
 
-@exercise("10.3", "exact-match accuracy", reference=lambda: ref.accuracy)
+@exercise("10.3")
 @blame_notebook_globals
 def addition_accuracy(accuracy, device="cpu"):
     """``accuracy(model, problems, n_digits) -> float``: the fraction answered exactly, greedily."""

@@ -14,7 +14,7 @@ from lecture_utils.checks._helpers import blame_notebook_globals, call, isolated
 _OUTSIDE = "()[]0123456789éœ—\t“”*#"
 
 
-@exercise("11.1", "one vocabulary for both corpora", reference=lambda: ref.to_vocabulary)
+@exercise("11.1")
 @blame_notebook_globals
 def to_vocabulary(to_vocabulary, device="cpu"):
     """``to_vocabulary(text, chars)``: ``text`` with every character not in ``chars`` removed."""
@@ -54,7 +54,7 @@ def to_vocabulary(to_vocabulary, device="cpu"):
     return passed("every character outside the vocabulary removed, everything else kept in order", to_vocabulary)
 
 
-@exercise("11.2", "a copy to fine-tune", reference=lambda: ref.copy_for_finetuning)
+@exercise("11.2")
 @blame_notebook_globals
 @isolated_rng
 def copy_for_finetuning(copy_for_finetuning, device="cpu"):

@@ -9,8 +9,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lecture_utils import model as ref
-from lecture_utils import train as ref_train
+from lecture_utils import config as ref_config
+from lecture_utils import model as ref_model
+from lecture_utils import modern as ref
 from lecture_utils.checks._core import exercise, expect, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._device import forward_on_second_device, on_second_device
 from lecture_utils.checks._helpers import (
@@ -47,7 +48,7 @@ def _gelu_variants(x):
     ]
 
 
-@exercise("12.1", "GELU", reference=lambda: ref.gelu)
+@exercise("12.1")
 @blame_notebook_globals
 def gelu(gelu, device="cpu"):
     """``gelu(x)``: ``x * Phi(x)`` elementwise, any shape; the same as ``F.gelu(x)`` (the tanh
@@ -93,7 +94,7 @@ def _rms_variants(x, w, eps):
     ]
 
 
-@exercise("12.2", "RMSNorm", reference=lambda: ref.RMSNorm)
+@exercise("12.2")
 @blame_notebook_globals
 @isolated_rng
 def rms_norm(RMSNorm, device="cpu"):
@@ -152,7 +153,7 @@ def _rope_variants(x, cos, sin):
     ]
 
 
-@exercise("12.3", "rotary position embeddings", reference=lambda: ref.apply_rope)
+@exercise("12.3")
 @blame_notebook_globals
 def rope(apply_rope, device="cpu"):
     """``apply_rope(x, cos, sin)``: ``x`` ``(..., T, head_size)``, ``cos``/``sin`` ``(T, head_size // 2)``
@@ -217,7 +218,7 @@ def _swiglu_variants(m: nn.Module, x):
     ]
 
 
-@exercise("12.4", "SwiGLU feed-forward", reference=lambda: ref.SwiGLU)
+@exercise("12.4")
 @blame_notebook_globals
 @isolated_rng
 def swiglu(SwiGLU, device="cpu"):
@@ -240,7 +241,7 @@ def swiglu(SwiGLU, device="cpu"):
     default = call(SwiGLU, EMBD)
     n_hidden = dict(default.named_parameters()).get("gate.weight")
     expect(n_hidden is not None and n_hidden.shape[0] == ref.swiglu_hidden(EMBD),
-           f"with hidden=None the width should be 8 * n_embd // 3 = {ref.swiglu_hidden(EMBD)} (model.swiglu_hidden), "
+           f"with hidden=None the width should be 8 * n_embd // 3 = {ref.swiglu_hidden(EMBD)} (modern.swiglu_hidden), "
            f"so SwiGLU has as many parameters as the 4x ReLU feed-forward")
     with torch.no_grad():
         for p in reference.parameters():
@@ -267,15 +268,15 @@ def swiglu(SwiGLU, device="cpu"):
 # ---------------------------------------------------------------------------------------------
 
 
-@exercise("12.5", "weight tying", reference=lambda: ref.tie_weights)
+@exercise("12.5")
 @blame_notebook_globals
 @isolated_rng
 def tie_weights(tie_weights, device="cpu"):
     """``tie_weights(model)``: makes ``model.lm_head.weight`` and ``model.token_embedding_table.weight``
     one and the same ``nn.Parameter``; returns the model."""
     torch.manual_seed(fresh_seed())
-    config = ref.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0)
-    model = ref.GPT(config).to(device)
+    config = ref_model.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=1, dropout=0.0)
+    model = ref_model.GPT(config).to(device)
     before = model.num_parameters()
     emb, head = model.token_embedding_table.weight, model.lm_head.weight
     out = call(tie_weights, model, hints=(
@@ -302,7 +303,7 @@ def tie_weights(tie_weights, device="cpu"):
     loss.backward()
     opt.step()
     expect(model.lm_head.weight is model.token_embedding_table.weight, "the tie did not survive a training step")
-    on_second_device(tie_weights, ref.GPT(config), device=device, what="tie_weights", what_input="model")
+    on_second_device(tie_weights, ref_model.GPT(config), device=device, what="tie_weights", what_input="model")
     return passed("one shared Parameter (vocab_size x n_embd fewer parameters), still shared after a step", tie_weights)
 
 
@@ -337,7 +338,7 @@ def _lr_variants(it, max_lr, min_lr, warmup, total):
     ]
 
 
-@exercise("12.6", "warmup and cosine decay", reference=lambda: ref_train.warmup_cosine_lr)
+@exercise("12.6")
 @blame_notebook_globals
 def lr_schedule(lr_at, device="cpu"):
     """``lr_at(it, max_lr, min_lr, warmup_iters, max_iters)``: ``max_lr * (it + 1) / warmup_iters`` during
@@ -350,7 +351,7 @@ def lr_schedule(lr_at, device="cpu"):
                         total + 5, 2 * total} | set(torch.randint(0, 2 * total, (20,), generator=g).tolist()))
         for it in steps:
             got = call(lr_at, it, max_lr, min_lr, warmup, total)
-            want = ref_train.warmup_cosine_lr(it, max_lr, min_lr, warmup, total)
+            want = ref_config.warmup_cosine_lr(it, max_lr, min_lr, warmup, total)
             expect(isinstance(got, (float, int)) or (isinstance(got, torch.Tensor) and got.numel() == 1),
                    f"lr_at should return a number, got {type(got).__name__}")
             got = float(got)

@@ -58,7 +58,7 @@ def _temperature_variants(logits, t):
     ]
 
 
-@exercise("13.1", "temperature", reference=lambda: ref.apply_temperature)
+@exercise("13.1")
 @blame_notebook_globals
 def temperature(apply_temperature, device="cpu"):
     """``apply_temperature(logits, temperature)``: logits of any shape (vocabulary last) -> ``logits /
@@ -105,7 +105,7 @@ def _top_k_variants(logits, k):
     ]
 
 
-@exercise("13.2", "top-k", reference=lambda: ref.top_k_logits)
+@exercise("13.2")
 @blame_notebook_globals
 def top_k(top_k_logits, device="cpu"):
     """``top_k_logits(logits, k)``: the k largest logits of each row kept (and any tied with the k-th), the others
@@ -173,7 +173,7 @@ def _top_p_variants(logits, p):
     ]
 
 
-@exercise("13.3", "top-p (nucleus)", reference=lambda: ref.top_p_logits)
+@exercise("13.3")
 @blame_notebook_globals
 def top_p(top_p_logits, device="cpu"):
     """``top_p_logits(logits, p)``: keep the most likely tokens of each row until their probability reaches ``p``
@@ -231,7 +231,7 @@ def _heads(t: torch.Tensor) -> torch.Tensor:
     return t.view(B, T, N_HEAD, C // N_HEAD).transpose(1, 2)
 
 
-@exercise("13.4", "attention with a KV cache", reference=lambda: ref.attend_with_cache)
+@exercise("13.4")
 @blame_notebook_globals
 @isolated_rng
 def cached_attention(attend_with_cache, device="cpu"):
@@ -356,7 +356,7 @@ class _CountTokens:
         self.n += args[0].numel()
 
 
-@exercise("13.5", "generate with a KV cache", reference=lambda: ref.generate_with_cache)
+@exercise("13.5")
 @blame_notebook_globals
 @isolated_rng
 def cached_generate(generate_with_cache, device="cpu"):

@@ -32,9 +32,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 
+from lecture_utils.chapters import EXERCISES, exercise_key
 from lecture_utils.files import atomic_write_text
-from lecture_utils.grading import NotebookResult, _id_key, chapter_of, grade_notebook
+from lecture_utils.grading.cells import chapter_of
+from lecture_utils.grading.notebooks import grade_notebook
+from lecture_utils.grading.results import ExerciseResult, NotebookResult
 from lecture_utils.status import FAILED, MISSING, NOT_ATTEMPTED, NOT_VERIFIED, PASSED
+from lecture_utils.version import __version__
 
 SCHEMA = "lecture_utils.grade-class/1"
 MAX_NOTEBOOK_BYTES = 50 * 2**20
@@ -130,10 +134,8 @@ def find_submissions(root: Path) -> list[Submission]:
 
 def course_fingerprint() -> str:
     """A hash of the course's code (checks, references, grader): cached grades expire when it changes."""
-    import lecture_utils
-
-    h = hashlib.sha256(lecture_utils.__version__.encode())
-    pkg = Path(lecture_utils.__file__).parent
+    h = hashlib.sha256(__version__.encode())
+    pkg = Path(__file__).resolve().parents[1]  # the lecture_utils folder
     for f in sorted(pkg.rglob("*.py")):
         h.update(f.relative_to(pkg).as_posix().encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
@@ -155,8 +157,6 @@ def _load_cache(out: Path) -> dict:
 
 
 def _notebook_from_dict(d: dict) -> NotebookResult:
-    from lecture_utils.grading import ExerciseResult
-
     r = NotebookResult(d["path"], d["chapter"], d["status"], list(d["problems"]), d["seconds"])
     r.exercises = [ExerciseResult(**e) for e in d["exercises"]]
     return r
@@ -231,7 +231,7 @@ def grade_class(subs: list[Submission], out: Path, *, jobs: int, timeout: float,
 
 def exercise_columns(subs: list[Submission]) -> list[str]:
     ids = {e.id for s in subs for r in s.notebooks for e in r.exercises}
-    return sorted(ids, key=_id_key)
+    return sorted(ids, key=exercise_key)
 
 
 def statuses(sub: Submission, columns: list[str]) -> dict[str, str]:
@@ -252,15 +252,13 @@ def to_csv(subs: list[Submission]) -> str:
 
 def summary(subs: list[Submission]) -> dict[str, dict]:
     """Per exercise: the count of each status, and the most common failure message."""
-    from lecture_utils.checks import REGISTRY
-
     out = {}
     for ex in exercise_columns(subs):
         counts = Counter(statuses(s, [ex])[ex] for s in subs)
         failures = Counter(e.message for s in subs for r in s.notebooks for e in r.exercises
                            if e.id == ex and e.status in (FAILED, NOT_VERIFIED) and e.message)
         common = failures.most_common(1)
-        out[ex] = {"title": REGISTRY[ex].title if ex in REGISTRY else "",
+        out[ex] = {"title": EXERCISES[ex].title if ex in EXERCISES else "",
                    **{k: counts.get(k, 0) for k in (PASSED, FAILED, NOT_ATTEMPTED, NOT_VERIFIED, MISSING)},
                    "most_common_failure": common[0][0] if common else "",
                    "most_common_failure_count": common[0][1] if common else 0}
@@ -275,7 +273,6 @@ def blocked_by_sandbox(sub: Submission, sandboxed: bool) -> list[str]:
 
 
 def to_json(subs: list[Submission], sandboxed: bool, points: dict[str, float] | None = None) -> dict:
-    from lecture_utils import __version__
     from lecture_utils.grading.feedback import score
 
     columns = exercise_columns(subs)

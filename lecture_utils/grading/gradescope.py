@@ -39,6 +39,9 @@ import time
 import zipfile
 from pathlib import Path
 
+from lecture_utils.chapters import EXERCISES, exercise_key
+from lecture_utils.version import __version__
+
 RUN_SCRIPT = """#!/usr/bin/env bash
 # Gradescope runs this for every submission, from /autograder (LECTURE_UTILS_AUTOGRADER_ROOT moves it for a trial).
 set -u
@@ -124,9 +127,7 @@ def parse_chapters(text: str, registry) -> list[int]:
 
 
 def exercises_of(chapters: list[int], registry) -> list[str]:
-    from lecture_utils.grading import _id_key
-
-    return sorted((e for e in registry if registry[e].chapter in chapters), key=_id_key)
+    return sorted((e for e in registry if registry[e].chapter in chapters), key=exercise_key)
 
 
 def pins() -> list[str]:
@@ -156,9 +157,7 @@ def pins() -> list[str]:
 
 
 def _course_files() -> list[tuple[Path, str]]:
-    import lecture_utils
-
-    pkg = Path(lecture_utils.__file__).resolve().parent
+    pkg = Path(__file__).resolve().parents[1]  # the lecture_utils folder
     repo = pkg.parent
     files = [(p, "course/lecture_utils/" + p.relative_to(pkg).as_posix()) for p in sorted(pkg.rglob("*"))
              if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo")]
@@ -171,13 +170,11 @@ def _course_files() -> list[tuple[Path, str]]:
 def build(chapters: list[int], points_file: str | None, out: Path, *, visibility: str = "visible",
           timeout: float = 300, notebook_timeout: float = 1200) -> dict:
     """Write the autograder zip to ``out``; its configuration."""
-    from lecture_utils import __version__
-    from lecture_utils.checks import REGISTRY
     from lecture_utils.grading.feedback import load_points
 
     if visibility not in VISIBILITIES:
         raise ValueError(f"--visibility must be one of {', '.join(VISIBILITIES)}")
-    exercises = exercises_of(chapters, REGISTRY)
+    exercises = exercises_of(chapters, EXERCISES)
     config = {"schema": "lecture_utils.gradescope/1", "course_version": __version__, "chapters": chapters,
               "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
               "points": load_points(points_file, exercises), "visibility": visibility,
@@ -213,7 +210,7 @@ def _pick_notebooks(submission: Path, chapters: list[int]):
     """{chapter: notebook} (the first by name when several), and the notebooks of no chosen chapter."""
     import nbformat
 
-    from lecture_utils.grading import _exercise_cells, chapter_of
+    from lecture_utils.grading.cells import chapter_of, exercise_cells
 
     chosen: dict[int, Path] = {}
     others: list[Path] = []
@@ -223,8 +220,8 @@ def _pick_notebooks(submission: Path, chapters: list[int]):
         ch = chapter_of(path)
         if ch is None:  # a renamed notebook: its exercise cells say which chapter it is
             try:
-                cells = _exercise_cells(nbformat.read(path, as_version=4))
-                ch = int(cells[0][1].split(".")[0]) if cells else None
+                cells = exercise_cells(nbformat.read(path, as_version=4))
+                ch = exercise_key(cells[0][1])[0] if cells else None
             except Exception:
                 ch = None
         if ch in chapters and ch not in chosen:
@@ -236,9 +233,8 @@ def _pick_notebooks(submission: Path, chapters: list[int]):
 
 def grade_submission(root: Path, sandbox=None) -> dict:
     """Grade ``root/submission`` per ``root/source/gradescope.json``; the results.json document."""
-    from lecture_utils.checks import REGISTRY
-    from lecture_utils.grading import grade_notebook
     from lecture_utils.grading.feedback import blocked, exercise_feedback, to_html, to_markdown
+    from lecture_utils.grading.notebooks import grade_notebook
     from lecture_utils.grading.sandbox import Limits
     from lecture_utils.status import PASSED
 
@@ -260,11 +256,11 @@ def grade_submission(root: Path, sandbox=None) -> dict:
         notes.append(f"{path.name}: not graded (no chapter of this assignment in it).")
     found = {e.id: e for r in notebooks for e in r.exercises}
     tests = []
-    for ex in exercises_of(chapters, REGISTRY):
+    for ex in exercises_of(chapters, EXERCISES):
         e = found.get(ex)
         status, message = (e.status, e.message) if e else ("missing", "")
         ok = status == PASSED
-        tests.append({"name": f"Exercise {ex}: {REGISTRY[ex].title} ({status})", "number": ex,
+        tests.append({"name": f"Exercise {ex}: {EXERCISES[ex].title} ({status})", "number": ex,
                       "score": points[ex] if ok else 0.0, "max_score": points[ex],
                       "status": "passed" if ok else "failed", "output": exercise_feedback(status, message),
                       "visibility": vis})
@@ -356,10 +352,9 @@ def add_parser(sub) -> None:
 
 
 def main(args) -> int:
-    from lecture_utils.checks import REGISTRY
 
     if args.verb == "build":
-        chapters = parse_chapters(args.chapters, REGISTRY)  # ValueError: one line, status 2 (the CLI's rule)
+        chapters = parse_chapters(args.chapters, EXERCISES)  # ValueError: one line, status 2 (the CLI's rule)
         out = Path(args.out)
         config = build(chapters, args.points, out, visibility=args.visibility, timeout=args.timeout,
                        notebook_timeout=args.notebook_timeout)
@@ -370,7 +365,7 @@ def main(args) -> int:
     root = _root(args.root)
     if args.verb == "check":
         config = _config(root)
-        exercises_of(config["chapters"], REGISTRY)
+        exercises_of(config["chapters"], EXERCISES)
         print(f"autograder ready: chapters {config['chapters']}, course version {config['course_version']}")
         return 0
     return run(root)

@@ -58,9 +58,7 @@ class SandboxUnavailable(RuntimeError):
 
 
 def _package_dir() -> Path:
-    import lecture_utils
-
-    return Path(lecture_utils.__file__).resolve().parent
+    return Path(__file__).resolve().parents[1]
 
 
 def _python_roots() -> list[Path]:

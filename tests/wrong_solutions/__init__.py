@@ -6,27 +6,18 @@ contains ``expect``. tests/test_checks.py runs them all; a grader test can reuse
 
 The wrong solutions are written the way a learner would write them in the notebook (the same class
 and function names, the lecture's code with one mistake), mostly as subclasses of the reference
-modules that override only the method the exercise is about. One module per chapter, named like the
-chapter's checks (``lecture_utils/checks/ch04_attention.py`` -> ``ch04_attention.py`` here); importing
-this package registers them all, in chapter order. ``device_slips.py`` holds the slips that only a second device shows
+modules that override only the method the exercise is about. One module per chapter, named as the chapter
+manifest (``lecture_utils/chapters.py``) names its check module (``ch04_attention.py`` here and in
+``lecture_utils/checks/``); importing this package loads them all, in chapter order. ``device_slips.py`` holds the slips that only a second device shows
 (a tensor made on the CPU in code that runs on a GPU), every chapter's in one place.
 """
 
-from . import (  # noqa: F401  (importing a chapter registers its wrong solutions)
-    ch01_data,
-    ch02_bigram,
-    ch03_averaging,
-    ch04_attention,
-    ch05_multi_head,
-    ch06_feed_forward,
-    ch07_residual_layernorm,
-    ch08_gpt,
-    ch09_batched_heads,
-    ch10_addition,
-    ch11_pretrain,
-    ch12_modern,
-    ch13_generation,
-    ch14_tokenizer,
-    device_slips,
-)
+import importlib
+
+from lecture_utils.chapters import CHAPTERS
+
 from ._catalogue import CATALOGUE, WrongSolution, wrong  # noqa: F401
+
+for _chapter in CHAPTERS:  # importing a chapter's module registers its wrong solutions, in chapter order
+    importlib.import_module(f"{__name__}.{_chapter.checks}")
+importlib.import_module(f"{__name__}.device_slips")

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from lecture_utils.chapters import exercise_key
+
 
 @dataclass(frozen=True)
 class WrongSolution:
@@ -117,7 +119,7 @@ def precision_table(catalogue: list[WrongSolution]) -> str:
     rows = ["| exercise | wrong solutions | intended diagnosis | another diagnosis | generic message | passed |",
             "|---|---:|---:|---:|---:|---:|"]
     total = dict.fromkeys(("intended", "other", "generic", "passed"), 0)
-    for exercise in sorted(counts, key=lambda e: [int(p) for p in e.split(".")]):
+    for exercise in sorted(counts, key=exercise_key):
         c = counts[exercise]
         total = {k: total[k] + c[k] for k in total}
         rows.append(f"| {exercise} | {sum(c.values())} | {c['intended']} | {c['other']} | {c['generic']} | "

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from lecture_utils import model as M
+from lecture_utils import modern as M
 
 from ._catalogue import wrong
 
