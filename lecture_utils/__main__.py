@@ -5,6 +5,7 @@ Examples::
     python -m lecture_utils doctor
     python -m lecture_utils train --preset lecture-small
     python -m lecture_utils train --preset lecture --device cuda --out runs/lecture.pt
+    python -m lecture_utils train --preset cpu --tokenizer bpe:512 --out runs/bpe.pt
     python -m lecture_utils sample --checkpoint runs/lecture-small.pt --prompt "ROMEO:" --tokens 300
     python -m lecture_utils grade notebooks/ --json grades.json
     python -m lecture_utils gradescope build --chapters 01,02 --points points.toml --out autograder.zip
@@ -42,6 +43,11 @@ def _add_train(sub) -> None:
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="configuration to start from (default: lecture-small; with --resume, the checkpoint's)")
     p.add_argument("--data", default=None, help="a UTF-8 text file to train on instead of Tiny Shakespeare")
+    p.add_argument("--tokenizer", default=None, metavar="{char,bpe:N}",
+                   help="char (the default): one token per character; bpe:N: a byte-level BPE of N tokens (N > 256, "
+                        "e.g. bpe:512; chapter 14), trained first on the training split only, then the model on "
+                        "its tokens (the teaching BPE is slow: it prints how long it took). With --resume, the "
+                        "checkpoint's")
     p.add_argument("--out", default=None, help="checkpoint path (default: runs/PRESET.pt; with --resume, the "
                    "resumed file). An existing file is never replaced unless --overwrite is given")
     p.add_argument("--overwrite", action="store_true",
@@ -97,11 +103,12 @@ def _add_sample(sub) -> None:
                        description="Generate text from a checkpoint saved by `train`.")
     p.add_argument("--checkpoint", required=True, help="path of a .pt file written by `train`")
     p.add_argument("--prompt", default="\n", help="text to start from, at least one character (default: a newline)")
-    p.add_argument("--tokens", type=int, default=500, help="characters to generate, >= 1 (default 500)")
+    p.add_argument("--tokens", type=int, default=500,
+                   help="tokens to generate, >= 1 (default 500): characters for a character model")
     p.add_argument("--temperature", type=float, default=1.0, help="> 0; below 1 sharpens (default 1.0)")
-    p.add_argument("--top-k", type=int, default=None, help="sample from the K most likely characters only (K >= 1)")
+    p.add_argument("--top-k", type=int, default=None, help="sample from the K most likely tokens only (K >= 1)")
     p.add_argument("--top-p", type=float, default=None,
-                   help="sample from the most likely characters whose probability reaches P only (0 < P <= 1)")
+                   help="sample from the most likely tokens whose probability reaches P only (0 < P <= 1)")
     p.add_argument("--no-cache", action="store_true",
                    help="the lecture's generate, without the KV cache (the same text for the same seed, slower)")
     p.add_argument("--seed", type=int, default=1337)
@@ -171,10 +178,43 @@ def _overrides(args, config_class, bigram: bool = False) -> dict:
     return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
 
 
+_TOKENIZER_FORMS = "accepted: char (the default), or bpe:N with N an integer > 256, e.g. bpe:512"
+
+
+def _parse_tokenizer(spec: str) -> int | None:
+    """``--tokenizer``'s value: None for ``char``, the vocabulary size N for ``bpe:N``. Raises ValueError with one
+    line naming the problem and the accepted forms."""
+    from lecture_utils.bpe import N_BYTES
+
+    if spec == "char":
+        return None
+    kind, colon, size = spec.partition(":")
+    if kind != "bpe":
+        raise ValueError(f"--tokenizer {spec!r} is not a tokenizer this course trains; {_TOKENIZER_FORMS}")
+    if not colon or not size:
+        raise ValueError(f"--tokenizer {spec!r} needs a vocabulary size after the colon; {_TOKENIZER_FORMS}")
+    if not size.isdigit():  # digits only: no sign, no space, no decimal point
+        raise ValueError(f"--tokenizer {spec!r}: the vocabulary size {size!r} is not a whole number; {_TOKENIZER_FORMS}")
+    if int(size) <= N_BYTES:
+        raise ValueError(f"--tokenizer {spec!r}: the vocabulary size must be greater than {N_BYTES} (the bytes alone "
+                         f"take {N_BYTES} ids, BPE adds one per merge); {_TOKENIZER_FORMS}")
+    return int(size)
+
+
+def _saved_tokenizer_spec(resume: dict) -> str:
+    """The ``--tokenizer`` of the run a checkpoint continues: recorded in its ``extra``, else read from its tokenizer
+    (a checkpoint from before ``--tokenizer`` existed is a character model)."""
+    spec = resume["extra"].get("tokenizer")
+    if spec is not None:
+        return spec
+    state = resume.get("tokenizer") or {}
+    return f"bpe:{256 + len(state.get('merges', []))}" if state.get("kind") == "bpe" else "char"
+
+
 def _plan_train(args):
     """Check every flag of ``train`` and work out the run, before anything is read or written: returns
-    ``(preset_name, preset, train_config, out_path, resume_payload, notes)``. Raises ValueError with one
-    line naming the flag and the fix."""
+    ``(preset_name, preset, train_config, out_path, resume_payload, notes, tokenizer_spec)``, the last ``"char"``
+    or ``"bpe:N"``. Raises ValueError with one line naming the flag and the fix."""
     import math
 
     from lecture_utils.checkpoints import read_checkpoint
@@ -186,6 +226,11 @@ def _plan_train(args):
     from lecture_utils.device import pick_device
 
     pick_device(args.device)  # an unknown or absent device: a ValueError naming the ones there are
+    if args.tokenizer is not None:
+        bpe_size = _parse_tokenizer(args.tokenizer)
+        spec = "char" if bpe_size is None else f"bpe:{bpe_size}"
+    else:
+        spec = "char"
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
     for name in ("learning_rate", "weight_decay", "muon_lr", "dropout", "attn_dropout", "time_budget"):
@@ -202,6 +247,12 @@ def _plan_train(args):
         if args.preset is not None and saved_preset is not None and args.preset != saved_preset:
             raise ValueError(f"--preset {args.preset} differs from the preset of the run being resumed "
                              f"({saved_preset}); drop --preset: a resumed run keeps its configuration")
+        saved_spec = _saved_tokenizer_spec(resume)
+        if args.tokenizer is not None and spec != saved_spec:
+            raise ValueError(f"--tokenizer {args.tokenizer} differs from the tokenizer of the run being resumed "
+                             f"({saved_spec}); drop --tokenizer to continue that run, or start a new run with "
+                             "--out NEW.pt")
+        spec = saved_spec
         preset_name = args.preset or saved_preset or "lecture-small"
         base = PRESETS.get(preset_name, PRESETS["lecture-small"])
         saved_train = TrainConfig.from_dict(resume.get("train_config") or {})
@@ -242,7 +293,7 @@ def _plan_train(args):
     preset = replace(preset, model=mcfg, train=tcfg)
     out = Path(args.out or args.resume or f"runs/{preset_name}.pt")
     _check_out(out, args, preset_name)
-    return preset_name, preset, tcfg, out, resume, notes
+    return preset_name, preset, tcfg, out, resume, notes, spec
 
 
 def _check_out(out: Path, args, preset_name: str) -> None:
@@ -267,11 +318,11 @@ def _check_out(out: Path, args, preset_name: str) -> None:
 def cmd_train(args) -> int:
     from lecture_utils.distributed import ProcessGroup
 
-    preset_name, preset, tcfg, out, resume, notes = _plan_train(args)
+    preset_name, preset, tcfg, out, resume, notes, spec = _plan_train(args)
     group = ProcessGroup.from_env(args.device)
     finished = False
     try:
-        rc = _train_process(args, preset_name, preset, tcfg, out, resume, notes, group)
+        rc = _train_process(args, preset_name, preset, tcfg, out, resume, notes, spec, group)
         finished = rc == 0
         return rc
     except Exception as exc:
@@ -285,14 +336,44 @@ def cmd_train(args) -> int:
         group.close(wait_for_all=finished)
 
 
-def _train_process(args, preset_name, preset, tcfg, out, resume, notes, group) -> int:
+def _bpe_dataset(text: str, vocab_size: int, tokenizer, say):
+    """A BPE tokenizer and the train/val token tensors of ``text``. The text is split by characters first, 90/10 as
+    ``data.split_data`` splits a character model's tokens, so both kinds of model are validated on the same
+    characters; the tokenizer is trained on the training part only (the validation text stays unseen), unless
+    ``tokenizer`` is given (a resumed run keeps its own). Each part is encoded on its own. ``say`` prints."""
+    import time
+
+    import torch
+
+    from lecture_utils.bpe import N_BYTES, BPETokenizer
+
+    n = int(0.9 * len(text))
+    train_text, val_text = text[:n], text[n:]
+    if tokenizer is None:
+        say(f"tokenizer: training a byte-level BPE of {vocab_size} tokens ({vocab_size - N_BYTES} merges) on the "
+            f"training split ({n:,} characters, not the validation text)...")
+        start = time.perf_counter()
+        tokenizer = BPETokenizer.train(train_text, vocab_size)
+        short = (f" (no pair left to merge after {tokenizer.vocab_size - N_BYTES}: {tokenizer.vocab_size} tokens)"
+                 if tokenizer.vocab_size < vocab_size else "")
+        say(f"tokenizer: learned in {time.perf_counter() - start:.1f} s{short}")
+    start = time.perf_counter()
+    train_ids, val_ids = tokenizer.encode(train_text), tokenizer.encode(val_text)
+    n_tokens = len(train_ids) + len(val_ids)
+    say(f"tokenizer: {len(text):,} characters -> {n_tokens:,} tokens ({len(text) / max(1, n_tokens):.2f} characters "
+        f"per token; {len(train_ids):,} to train on, {len(val_ids):,} to validate), encoded in "
+        f"{time.perf_counter() - start:.1f} s")
+    return tokenizer, torch.tensor(train_ids, dtype=torch.long), torch.tensor(val_ids, dtype=torch.long)
+
+
+def _train_process(args, preset_name, preset, tcfg, out, resume, notes, spec, group) -> int:
     import os
     import uuid
 
     import torch
 
     from lecture_utils import data
-    from lecture_utils.checkpoints import load_checkpoint
+    from lecture_utils.checkpoints import load_checkpoint, tokenizer_from_state
     from lecture_utils.config import build_model
     from lecture_utils.device import describe, seed_everything, set_threads
     from lecture_utils.model import num_parameters
@@ -307,13 +388,20 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, group) -
     seed_everything(tcfg.seed)  # the same initial weights in every process
     if os.environ.get("LECTURE_UTILS_FAIL_RANK") == str(group.rank):  # fault injection, for the tests
         raise RuntimeError("simulated failure (LECTURE_UTILS_FAIL_RANK)")
-    text, tokenizer, train_data, val_data = data.load_dataset(args.data)
+    saved_state = resume.get("tokenizer") if resume is not None else None
+    saved_tok = tokenizer_from_state(saved_state) if saved_state else None  # read_checkpoint checked it
+    if spec == "char":
+        text, tokenizer, train_data, val_data = data.load_dataset(args.data)
+    else:
+        text = data.load_text(args.data)
+        tokenizer, train_data, val_data = _bpe_dataset(text, int(spec.partition(":")[2]), saved_tok,
+                                                       say=print if main else (lambda line: None))
     block_size = tcfg.block_size if preset.model is None else training_block_size(tcfg, preset.model)
     if block_size >= len(val_data):
         raise ValueError(f"block_size={block_size} is too large for the validation split ({len(val_data)} "
                          "tokens); use a smaller --block-size or more text")
-    if resume is not None and resume.get("tokenizer") != tokenizer.state_dict():
-        saved = len((resume.get("tokenizer") or {}).get("chars", ""))
+    if resume is not None and saved_tok != tokenizer:
+        saved = len(getattr(saved_tok, "chars", ""))
         what = (f"not the {saved} the checkpoint was trained on" if saved != tokenizer.vocab_size
                 else "but other characters than the checkpoint was trained on")
         raise ValueError(f"the text to train on has a vocabulary of {tokenizer.vocab_size} characters, {what}; "
@@ -341,7 +429,8 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, group) -
     bar = main and not args.no_progress and sys.stderr.isatty()
     try:
         result = train(model, train_data, val_data, tcfg, progress=bar, checkpoint=out, tokenizer=tokenizer,
-                       callback=show, resume=resume, checkpoint_extra={"preset": preset_name, "run_id": run_id})
+                       callback=show, resume=resume,
+                       checkpoint_extra={"preset": preset_name, "run_id": run_id, "tokenizer": spec})
     except KeyboardInterrupt:
         if main:
             print(_where_is_the_best(out, run_id, "interrupted"), file=sys.stderr, flush=True)
@@ -359,7 +448,8 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, group) -
     print(f"best checkpoint: {out}")
     # a short sample from the best model, so the run ends with something to read
     best, tok, _ = load_checkpoint(out, device=device)
-    ctx = torch.zeros((1, 1), dtype=torch.long, device=device)
+    start = [0] if spec == "char" else tok.encode("\n")  # a BPE model's token 0 is the byte 0, never in a text
+    ctx = torch.tensor([start], dtype=torch.long, device=device)
     print("sample:\n" + tok.decode(best.generate(ctx, 200, generator=torch.Generator().manual_seed(0))[0]))
     return 0
 
@@ -402,7 +492,7 @@ def cmd_sample(args) -> int:
     if tok is None:
         raise ValueError(f"{args.checkpoint} has no tokenizer saved with it; use a checkpoint written by "
                          "python -m lecture_utils train")
-    unknown = tok.unknown_chars(args.prompt)
+    unknown = tok.unknown_chars(args.prompt) if hasattr(tok, "unknown_chars") else []  # BPE: bytes cover all text
     if unknown:
         raise ValueError(f"the prompt has characters the model does not know: {unknown!r}; remove them "
                          f"(the model knows {tok.vocab_size} characters)")

@@ -142,6 +142,48 @@ class BPETokenizer:
         """Each token shown on its own (a token that holds part of a multi-byte character shows U+FFFD)."""
         return [self.vocab[int(i)].decode("utf-8", errors="replace") for i in ids]
 
+    def __eq__(self, other) -> bool:
+        return isinstance(other, BPETokenizer) and list(self.merges.items()) == list(other.merges.items())
+
+    __hash__ = None  # mutable, compared by value
+
+    def state_dict(self) -> dict:
+        """Plain data for a checkpoint: ``{"kind": "bpe", "merges": [[a, b], ...]}``, the merged pairs in the order
+        learned (the ``i``-th gets id ``256 + i``, so the ids need not be stored).
+
+        Raises:
+            ValueError: the merges' new ids are not ``256, 257, ...`` in order (not a tokenizer :func:`train_bpe`
+                could have learned).
+        """
+        if list(self.merges.values()) != list(range(N_BYTES, N_BYTES + len(self.merges))):
+            raise ValueError("BPETokenizer.state_dict: the merges' new ids must be 256, 257, ... in the order learned")
+        return {"kind": "bpe", "merges": [[a, b] for a, b in self.merges]}
+
+    @classmethod
+    def from_state_dict(cls, state: dict) -> BPETokenizer:
+        """The tokenizer that :meth:`state_dict` described.
+
+        Raises:
+            ValueError: ``state`` is not such a description: the merges are not a list of pairs of integer ids,
+                a pair uses an id not yet learned at its place, or a pair is merged twice; the message says which.
+        """
+        merges_list = state.get("merges") if isinstance(state, dict) else None
+        if not isinstance(merges_list, list):
+            raise ValueError("a BPE tokenizer's state needs a list of merges")
+        merges: dict[Pair, int] = {}
+        for i, pair in enumerate(merges_list):
+            new_id = N_BYTES + i
+            if (not isinstance(pair, (list, tuple)) or len(pair) != 2
+                    or not all(isinstance(x, int) and not isinstance(x, bool) for x in pair)):
+                raise ValueError(f"merge {i} is not a pair of integer ids: {pair!r}")
+            a, b = pair
+            if not (0 <= a < new_id and 0 <= b < new_id):
+                raise ValueError(f"merge {i} {pair!r} uses an id outside 0..{new_id - 1} (the ids known before it)")
+            if (a, b) in merges:
+                raise ValueError(f"merge {i} {pair!r} repeats merge {merges[(a, b)] - N_BYTES}")
+            merges[(a, b)] = new_id
+        return cls(merges)
+
 
 def chars_per_token(text: str, merges: dict[Pair, int]) -> float:
     """Compression: characters of ``text`` per token of its encoding (1.0 or less for bytes alone on ASCII)."""

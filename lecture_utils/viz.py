@@ -28,6 +28,7 @@ import torch
 import traitlets
 from torch.nn import functional as F
 
+from lecture_utils.generation import next_token_probs as _rules_next_token_probs
 from lecture_utils.model import eval_mode, keep_attention
 from lecture_utils.widgets import BrowserWidget, f32_bytes
 
@@ -223,8 +224,9 @@ class AttentionExplorer(BrowserWidget):
     query, column = key) to read a weight; the head view draws lines from a query to the keys it
     attends to, several heads at once; the model view shows every layer x head; the query-key view
     takes one weight apart (``q_i k_i`` per dimension, their sum, the scaling, the softmax); the
-    next-token view shows the model's distribution for the next character, with temperature, top-k
-    and a sample button. Arrow keys move the query (up/down) and the key (left/right).
+    next-token view shows the model's distribution for the next character, with temperature, top-k,
+    top-p (the nucleus it keeps, renormalised; chapter 13's rules) and a sample button. Arrow keys
+    move the query (up/down) and the key (left/right).
 
     Args:
         model: a model built from the course's attention modules (the reference ``GPT``, the shipped
@@ -242,7 +244,8 @@ class AttentionExplorer(BrowserWidget):
 
     Controls are traits, settable from Python too: ``layer``, ``head``, ``query``, ``key``, ``view``
     (one of ``'heatmap'``, ``'head'``, ``'model'``, ``'qk'``, ``'next'``), ``heads_shown``,
-    ``temperature``, ``top_k_next``, ``text``. ``.state`` holds what is shown, as tensors.
+    ``temperature``, ``top_k`` (0: all), ``top_p`` (1: all), ``text``. ``.state`` holds what is shown,
+    as tensors.
     """
 
     kind = traitlets.Unicode("explorer").tag(sync=True)
@@ -266,6 +269,7 @@ class AttentionExplorer(BrowserWidget):
     heads_shown = traitlets.List(traitlets.Int()).tag(sync=True)
     temperature = traitlets.Float(1.0).tag(sync=True)
     top_k = traitlets.Int(0).tag(sync=True)  # next-token view: sample among the k most likely (0: all)
+    top_p = traitlets.Float(1.0).tag(sync=True)  # next-token view: the nucleus's probability (1: all)
     last_sample = traitlets.Unicode("").tag(sync=True)
     message = traitlets.Unicode("").tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
@@ -370,29 +374,36 @@ class AttentionExplorer(BrowserWidget):
     def _valid_top_k(self, proposal):
         return self._check_range("top_k (0: all)", proposal["value"], len(self.vocab) + 1)
 
+    @traitlets.validate("top_p")
+    def _valid_top_p(self, proposal):
+        if not 0 < proposal["value"] <= 1:
+            raise traitlets.TraitError(f"top_p must be in (0, 1] (1 keeps every character), got {proposal['value']}")
+        return proposal["value"]
+
     # --- what is shown --------------------------------------------------------------------------
     def next_token_probs(self) -> torch.Tensor:
         """The next-token view's distribution ``(vocab_size,)`` after position ``query``, with the
-        current ``temperature`` and ``top_k``."""
-        logits = self.forward_pass.logits[self.query] / self.temperature
-        if 0 < self.top_k < logits.numel():
-            kth = torch.topk(logits, self.top_k).values[-1]
-            logits = logits.masked_fill(logits < kth, float("-inf"))
-        return torch.softmax(logits, -1)
+        current ``temperature``, ``top_k`` and ``top_p``: chapter 13's rules, in their order
+        (:func:`lecture_utils.generation.next_token_probs`, the page computes the same)."""
+        logits = self.forward_pass.logits[self.query][None]  # (1, vocab_size)
+        return _rules_next_token_probs(logits, temperature=self.temperature, top_k=self.top_k or None,
+                                       top_p=self.top_p if self.top_p < 1 else None)[0]
 
     @property
     def state(self) -> dict:
         """What the widget shows now: ``weights`` (the chosen layer's and head's ``(T, T)`` matrix),
-        the chosen query's ``row``, its ``top_keys`` (most attended first), ``next_probs``."""
+        the chosen query's ``row``, its ``top_keys`` (most attended first), ``next_probs`` (after the
+        temperature, top-k and top-p) and ``next_kept`` (the characters left a probability above 0)."""
         fp = self.forward_pass
         wei = fp.weights[self.layer, self.head]
         row = wei[self.query]
         k = min(self.top_keys, self.query + 1)
         vals, idx = torch.topk(row[: self.query + 1], k)
         top_text = ", ".join(f"{_label(fp.text[i])!s} at {i}: {v:.3f}" for v, i in zip(vals.tolist(), idx.tolist()))
+        probs = self.next_token_probs()
         return {"tokens": fp.text, "layer": self.layer, "head": self.head, "query": self.query, "key": self.key,
                 "view": self.view, "weights": wei, "row": row, "top_keys": idx.tolist(), "top_text": top_text,
-                "next_probs": self.next_token_probs()}
+                "next_probs": probs, "next_kept": probs > 0}
 
     def static_figure(self):
         import matplotlib.pyplot as plt
@@ -402,16 +413,25 @@ class AttentionExplorer(BrowserWidget):
         if self.view == "model":
             return plot_heads(fp.weights, tokens)
         if self.view == "next":
-            p = st["next_probs"]
-            vals, idx = torch.topk(p, min(15, p.numel()))
-            fig, ax = plt.subplots(figsize=(6, 4))
-            ax.barh(range(len(idx)), vals.numpy(), color="#0072B2")
+            p, kept = st["next_probs"], st["next_kept"]
+            # the order and the grey bars: the distribution before the nucleus cut (temperature and top-k only)
+            before = _rules_next_token_probs(fp.logits[self.query][None], temperature=self.temperature,
+                                             top_k=self.top_k or None)[0]
+            idx = torch.topk(before, min(15, before.numel())).indices
+            shown = torch.where(kept[idx], p[idx], before[idx])
+            fig, ax = plt.subplots(figsize=(6.5, 4.4))
+            ax.barh(range(len(idx)), shown.numpy(), color=["#0072B2" if k else "#bbbbbb" for k in kept[idx].tolist()])
             ax.set_yticks(range(len(idx)), [_label(self.vocab[i]) for i in idx.tolist()], fontsize=9)
             ax.invert_yaxis()
             ax.set_xlabel("probability")
-            ax.set_title(f"next character after position {self.query} ({_label(tokens[self.query])}), "
-                         f"temperature {self.temperature:g}" + (f", top-k {self.top_k}" if self.top_k else ""),
-                         fontsize=9)
+            title = (f"next character after position {self.query} ({_label(tokens[self.query])}), "
+                     f"temperature {self.temperature:g}" + (f", top-k {self.top_k}" if self.top_k else ""))
+            if self.top_p < 1:
+                n_kept, mass = int(kept.sum()), before[kept].sum().item()
+                title += (f", top-p {self.top_p:g}\nthe nucleus keeps {n_kept} character{'s' * (n_kept != 1)} "
+                          f"({mass:.3f} of the probability), each divided by {mass:.3f}\n"
+                          "grey: cut by top-p, drawn with its probability before the cut")
+            ax.set_title(title, fontsize=9)
             return fig
         fig, ax = plt.subplots(figsize=(6.5, 5.5))
         plot_attention(ax, st["weights"], tokens, title=f"layer {self.layer}, head {self.head}", colorbar=True)

@@ -110,6 +110,20 @@ CLI_ROWS = [
     ("n-embd zero", ["train", "--n-embd", "0"], "--n-embd must be a positive integer, got 0"),
     ("n-layer negative", ["train", "--n-layer", "-1"], "--n-layer must be a positive integer, got -1"),
     ("n-head does not divide n-embd", ["train", "--n-head", "5"], "--n-embd=32 must be divisible by --n-head=5"),
+    # train: the tokenizer (chapter 14)
+    ("tokenizer bpe without a size", ["train", "--tokenizer", "bpe"],
+     "--tokenizer 'bpe' needs a vocabulary size after the colon; accepted: char (the default), or bpe:N with N an "
+     "integer > 256"),
+    ("tokenizer bpe too small", ["train", "--tokenizer", "bpe:100"],
+     "--tokenizer 'bpe:100': the vocabulary size must be greater than 256 (the bytes alone take 256 ids"),
+    ("tokenizer bpe of the bytes alone", ["train", "--tokenizer", "bpe:256"], "must be greater than 256"),
+    ("tokenizer bpe size not a number", ["train", "--tokenizer", "bpe:x"],
+     "--tokenizer 'bpe:x': the vocabulary size 'x' is not a whole number; accepted: char (the default), or bpe:N"),
+    ("tokenizer bpe size negative", ["train", "--tokenizer", "bpe:-300"], "the vocabulary size '-300' is not a whole"),
+    ("tokenizer unknown kind", ["train", "--tokenizer", "word"],
+     "--tokenizer 'word' is not a tokenizer this course trains; accepted: char (the default), or bpe:N"),
+    ("resume with another tokenizer", ["train", "--resume", "good.pt", "--max-iters", "50", "--tokenizer", "bpe:300"],
+     "--tokenizer bpe:300 differs from the tokenizer of the run being resumed (char)"),
     ("rope with an odd head size", ["train", "--position", "rope", "--n-embd", "36", "--n-head", "4"],
      "--position='rope' needs an even head size, --n-embd/--n-head = 9"),
     # train: rates
@@ -405,4 +419,4 @@ def test_checkpoint_reader_gives_a_checkpoint_or_a_checkpoint_error(tmp_path, go
     except CheckpointError as exc:
         assert "weights_only" not in str(exc) and "\n" not in str(exc)
         return
-    assert payload["format"] == CHECKPOINT_FORMAT and isinstance(payload["state_dict"], dict)
+    assert 1 <= payload["format"] <= CHECKPOINT_FORMAT and isinstance(payload["state_dict"], dict)

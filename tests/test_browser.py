@@ -3,11 +3,11 @@ Chromium (Playwright).
 
 What a learner does: open a notebook, run all cells, and use the widgets: hover the attention heatmap
 and read a weight, move the query with the keyboard, open a head from the model view, take one weight
-apart in the query-key view, change the temperature and sample in the next-token view; switch the
-averaging trick's version and the scaled-attention demo's head size. Each step checks that the picture
-changed and that the value the page shows is the model's tensor, computed here, to 3 decimals. Every
-request that does not go to loopback fails the test (the course needs no network), and so does any
-browser console error.
+apart in the query-key view, change the temperature and top-p and sample in the next-token view (the
+page's top-p checked against the kernel's rule); switch the averaging trick's version and the
+scaled-attention demo's head size. Each step checks that the picture changed and that the value the page
+shows is the model's tensor, computed here, to 3 decimals. Every request that does not go to loopback
+fails the test (the course needs no network), and so does any browser console error.
 
 It prints the median time from a hover or control change to the redrawn view (a figure, not an
 assertion). Screenshots of every view go to ``screenshots/browser-<front end>/`` at the repository root
@@ -513,6 +513,66 @@ def test_saved_page_works_alone(tmp_path, shipped_pass):
         assert abs(_shown_value(root) - shipped_pass.weights[1, 3, 64, j].item()) < 5e-4
         root.locator("button[data-view=model]").click()
         assert root.locator("button[data-layer]").count() == 16
+        browser.close()
+    assert not errors, errors
+    assert all(u.startswith(("file:", "blob:", "data:")) for u in requests), requests
+
+
+def _page_next_probs(root) -> torch.Tensor:
+    """The next-token view's distribution as the page computed and drew it (every character)."""
+    bars = root.locator("canvas[data-probs]")
+    return torch.tensor([float(x) for x in bars.get_attribute("data-probs").split(",")], dtype=torch.float64)
+
+
+def test_saved_page_top_p_matches_the_kernels_rule(tmp_path):
+    """The next-token view computes top-p in the page (a saved page has no kernel): for settings on either side of
+    each nucleus boundary, the page's distribution is the package's ``next_token_probs``, character for character;
+    and the top-p slider changes the view to the kernel's numbers."""
+    if CHROMIUM is None or sync_playwright is None:
+        pytest.skip("needs Chromium and playwright")
+    from lecture_utils import viz
+    from lecture_utils.checkpoints import load_shipped
+
+    model, tok, _ = load_shipped()
+    e = viz.AttentionExplorer(model, tok, text=TEXT)
+    e.view = "next"
+    cases = []
+    for query, temperature, top_k in ((30, 1.0, 0), (100, 0.7, 0), (64, 1.5, 10)):
+        e.query, e.temperature, e.top_k = query, temperature, top_k
+        e.top_p = 1.0
+        cum = e.next_token_probs().double().sort(descending=True).values.cumsum(0)
+        for p in [c + d for c in cum[:4].tolist() for d in (-2e-4, 2e-4)] + [0.5, 0.9]:
+            if 0 < p <= 1 and (cum - p).abs().min() > 1e-5:  # clear of every boundary: float32 rounding decides none
+                cases.append((query, temperature, top_k, p))
+    assert len(cases) >= 20
+    errors, requests = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"])
+        page = browser.new_page(viewport={"width": 1200, "height": 1000})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        page.on("request", lambda r: requests.append(r.url))
+        for i, (query, temperature, top_k, p) in enumerate(cases):
+            e.query, e.temperature, e.top_k, e.top_p = query, temperature, top_k, p
+            expected = e.next_token_probs().double()
+            page.goto(e.save_html(tmp_path / f"explorer-{i}.html").as_uri())
+            root = page.locator(".bg-root")
+            root.locator("canvas[data-probs]").wait_for(state="visible", timeout=30_000)
+            shown = _page_next_probs(root)
+            setting = f"query {query}, temperature {temperature}, top-k {top_k}, top-p {p}"
+            assert (shown > 0).tolist() == (expected > 0).tolist(), f"{setting}: the page keeps other characters"
+            torch.testing.assert_close(shown, expected, atol=1e-5, rtol=0, msg=lambda m, s=setting: f"{s}: {m}")
+            assert int(root.locator("canvas[data-probs]").get_attribute("data-kept")) == int((expected > 0).sum())
+            if p < 1:
+                n = int((expected > 0).sum())
+                keeps = "the most likely character " if n == 1 else f"the {n} most likely characters "
+                assert f"top-p {p:.2f}: the nucleus keeps {keeps}" in root.locator(".bg-formula").inner_text()
+        # the slider: a learner's drag to 0.6 redraws the view with the kernel's numbers
+        before = _picture(root)
+        _set_range(root.locator("input[aria-label^='top-p']"), 0.6)
+        assert _picture(root) != before
+        e.top_p = 0.6
+        torch.testing.assert_close(_page_next_probs(root), e.next_token_probs().double(), atol=1e-5, rtol=0)
         browser.close()
     assert not errors, errors
     assert all(u.startswith(("file:", "blob:", "data:")) for u in requests), requests

@@ -163,6 +163,47 @@ def test_next_token_distribution_follows_temperature_and_top_k(explorer):
     assert (p_top > 0).sum() == 3 and abs(p_top.sum().item() - 1) < 1e-5
 
 
+def test_next_token_view_keeps_the_nucleus_of_top_p(explorer):
+    e = explorer
+    e.query, e.temperature = 5, 0.8
+    assert e.top_p == 1.0 and "top_p" in e.keys and e.trait_metadata("top_p", "sync")  # synced to the page
+    before = torch.softmax(e.forward_pass.logits[5] / 0.8, -1)
+    sorted_p, order = before.sort(descending=True)
+    # just above the mass of the 2 most likely characters: a third one is needed, a fourth is not
+    e.top_p = sorted_p[:2].sum().item() + 1e-4
+    p = e.next_token_probs()
+    kept = order[:3]
+    assert (p > 0).sum() == 3 and bool((p[kept] > 0).all())
+    torch.testing.assert_close(p[kept], before[kept] / before[kept].sum())  # renormalised over the nucleus
+    torch.testing.assert_close(e.state["next_probs"], p)
+    assert e.state["next_kept"].tolist() == (p > 0).tolist()
+    e.top_p = sorted_p[0].item() - 1e-4  # below the top character's probability: it alone is kept
+    assert e.next_token_probs()[order[0]].item() == 1.0
+    e.top_k, e.top_p = 2, 0.999  # top-k first: the nucleus is taken from the 2 characters left
+    assert (e.next_token_probs() > 0).sum() == 2
+    e.top_k, e.top_p = 0, 1.0  # 1 keeps everything
+    torch.testing.assert_close(e.next_token_probs(), before)
+    for bad in (0.0, -0.1, 1.5, float("nan")):
+        with pytest.raises(traitlets.TraitError, match=r"top_p must be in \(0, 1\]"):
+            e.top_p = bad
+    assert e.top_p == 1.0  # a refused value leaves the setting as it was
+
+
+def test_png_of_the_next_token_view_names_the_top_p_setting(explorer):
+    explorer.view, explorer.top_p = "next", 0.5
+    fig = explorer.static_figure()
+    title = fig.axes[0].get_title()
+    n_kept = int(explorer.state["next_kept"].sum())
+    assert "top-p 0.5" in title and f"keeps {n_kept} character" in title
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    explorer.top_p = 1.0
+    fig = explorer.static_figure()
+    assert "top-p" not in fig.axes[0].get_title()
+    plt.close(fig)
+
+
 def test_replacing_the_text_reruns_the_model_and_clamps_the_positions(explorer, small_gpt):
     model, tok = small_gpt
     e = explorer

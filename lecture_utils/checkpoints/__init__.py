@@ -6,6 +6,12 @@ A checkpoint is a ``torch.save`` zip holding plain data only: ``format``, ``kind
 ``"bigram"``), the model's ``config``, its ``state_dict``, the ``tokenizer``, the ``train_config``,
 ``extra`` facts (iteration, val loss, preset...) and, when written by the training loop, the
 ``training`` state that ``train(resume=...)`` continues from.
+
+The ``tokenizer`` entry is ``{"kind": "char", "chars": ...}`` or ``{"kind": "bpe", "merges": [[a, b], ...]}``
+(chapter 14). Checkpoints from before chapter 14 hold ``{"chars": ...}`` without a kind: character tokenizers.
+A checkpoint with a character tokenizer (or none) is written as format 1, which every course version reads;
+one with a BPE tokenizer as format 2, so that a version from before chapter 14 says "update" instead of
+misreading it.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
+from lecture_utils.bpe import BPETokenizer
 from lecture_utils.config import TrainConfig
 from lecture_utils.data import CharTokenizer
 from lecture_utils.model import GPT, BigramLanguageModel, GPTConfig
 from lecture_utils.modern import build_gpt
 
-CHECKPOINT_FORMAT = 1  # raise it when a change makes old readers misread new files; readers refuse newer ones
+CHECKPOINT_FORMAT = 2  # raise it when a change makes old readers misread new files; readers refuse newer ones
+_FORMAT_BEFORE_BPE = 1  # the format of a checkpoint without a BPE tokenizer: what versions before chapter 14 read
 _UPDATE = "update the course package (git pull, then pip install -e .)"
 
 
@@ -33,11 +41,44 @@ class CheckpointError(ValueError):
     """A checkpoint cannot be read or written, or does not fit the model it is loaded into."""
 
 
+Tokenizer = CharTokenizer | BPETokenizer
+TOKENIZER_KINDS = ("char", "bpe")
+
+
+def tokenizer_state(tokenizer: Tokenizer) -> dict:
+    """A tokenizer as the plain data a checkpoint stores: its ``kind`` and what rebuilds it."""
+    if isinstance(tokenizer, BPETokenizer):
+        return tokenizer.state_dict()
+    if isinstance(tokenizer, CharTokenizer):
+        return {"kind": "char", **tokenizer.state_dict()}
+    raise CheckpointError(f"save_checkpoint: cannot save a {type(tokenizer).__name__} as the tokenizer; expected "
+                          "CharTokenizer or BPETokenizer")
+
+
+def tokenizer_from_state(state: dict) -> Tokenizer:
+    """The tokenizer that :func:`tokenizer_state` stored. A state without ``kind`` is a character tokenizer
+    (checkpoints from before chapter 14).
+
+    Raises:
+        ValueError: the state is not a tokenizer this course writes; the message says what is wrong.
+    """
+    if not isinstance(state, dict):
+        raise ValueError(f"it is a {type(state).__name__}, not a dict")
+    kind = state.get("kind", "char")
+    if kind == "bpe":
+        return BPETokenizer.from_state_dict(state)
+    if kind != "char":
+        raise ValueError(f"its kind {kind!r} is not one of {', '.join(TOKENIZER_KINDS)}")
+    if not isinstance(state.get("chars"), str):
+        raise ValueError("a character tokenizer needs its characters as a string")
+    return CharTokenizer.from_state_dict(state)
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
     *,
-    tokenizer: CharTokenizer | None = None,
+    tokenizer: Tokenizer | None = None,
     train_config: TrainConfig | None = None,
     extra: dict | None = None,
     training_state: dict | None = None,
@@ -61,12 +102,13 @@ def save_checkpoint(
         raise CheckpointError(f"save_checkpoint: cannot save a {type(model).__name__}; expected GPT or BigramLanguageModel")
     if path.is_dir():
         raise CheckpointError(f"cannot write the checkpoint {path}: it is a folder; give a file name such as {path / 'model.pt'}")
+    tok_state = tokenizer_state(tokenizer) if tokenizer is not None else None
     payload = {
-        "format": CHECKPOINT_FORMAT,
+        "format": CHECKPOINT_FORMAT if tok_state is not None and tok_state["kind"] == "bpe" else _FORMAT_BEFORE_BPE,
         "kind": kind,
         "config": config,
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-        "tokenizer": tokenizer.state_dict() if tokenizer is not None else None,
+        "tokenizer": tok_state,
         "train_config": asdict(train_config) if train_config is not None else None,
         "extra": extra or {},
     }
@@ -164,9 +206,9 @@ def read_checkpoint(path: str | Path) -> dict:
     tok = payload.get("tokenizer")
     if tok is not None:
         try:
-            CharTokenizer.from_state_dict(tok)
-        except (ValueError, TypeError, KeyError):
-            raise CheckpointError(f"{path} is damaged: its tokenizer is not valid") from None
+            tokenizer_from_state(tok)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise CheckpointError(f"{path} is damaged: its tokenizer is not valid ({exc})") from None
     return payload
 
 
@@ -205,14 +247,15 @@ def load_checkpoint_into(payload: dict, model: nn.Module, path: str | Path = "th
 
 def load_checkpoint(
     path: str | Path, model: nn.Module | None = None, device: torch.device | str = "cpu"
-) -> tuple[nn.Module, CharTokenizer | None, dict]:
+) -> tuple[nn.Module, Tokenizer | None, dict]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
     With ``model=None`` the model is built from the saved config. With a model, its config must
     match the saved one; otherwise :class:`CheckpointError` names every field that differs.
 
     Returns:
-        ``(model, tokenizer_or_None, payload)`` with the model on ``device`` in eval mode.
+        ``(model, tokenizer_or_None, payload)`` with the model on ``device`` in eval mode; the tokenizer is a
+        ``CharTokenizer`` or a ``BPETokenizer``, whichever the model was trained with.
 
     Raises:
         CheckpointError: see :func:`read_checkpoint`; or the checkpoint does not fit ``model``.
@@ -223,7 +266,7 @@ def load_checkpoint(
         model = build_gpt(GPTConfig.from_dict(saved)) if payload["kind"] == "gpt" else BigramLanguageModel(saved["vocab_size"])
     model = load_checkpoint_into(payload, model, path)
     tok = payload.get("tokenizer")
-    tokenizer = CharTokenizer.from_state_dict(tok) if tok else None
+    tokenizer = tokenizer_from_state(tok) if tok else None
     model.to(device).eval()
     return model, tokenizer, payload
 
@@ -262,5 +305,5 @@ def load_shipped(name: str = SHIPPED, device: torch.device | str = "cpu"):
     return model, tokenizer, shipped_record(name)
 
 
-__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "read_checkpoint", "load_checkpoint_into",
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "tokenizer_state", "tokenizer_from_state", "save_checkpoint", "read_checkpoint", "load_checkpoint_into",
            "load_checkpoint", "SHIPPED", "shipped_checkpoint_path", "shipped_record", "load_shipped"]

@@ -746,6 +746,8 @@ function explorer(model, root) {
   const temp = h("input", { type: "range", min: "0.1", max: "3", step: "0.05", "aria-label": "temperature" });
   const tempOut = h("output");
   const topk = h("input", { type: "number", min: "0", step: "1", style: "width:5em", "aria-label": "top-k (0: all)" });
+  const topp = h("input", { type: "range", min: "0.01", max: "1", step: "0.01", "aria-label": "top-p (1: all)" });
+  const toppOut = h("output");
   const sampleBtn = h("button", { text: "sample" });
   const sampled = h("span", { class: "bg-sampled", "aria-live": "polite" });
   const nextBars = new Bars({
@@ -753,8 +755,9 @@ function explorer(model, root) {
     onHover(i, ev) {
       if (i < 0 || !lastNext) return tip.hide();
       const it = lastNext[i];
-      say(`${quoted(it.ch)}: probability ${fmt(it.value)}`, ev);
-      info.dataset.value = String(it.value);
+      if (it.kept) say(`${quoted(it.ch)}: probability ${fmt(it.value)}`, ev);
+      else say(`${quoted(it.ch)}: cut by top-p (probability before the cut ${fmt(it.value)}), now 0`, ev);
+      info.dataset.value = String(it.kept ? it.value : 0);
     },
   });
   nextBars.canvas.setAttribute("aria-label", "the next character's distribution; up/down move the query");
@@ -773,6 +776,11 @@ function explorer(model, root) {
     model.save_changes();
     showNext();
   });
+  topp.addEventListener("input", () => {
+    model.set("top_p", Math.max(0.01, Math.min(1, +topp.value)));
+    showNext();
+  });
+  topp.addEventListener("change", () => model.save_changes());
   sampleBtn.addEventListener("click", () => {
     const p = distribution();
     let u = Math.random(), c = 0;
@@ -786,34 +794,68 @@ function explorer(model, root) {
     sampled.textContent = `sampled ${quoted(d.vocab[c])} (probability ${fmt(p[c])})`;
   });
 
-  function distribution() {
-    const q = model.get("query"), t = model.get("temperature"), k = model.get("top_k");
-    const row = Array.from(d.logits.subarray(q * d.V, (q + 1) * d.V), (x) => x / t);
-    if (k > 0 && k < d.V) {
+  /** The query's next-character distribution: chapter 13's rules in their order (temperature, top-k,
+   * top-p), each as lecture_utils.generation computes it; `nucleus: false` stops before the top-p cut. */
+  function distribution({ nucleus = true } = {}) {
+    const q = model.get("query"), t = model.get("temperature"), k = model.get("top_k"), p = model.get("top_p");
+    let row = Array.from(d.logits.subarray(q * d.V, (q + 1) * d.V), (x) => x / t);
+    if (k > 0 && k < d.V) { // top_k_logits: keep the k largest and any tied with the k-th
       const kth = [...row].sort((a, b) => b - a)[k - 1];
       for (let i = 0; i < row.length; i++) if (row[i] < kth) row[i] = -Infinity;
     }
+    if (nucleus) row = topPLogits(row, p);
     return softmax(row);
   }
 
+  /** generation.top_p_logits: keep the most likely characters, in order, while the probability of those
+   * ranked above them is still below p; a character tied with the last one kept is kept too; p = 1 keeps all. */
+  function topPLogits(row, p) {
+    if (!(p < 1)) return row;
+    const probs = softmax(row);
+    const sorted = [...probs].sort((a, b) => b - a);
+    let nKeep = 0, massBefore = 0;
+    for (const x of sorted) {
+      if (!(massBefore < p)) break; // the mass before only grows: nothing further down is kept
+      nKeep += 1;
+      massBefore += x;
+    }
+    const smallestKept = sorted[Math.max(nKeep, 1) - 1];
+    return row.map((x, i) => (probs[i] < smallestKept ? -Infinity : x));
+  }
+
   function showNext() {
-    const q = model.get("query");
+    const q = model.get("query"), topP = model.get("top_p");
     const p = distribution();
-    const order = p.map((v, i) => i).sort((a, b) => p[b] - p[a]).slice(0, 20);
-    lastNext = order.map((i) => ({ ch: d.vocab[i], value: p[i], name: `${quoted(d.vocab[i])}` }));
+    const before = distribution({ nucleus: false }); // the order, and the grey bars of the characters cut
+    const kept = p.map((v) => v > 0);
+    const order = before.map((v, i) => i).sort((a, b) => before[b] - before[a]).slice(0, 20);
+    lastNext = order.map((i) => ({ ch: d.vocab[i], value: kept[i] ? p[i] : before[i], kept: kept[i],
+      name: `${quoted(d.vocab[i])}${kept[i] ? "" : " \u2715"}` }));
     const truth = q + 1 < d.T ? d.tokens[q + 1] : null;
-    nextBars.o.colour = (it) => (it.ch === truth ? "#D55E00" : "#0072B2");
+    nextBars.o.colour = (it) => (!it.kept ? "#bbbbbb" : it.ch === truth ? "#D55E00" : "#0072B2");
     nextBars.set(lastNext);
+    nextBars.canvas.dataset.probs = p.join(","); // what is drawn, every character: for tests and readers
+    nextBars.canvas.dataset.kept = String(kept.filter(Boolean).length);
     temp.value = String(model.get("temperature"));
     tempOut.textContent = fmt(model.get("temperature"), 2);
     topk.value = String(model.get("top_k"));
     topk.max = String(d.V);
+    topp.value = String(topP);
+    toppOut.textContent = fmt(topP, 2);
     const ti = truth == null ? -1 : d.vocab.indexOf(truth);
+    let nucleus = "";
+    if (topP < 1) {
+      const mass = before.reduce((s, v, i) => s + (kept[i] ? v : 0), 0);
+      const n = kept.filter(Boolean).length;
+      const keeps = n === 1 ? "most likely character" : `${n} most likely characters`;
+      nucleus = `\ntop-p ${fmt(topP, 2)}: the nucleus keeps the ${keeps} (${fmt(mass, 3)} of the probability) ` +
+        `and divides each by ${fmt(mass, 3)}; grey \u2715: cut (shown with its probability before the cut)`;
+    }
     mount(
       h("div", { class: "bg-formula" }, `after ${q + 1} characters (up to position ${q}, ${quoted(d.tokens[q])}): the next character`,
-        truth == null ? "" : `\nin the text it is ${quoted(truth)} (red), probability ${fmt(p[ti])}`),
+        truth == null ? "" : `\nin the text it is ${quoted(truth)} (red), probability ${fmt(p[ti])}`, nucleus),
       h("div", { class: "bg-row" }, h("label", {}, "temperature ", temp), tempOut, h("label", {}, "top-k (0: all) ", topk),
-        sampleBtn, sampled),
+        h("label", {}, "top-p (1: all) ", topp), toppOut, sampleBtn, sampled),
       nextBars.canvas);
   }
 
@@ -845,7 +887,8 @@ function explorer(model, root) {
     load();
     redraw();
   });
-  for (const name of ["layer", "head", "query", "key", "view", "heads_shown", "temperature", "top_k", "message", "error"]) {
+  for (const name of ["layer", "head", "query", "key", "view", "heads_shown", "temperature", "top_k", "top_p", "message",
+    "error"]) {
     on(`change:${name}`, redraw);
   }
   return () => off.forEach((f) => f());
