@@ -113,6 +113,7 @@ MAIN_RUN_ONLY = {
                                      "Jupyter path (nbformat, nbclient, ipykernel) is test_grading.py's, kept",
     "tests/test_distributed.py": "torchrun with two gloo processes: torch only",
     "tests/test_cli.py": "the command line training and sampling: torch and argparse",
+    "tests/test_cli_bpe.py": "the command line on BPE tokens: torch, argparse and the course's BPE",
     "tests/test_train.py": "the training loop (progress=False throughout): torch; its numpy use, cpu_dropout, is "
                            "tested directly by test_model.py, kept",
     "tests/test_config.py": "TrainConfig, the schedule and the presets (split from test_train.py): pure Python and torch",
