@@ -95,7 +95,9 @@ def test_check_modules_hold_checks_not_references():
 
 
 def test_the_wrong_solution_catalogue_has_one_module_per_chapter_and_names_the_manifests_checks():
-    from tests.wrong_solutions import CATALOGUE
+    # tests/ is on sys.path, as test_checks.py reads it ("tests.wrong_solutions" failed where another package
+    # installed a top-level "tests": the colab session)
+    from wrong_solutions import CATALOGUE
 
     folder = ROOT / "tests" / "wrong_solutions"
     assert sorted(p.stem for p in folder.glob("ch*.py")) == sorted(c.checks for c in CHAPTERS)
