@@ -26,6 +26,8 @@ test suite in minutes on a 2-core CPU.
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 
 from lecture_utils.version import __version__
@@ -44,11 +46,19 @@ def smoke(full, small):
 
 def progress(notebook: str | None = None, folder: str = "."):
     """Show the status of every exercise checked so far in this kernel, or, in a kernel that has checked none (a
-    fresh notebook), as the notebooks saved in ``folder`` show it. Works after a plain ``import lecture_utils``
-    (``lecture_utils.checks`` is a subpackage, there only once imported: ``import lecture_utils.checks``)."""
+    fresh notebook), as the notebooks saved in ``folder`` show it. The same as ``lecture_utils.checks.progress``."""
     from lecture_utils.checks import progress as _progress
 
     return _progress(notebook, folder)
+
+
+def __getattr__(name: str):
+    """Import a submodule on first use (PEP 562): after a plain ``import lecture_utils``, ``lecture_utils.checks``
+    works as ``import lecture_utils.checks`` would, while the import itself stays light (no torch) for the grader's
+    status module and the command line."""
+    if not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["SMOKE", "smoke", "progress", "__version__"]

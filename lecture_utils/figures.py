@@ -266,8 +266,9 @@ def bigram_table():
     ax.set_yticks(range(len(chars)), labels, fontsize=8)
     ax.set_xlabel("next character")
     ax.set_ylabel("current character")
-    ax.set_title("P(next | current) in Tiny Shakespeare (lower-cased, 29 of the 65 characters):\n"
-                 "the softmax of the table's rows that a trained bigram model approaches", fontsize=10)
+    ax.set_title("P(next | current) in Tiny Shakespeare, lower-cased, 29 characters:\n"
+                 "the kind of table a trained bigram learns (its rows after softmax, for all 65 characters)",
+                 fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8, label="probability")
     fig.tight_layout()
     return fig
@@ -467,10 +468,12 @@ FIGURES: tuple[Figure, ...] = (
            "One chunk of `block_size + 1` characters is `block_size` training examples: every context length from 1 "
            "to `block_size`, each with the character that follows as its target."),
     Figure("bigram_table", bigram_table, "02_bigram.ipynb", "print(decode(generate(model, context, 400", "after",
-           "Heatmap of next-character probabilities for 29 characters: after a space many letters are likely, after "
-           "'q' almost only 'u', after a newline mostly capital letters (not shown, lower-cased).",
-           "Each row is a probability distribution over the next character. A trained bigram model's table "
-           "approaches these frequencies (its rows, after softmax): that is all a bigram can know."),
+           "Heatmap of next-character probabilities in the lower-cased text, for 29 characters (space, newline, a to "
+           "z, full stop, comma): after a space many letters are likely, after 'q' only 'u', after a newline often "
+           "another newline or a letter.",
+           "Each row is a probability distribution over the next character, counted in the text (lower-cased and cut "
+           "to 29 characters so that it fits). A trained bigram model's table, after softmax, approaches such counts "
+           "for all 65 characters, capitals included: that is all a bigram can know."),
     Figure("head_qkv", head_qkv, "04_self_attention.ipynb", "## Queries, keys and values (01:02:00)", "after",
            "Data flow of one attention head: x of shape (B, T, C) goes through three linear layers to q, k and v of "
            "shape (B, T, head_size); q times k transposed, scaled, masked and softmaxed gives wei (B, T, T); wei "

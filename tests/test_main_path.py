@@ -87,6 +87,17 @@ def main_path_text(nb) -> str:
     return "\n".join(c.source for optional, _, c in sections(nb) if not optional)
 
 
+def main_path_words(nb) -> int:
+    """The words a learner reads on the main path: its markdown cells, split on whitespace (code not counted)."""
+    return sum(len(c.source.split()) for optional, _, c in sections(nb) if not optional and c.cell_type == "markdown")
+
+
+# issue 28, deliverable 4: main-path words before the issue -> the budget now (about 40 % fewer for 09; 12 stopped at
+# about 20 % fewer, where further cuts would take concepts, hints or the predict-then-run prompts). The budgets leave
+# room for a sentence or two; `python tests/test_main_path.py` prints the counts.
+WORD_BUDGETS = {"09_batched_heads": (1542, 960), "12_modern_features": (2951, 2420)}
+
+
 def _read(name: str):
     return nbformat.read(ROOT / "solutions" / f"{name}.ipynb", as_version=4)
 
@@ -151,3 +162,18 @@ def test_skipping_the_optional_sections_breaks_no_later_cell(path):
 @pytest.mark.parametrize("row, notebook, phrase", LECTURE_ROWS, ids=[r[0] for r in LECTURE_ROWS])
 def test_every_lecture_point_is_on_a_main_path(row, notebook, phrase):
     assert phrase in main_path_text(_read(notebook)), f"lecture {row}: {phrase!r} is not on {notebook}'s main path"
+
+
+@pytest.mark.parametrize("notebook", sorted(WORD_BUDGETS))
+def test_the_leaner_main_paths_stay_lean(notebook):
+    before, budget = WORD_BUDGETS[notebook]
+    words = main_path_words(_read(notebook))
+    assert words <= budget, (f"{notebook}: {words} main-path words, over its budget of {budget} (it had {before} "
+                             f"before issue 28): move run-to-run figures and benchmark detail to '{OPTIONAL}...'")
+
+
+if __name__ == "__main__":
+    for path in SOLUTIONS:
+        name = path.stem
+        before = f" (before issue 28: {WORD_BUDGETS[name][0]})" if name in WORD_BUDGETS else ""
+        print(f"{name}: {main_path_words(nbformat.read(path, as_version=4))} main-path words{before}")

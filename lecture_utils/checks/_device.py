@@ -154,8 +154,11 @@ def _fix(shown: str, what_input: str, line: str = "") -> str:
         return f"keep the tensor on the input's device, or move it back with .to({device})"
     fix = f"create it where the input is: {shown}(..., device={device})"
     if name in ("ones", "tril") and ", in forward" in line:
-        fix += ("; a fixed mask belongs in __init__ as self.register_buffer('tril', ...), which model.to(device) "
-                "moves along")
+        if "tril" in line:  # a causal mask of fixed size (Head's): it can be made once instead
+            fix += ("; a fixed causal mask can instead be made once in __init__ as self.register_buffer('tril', "
+                    "...), which model.to(device) moves along")
+        else:  # sized by this call's lengths (cross-attention's T_q x T_kv): it is built per call, so device= it is
+            fix += "; a mask sized by this call's lengths is built in forward on every call, so it needs that device="
     return fix
 
 
