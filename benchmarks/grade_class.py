@@ -1,5 +1,6 @@
-"""Grade a made-up class with `python -m lecture_utils grade SUBMISSIONS/ --class` and print the wall time
-for each --jobs, the sandbox's overhead per notebook against --no-sandbox, and whether the roll-up is right.
+"""Grade a made-up class with `python -m lecture_utils grade SUBMISSIONS/ --class --lms canvas,moodle` and print
+the wall time for each --jobs, the sandbox's overhead per notebook against --no-sandbox, whether the roll-up is
+right, and what the gradebook files (the two LMS CSVs and one feedback report per learner) add to a class run.
 
 The class: N learners, each with one chapter-01 notebook: solved (a copy of solutions/), untouched (a copy
 of notebooks/), broken (one wrong exercise), or hostile (a fork bomb, filling memory, os._exit, or
@@ -13,6 +14,11 @@ monkeypatching the checks), in a fixed rotation.
 The class runs follow each other, so on a shared machine their difference mixes the sandbox's cost with
 changes in load; the overhead measurement interleaves: the same solved notebook graded with and without the
 sandbox in turn, --reps times each, medians compared.
+
+The gradebook files are timed the same way, after the class run and on its roll-up: what the class run wrote
+before them (grades.csv and grades.json) and the same plus canvas.csv, moodle.csv and the reports, in turn,
+--files-reps times each. The grading itself is the same code either way, so the class run without them takes
+its wall time less the median difference; the script prints the ratio of the two (the goal: under 1.10).
 """
 
 from __future__ import annotations
@@ -64,7 +70,10 @@ def make_class(folder: Path, learners: int) -> dict[str, dict]:
             label, code, outcome = HOSTILE_CELLS[hostile_k % len(HOSTILE_CELLS)]
             hostile_k += 1
             name = f"learner{i + 1:02d}-hostile-{label}"
-            nb.cells.insert(3, nbformat.v4.new_code_cell(code))
+            # after the set-up cell that imports torch, as the results assume (a memory hog before it leaves no room
+            # to load torch at all; the notebook's cells have moved before: look the cell up)
+            setup = next(k for k, c in enumerate(nb.cells) if c.cell_type == "code" and c.source.startswith("import torch"))
+            nb.cells.insert(setup + 1, nbformat.v4.new_code_cell(code))
             if outcome is None:  # monkeypatching, with a wrong (shuffled) split that must still fail
                 for cell in nb.cells:
                     if cell.source.startswith("# Exercise 1.2"):
@@ -80,7 +89,8 @@ def make_class(folder: Path, learners: int) -> dict[str, dict]:
 
 def grade(subs: Path, out: Path, jobs: int, sandbox: bool, timeout: int) -> tuple[float, dict, str]:
     cmd = [sys.executable, "-m", "lecture_utils", "grade", str(subs), "--class", "--jobs", str(jobs), "--out", str(out),
-           "--no-progress", "--timeout", str(timeout), "--memory", "3", "--notebook-timeout", "600"]
+           "--no-progress", "--timeout", str(timeout), "--memory", "3", "--notebook-timeout", "600",
+           "--lms", "canvas,moodle"]
     if not sandbox:
         cmd.append("--no-sandbox")
     start = time.perf_counter()
@@ -99,6 +109,52 @@ def check_rollup(out: Path, expected: dict[str, dict]) -> list[str]:
         if got != want:
             wrong.append(f"{row['learner']}: expected {want}, got {got}")
     return wrong
+
+
+def gradebook_files(out: Path, learners: int) -> list[str]:
+    """What is missing of the files a class run with --lms canvas,moodle writes ([] when all are there)."""
+    missing = [n for n in ("grades.csv", "grades.json", "canvas.csv", "moodle.csv") if not (out / n).is_file()]
+    reports = len(list((out / "feedback").glob("*.html"))), len(list((out / "feedback").glob("*.md")))
+    if reports != (learners, learners):
+        missing.append(f"{learners} reports in each format (found {reports[0]} HTML, {reports[1]} Markdown)")
+    return missing
+
+
+def files_cost(out: Path, reps: int) -> tuple[float, float]:
+    """Median seconds to write, from the class run's roll-up, (grades.csv + grades.json) and (those + canvas.csv,
+    moodle.csv and every report), timed in turn ``reps`` times each into a scratch folder."""
+    import statistics
+
+    from lecture_utils.grading import classroom, lms
+
+    roll_up = json.loads((out / "grades.json").read_text())
+    subs = []
+    for entry in roll_up["learners"]:
+        sub = classroom.Submission(entry["learner"], entry["source"], hash=entry["hash"], cached=entry["cached"])
+        sub.notebooks = [classroom._notebook_from_dict(d) for d in entry["notebooks"]]
+        subs.append(sub)
+
+    def before(folder: Path) -> dict:  # what the class run wrote before the gradebook files
+        rolled = classroom.to_json(subs, roll_up["sandboxed"], roll_up["points"], roll_up.get("partial_credit", False))
+        (folder / "grades.csv").write_text(classroom.to_csv(subs))
+        (folder / "grades.json").write_text(json.dumps(rolled, indent=2) + "\n")
+        return rolled
+
+    def with_files(folder: Path) -> None:
+        rolled = before(folder)
+        classroom.write_feedback(rolled, folder / "feedback")
+        lms.write(["canvas", "moodle"], classroom.lms_rows(rolled), "Build GPT", sum(rolled["points"].values()), folder)
+
+    times: dict[str, list[float]] = {"without": [], "with": []}
+    with tempfile.TemporaryDirectory() as scratch:
+        for k in range(reps):
+            for name, write in (("without", before), ("with", with_files)):
+                folder = Path(scratch) / f"{name}-{k}"
+                folder.mkdir()
+                start = time.perf_counter()
+                write(folder)
+                times[name].append(time.perf_counter() - start)
+    return statistics.median(times["without"]), statistics.median(times["with"])
 
 
 def overhead(reps: int) -> None:
@@ -135,13 +191,15 @@ def main() -> int:
     p.add_argument("--jobs", type=int, nargs="+", default=[1, 2], help="--jobs values to time, sandboxed")
     p.add_argument("--no-baseline", action="store_true", help="skip the --no-sandbox run")
     p.add_argument("--timeout", type=int, default=60, help="per-cell time limit (default 60)")
-    p.add_argument("--quick", action="store_true", help="4 learners, --jobs 2 only, 1 rep")
+    p.add_argument("--quick", action="store_true", help="4 learners, --jobs 2 sandboxed only (no --no-sandbox baseline), 1 rep")
     p.add_argument("--reps", type=int, default=3, help="interleaved gradings of one notebook each way (default 3)")
     p.add_argument("--skip-class", action="store_true", help="only the interleaved overhead measurement")
+    p.add_argument("--files-reps", type=int, default=7,
+                   help="interleaved timings of the roll-up with and without the gradebook files (default 7)")
     p.add_argument("--device", default="cpu", help="ignored (grading runs on the CPU); accepted for uniformity")
     args = p.parse_args()
     if args.quick:
-        args.learners, args.jobs, args.reps = 4, [2], 1
+        args.learners, args.jobs, args.reps, args.no_baseline = 4, [2], 1, True
     from lecture_utils.grading import sandbox as sb
 
     try:
@@ -167,11 +225,19 @@ def main() -> int:
             out = base / f"out-{jobs}-{sandbox}"
             seconds, report, _ = grade(base / "subs", out, jobs, sandbox, args.timeout)
             per_nb = [nb["seconds"] for entry in report["learners"] for nb in entry["notebooks"]]
-            wrong = check_rollup(out, expected)
+            wrong = check_rollup(out, expected) + gradebook_files(out, args.learners)
             timings[(jobs, sandbox)] = (seconds, per_nb)
             print(f"--jobs {jobs} {'sandboxed   ' if sandbox else '--no-sandbox'}: wall {seconds:6.1f} s for "
-                  f"{len(per_nb)} notebooks; per notebook mean {sum(per_nb) / len(per_nb):5.1f} s; roll-up "
+                  f"{len(per_nb)} notebooks; per notebook mean {sum(per_nb) / len(per_nb):5.1f} s; roll-up, "
+                  f"canvas.csv, moodle.csv and {args.learners} reports "
                   + ("right" if not wrong else "WRONG:\n  " + "\n  ".join(wrong)))
+            if args.files_reps > 0:
+                without, with_ = files_cost(out, args.files_reps)
+                extra = with_ - without
+                print(f"  gradebook files: roll-up alone {without * 1000:.1f} ms, with canvas.csv, moodle.csv and the "
+                      f"reports {with_ * 1000:.1f} ms (medians of {args.files_reps}, interleaved): +{extra * 1000:.1f} "
+                      f"ms; class run with them {seconds:.1f} s, without {seconds - extra:.1f} s: ratio "
+                      f"{seconds / (seconds - extra):.4f}")
         if (1, True) in timings and (1, False) in timings:
             (ws, ps), (wn, pn) = timings[(1, True)], timings[(1, False)]
             n = len(ps)

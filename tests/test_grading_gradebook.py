@@ -141,6 +141,14 @@ def test_the_autograder_zip_has_the_scripts_the_package_and_the_pins(tmp_path):
     assert bad.returncode == 2 and bad.stderr.startswith("error: --chapters: no exercises in chapter(s) 99")
 
 
+# a learner who tries three things the sandbox confines or refuses, and catches every error itself
+CAUGHT_ATTEMPTS = ("import socket, subprocess\n"
+                   "for attempt in (lambda: subprocess.run(['ls', '-l', '/'], capture_output=True),\n"
+                   "                lambda: socket.create_connection(('192.0.2.1', 9), timeout=1),\n"
+                   "                lambda: open('/usr/grader-was-here', 'w')):\n"
+                   "    try:\n        attempt()\n    except Exception:\n        pass")
+
+
 def chapter01(shuffled: bool = False, extra: str = "") -> nbformat.NotebookNode:
     nb = nbformat.read(ROOT / "solutions" / "01_data.ipynb", as_version=4)
     for cell in nb.cells:
@@ -219,12 +227,12 @@ def test_a_stray_notebook_is_reported_and_an_unsandboxed_run_says_so(tmp_path):
 def test_a_class_run_writes_the_lms_files_the_reports_and_flags_what_the_sandbox_blocked(tmp_path):
     subs, out = tmp_path / "subs", tmp_path / "grades"
     planted = Path(sys.prefix) / "planted-by-a-learner.txt"  # the sandbox shows this Python read-only
-    for name, nb in (("ada@uni.edu", chapter01()),
+    for name, nb in (("ada@uni.edu", chapter01(extra=CAUGHT_ATTEMPTS)),
                      ("bob@uni.edu", chapter01(shuffled=True, extra=f"open({str(planted)!r}, 'w')"))):
         (subs / name).mkdir(parents=True)
         nbformat.write(nb, subs / name / "01_data.ipynb")
     points = tmp_path / "points.toml"
-    points.write_text('"1.2" = 2\n')
+    points.write_text('partial_credit = true\n"1.2" = 2\n')  # chapter 01 declares no parts: all or nothing
     proc = subprocess.run([sys.executable, "-m", "lecture_utils", "grade", str(subs), "--class", "--jobs", "2",
                            "--out", str(out), "--lms", "canvas,moodle", "--points", str(points),
                            "--assignment", "GPT ch01", "--no-progress"], capture_output=True, text=True, timeout=600)
@@ -239,7 +247,39 @@ def test_a_class_run_writes_the_lms_files_the_reports_and_flags_what_the_sandbox
     roll_up = json.loads((out / "grades.json").read_text())
     bob = next(e for e in roll_up["learners"] if e["learner"] == "bob@uni.edu")
     assert bob["blocked"] == ["a file access outside the notebook's private folder"] and bob["score"] == 2.0
+    ada = next(e for e in roll_up["learners"] if e["learner"] == "ada@uni.edu")  # caught every error itself
+    assert ada["score"] == 4.0 and [b.split(" (")[0] for b in ada["blocked"]] == [
+        "a file access outside the notebook's private folder", "a network connection",
+        "a new process, program or shell command"], ada["blocked"]
+    said = " | ".join(p for nb in ada["notebooks"] for p in nb["problems"])
+    assert "ls -l /" in said and "192.0.2.1:9" in said and "/usr/grader-was-here" in said and "raised" not in said
+    assert "ada@uni.edu: the sandbox stopped a network connection" in proc.stdout
+    assert not [p for nb in bob["notebooks"] for p in nb["problems"] if "process" in p]  # matplotlib et al. unflagged
     assert "bob@uni.edu: the sandbox stopped a file access" in proc.stdout
     page = (out / "feedback" / "bob@uni.edu.html").read_text()
     assert "shuffled" in page and "Stopped by the grader" in page
     assert (out / "feedback" / "ada@uni.edu.md").read_text().startswith("# Feedback for ada@uni.edu")
+
+
+@pytest.mark.slow
+def test_partial_credit_end_to_end_in_the_gradescope_run(tmp_path):
+    """A chapter-04 notebook whose head is scaled by C, graded as run_autograder grades it, partial credit on:
+    5 of 4.1's 6 parts right, the failed part named in results.json and in the report."""
+    root = tmp_path / "autograder"
+    (root / "source").mkdir(parents=True)
+    config = {"chapters": [4], "points": {"4.1": 6.0, "4.2": 1.0, "4.3": 1.0}, "partial_credit": True,
+              "visibility": "visible", "timeout": 300, "notebook_timeout": 1200}
+    (root / "source" / "gradescope.json").write_text(json.dumps(config))
+    nb = nbformat.read(ROOT / "solutions" / "04_self_attention.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if c.source.startswith("# Exercise 4.1"))
+    cell.source = cell.source.replace("k.shape[-1] ** -0.5", "C ** -0.5")
+    assert "C ** -0.5" in cell.source, "the Head solution changed: update this test's wrong version"
+    (root / "submission").mkdir()
+    nbformat.write(nb, root / "submission" / "04_self_attention.ipynb")
+    results = gradescope.grade_submission(root, sandbox=None)
+    assert gradescope.validate(results) == []
+    tests = {t["number"]: t for t in results["tests"]}
+    assert tests["4.1"]["status"] == "failed" and tests["4.1"]["score"] == 5.0 and results["score"] == 7.0
+    assert "5 of 6 parts right" in tests["4.1"]["name"]
+    assert "wrong: scale head_size**-0.5" in tests["4.1"]["output"] and "scaled by C" in tests["4.1"]["output"]
+    assert "Parts: 5 of 6 right." in (root / "results" / "feedback.html").read_text()

@@ -164,3 +164,47 @@ def test_zip_submissions_are_read_without_extracting(tmp_path):
     assert not (tmp_path / "evil.ipynb").exists()
     assert "not a readable zip" in found["bob"].problems[0]
     assert len(found["cy"].files) == 1 and "2 notebooks for chapter 01" in found["cy"].problems[0]
+
+
+ATTEMPTS_PROBE = """
+import json, os, socket, subprocess, sys
+from lecture_utils.grading import capture
+capture.watch_attempts()
+for attempt in (lambda: subprocess.run(["true", "popen"]), lambda: os.system("true system"),
+                lambda: socket.create_connection(("192.0.2.1", 9), timeout=0.01),
+                lambda: open("/proc/grader-was-here", "w"), lambda: os.remove("/proc/nothing"),
+                lambda: open("inside.txt", "w").write("fine"), lambda: open(sys.executable, "rb").read(1),
+                lambda: socket.create_connection(("127.0.0.1", 9), timeout=0.01)):
+    try:
+        attempt()
+    except Exception:
+        pass  # the notebook caught the error itself
+import site  # a program a library starts (matplotlib's fc-list) is not the notebook's attempt
+exec(compile("subprocess.run(['true', 'library'])", os.path.join(site.getsitepackages()[0], "lib.py"), "exec"))
+print(open(os.path.join(capture.FOLDER, capture.ATTEMPTS)).read())
+"""
+
+
+def test_the_kernels_audit_hook_records_attempts_the_code_caught_itself(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from lecture_utils.grading import worker
+
+    out = subprocess.run([sys.executable, "-c", ATTEMPTS_PROBE], cwd=tmp_path, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = [(r["kind"], r["what"]) for r in (json.loads(line) for line in out.stdout.splitlines() if line.strip())]
+    assert ("process", "true popen") in seen and ("process", "true system") in seen
+    assert not any("library" in w for _, w in seen)
+    assert ("network", "192.0.2.1:9") in seen and not any("127.0.0.1" in w for _, w in seen)  # loopback is not
+    assert ("write", "/proc/grader-was-here") in seen and ("write", "/proc/nothing") in seen
+    assert not any("inside.txt" in w or sys.executable in w for _, w in seen)  # its own folder; reading
+    attempts: dict = {}
+    worker._read_attempts(tmp_path, attempts)
+    lines = worker.attempts_problems(attempts)
+    assert [line.split(" (")[0] for line in lines] == list(worker.TRIED.values())
+    from lecture_utils.grading import feedback
+
+    assert len(feedback.blocked(lines)) == 3

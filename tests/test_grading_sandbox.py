@@ -187,6 +187,9 @@ def test_no_network_connection_is_made(graded):
     assert_safe(graded)
     said = problems(graded, "network")
     assert "raised ConnectionRefusedError" in said or "raised OSError" in said, said
+    # its first connection, to the grader's loopback, is refused and ends the cell: loopback is not flagged
+    assert "tried to connect" not in said, said
+    assert "tried to" not in problems(graded, "honest")  # nothing the course itself does is flagged
     assert all(e["status"] == "passed" for e in exercises(graded, "network").values())
 
 

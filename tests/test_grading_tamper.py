@@ -2,7 +2,7 @@
 re-check process: a wrong train/val split (it shuffles) plus one way of making the check pass it.
 
 Each attack would grade the wrong exercise "passed" if unnoticed (the defaults one aside: it shows
-that defaults are watched); the re-checker's fingerprint follows every function of lecture_utils
+that defaults are watched; the two on partial credit's parts would raise another exercise's fraction); the re-checker's fingerprint follows every function of lecture_utils
 reachable from its modules and the exercise registry - code objects, closure cells, defaults,
 ``__wrapped__`` - so each is failed as tampering, and an honest exercise still passes."""
 
@@ -32,6 +32,11 @@ ATTACKS = {
                       "    return args[0]\n_core.REGISTRY['1.2'].check = _forged",
     # a helper's defaults (a tolerance) changed in place
     "defaults": "_helpers.same.__defaults__ = (1e9, 1e9)",
+    # partial credit: the parts registry shortened, or a part's probe emptied in place
+    "parts registry": "from lecture_utils.checks import _parts\n_parts.PARTS['4.1'] = _parts.PARTS['4.1'][:1]",
+    "part probe": "from lecture_utils.checks import ch04_attention\nf = ch04_attention._head_scale\n"
+                  "while hasattr(f, '__wrapped__'):\n    f = f.__wrapped__\n"
+                  "f.__code__ = (lambda Head, device='cpu': None).__code__",
 }
 
 

@@ -25,6 +25,7 @@ from lecture_utils.checks._helpers import (
     same,
     tensor_output,
 )
+from lecture_utils.checks._parts import part
 
 VOCAB = 65
 
@@ -103,6 +104,74 @@ def bigram_forward(BigramLanguageModel, device="cpu"):
                      what_input="idx")
     return passed("logits (B, T, C) without targets; (B*T, C) and the mean cross-entropy with them; "
                   "loss None without targets", BigramLanguageModel)
+
+
+# parts of 2.1 for partial credit (lecture_utils.checks._parts): each builds its own model and tests one property
+
+
+def _bigram_pair(BigramLanguageModel, g: torch.Generator, device, vocab: int = VOCAB):
+    model = build(BigramLanguageModel, (vocab,), "vocab_size").to(device)
+    reference = randomize_(ref.BigramLanguageModel(vocab), g, std=1.0).to(device)
+    copy_weights(reference, model, "BigramLanguageModel", _table_hint)
+    return model, reference
+
+
+def _pair(out) -> tuple:
+    expect(isinstance(out, tuple) and len(out) == 2, "forward should return a pair: return logits, loss")
+    return out
+
+
+@part("2.1", "forward(idx): logits (B, T, C) read off the table, loss None")
+def _bigram_no_targets(BigramLanguageModel, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _bigram_pair(BigramLanguageModel, g, device)
+    for B, T in ((4, 8), (1, 1), (3, 5)):
+        idx = torch.randint(VOCAB, (B, T), generator=g).to(device)
+        logits, loss = _pair(call(model, idx, hints=_NO_TARGETS_HINTS))
+        if loss is not None:
+            fail("without targets, loss should be None (there is nothing to compare the logits with): "
+                 "if targets is None: loss = None")
+        tensor_output(logits, "forward(idx)", (B, T, VOCAB), "without targets the logits keep their shape (B, T, C)")
+        if not same(logits, reference(idx)[0]):
+            fail_generic("the logits differ from the reference: logits = self.token_embedding_table(idx)")
+
+
+@part("2.1", "forward(idx, targets): logits reshaped to (B*T, C)")
+def _bigram_flat_logits(BigramLanguageModel, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _bigram_pair(BigramLanguageModel, g, device)
+    for B, T in ((4, 8), (3, 5)):
+        idx, targets = (torch.randint(VOCAB, (B, T), generator=g).to(device) for _ in range(2))
+        logits, _ = _pair(call(model, idx, targets, hints=_LOSS_HINTS))
+        tensor_output(logits, "forward(idx, targets) (the logits)", (B * T, VOCAB),
+                      "logits not reshaped to (B*T, C): with targets, return the logits in the shape cross_entropy "
+                      "needs, logits.view(B*T, C)")
+        if not same(logits, reference(idx, targets)[0]):
+            if same(logits, reference(targets, targets)[0]):
+                fail("the logits were looked up with the targets: use idx (the current tokens)")
+            fail_generic("with targets, the logits differ from the reference: logits = self.token_embedding_table(idx), "
+                         "then logits.view(B*T, C)")
+
+
+@part("2.1", "the loss: the mean cross-entropy of the logits against the targets, a tensor that can backpropagate")
+def _bigram_loss(BigramLanguageModel, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _bigram_pair(BigramLanguageModel, g, device)
+    for B, T in ((4, 8), (3, 5)):
+        idx, targets = (torch.randint(VOCAB, (B, T), generator=g).to(device) for _ in range(2))
+        _, loss = _pair(call(model, idx, targets, hints=_LOSS_HINTS))
+        want_flat, want_loss = reference(idx, targets)
+        _check_loss(loss, want_flat, targets.view(B * T), want_loss)
+
+
+@part("2.1", "runs on another device (no tensor left on the CPU)")
+def _bigram_device(BigramLanguageModel, device="cpu"):
+    g = rng(fresh_seed())
+    idx, targets = torch.randint(VOCAB, (2, 5), generator=g), torch.randint(VOCAB, (2, 5), generator=g)
+    model = build(BigramLanguageModel, (VOCAB,), "vocab_size")
+    on_second_device(lambda m, i: m(i)[0], model, idx, device=device, what="forward(idx)", what_input="idx")
+    on_second_device(lambda m, i, t: m(i, t), model, idx, targets, device=device, what="forward(idx, targets)",
+                     what_input="idx")
 
 
 def _check_loss(loss, logits: torch.Tensor, targets: torch.Tensor, want: torch.Tensor) -> None:

@@ -13,6 +13,7 @@ from lecture_utils import model as ref
 from lecture_utils.checks._core import exercise, fail, fail_generic, fresh_seed, passed, rng
 from lecture_utils.checks._device import forward_on_second_device
 from lecture_utils.checks._helpers import (
+    FUTURE,
     attention_variant,
     blame_notebook_globals,
     build,
@@ -28,6 +29,7 @@ from lecture_utils.checks._helpers import (
     tensor_output,
     unassigned_calls,
 )
+from lecture_utils.checks._parts import part
 
 # n_embd != head_size, so that scaling by C and by head_size give different results; and none equal to a global
 # of the notebook (B, T, C = 4, 8, 32; head_size = 16), so a head that reads one of those gets a wrong result
@@ -73,6 +75,8 @@ DROPOUT_AFTER_MASK = ("dropout is applied to the masked affinities before the so
                       "to the attention weights after the softmax, wei = self.dropout(F.softmax(wei, dim=-1))")
 DROPOUT_ON_OUTPUT = ("dropout is applied to the head's output instead of the attention weights: "
                      "wei = self.dropout(wei) after the softmax, then out = wei @ v")
+NO_DROPOUT = ("with dropout=0.5 in training mode the output never changed: apply dropout to the attention weights "
+              "after the softmax, wei = self.dropout(wei), with self.dropout = nn.Dropout(dropout)")
 MASK_SHAPE = ("the mask must be T x T for the T tokens in x: build it with block_size rows, "
               "torch.tril(torch.ones(block_size, block_size)), and slice it, self.tril[:T, :T] == 0")
 
@@ -211,13 +215,104 @@ def head(Head, device="cpu"):
     dropped = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.5), signature).to(device)
     copy_weights(reference, dropped, "Head")
     x = torch.randn(5, BLOCK_SIZE, N_EMBD, generator=g).to(device)
-    check_dropout(dropped, x, reference(x),
-                  "with dropout=0.5 in training mode the output never changed: apply dropout to the attention "
-                  "weights after the softmax, wei = self.dropout(wei), with self.dropout = nn.Dropout(dropout)")
+    check_dropout(dropped, x, reference(x), NO_DROPOUT)
     check_dropout_site(dropped, g, device)
     forward_on_second_device(dropped, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device, what="Head")
     return passed("matches the reference for T = 1..block_size: causal, rows of wei sum to 1, scaled by "
                   "head_size**-0.5, dropout only in training", Head)
+
+
+# parts of 4.1 for partial credit (lecture_utils.checks._parts): each builds its own head and tests one property
+
+
+def _head_pair(Head, g: torch.Generator, device, dropout: float = 0.0):
+    """The learner's head and a randomised reference with the same weights, in eval mode."""
+    model = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, dropout), "n_embd, head_size, block_size, dropout").to(device)
+    reference = randomize_(ref.Head(N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.0), g).to(device)
+    copy_weights(reference, model, "Head", _shape_hint)
+    return model.eval(), reference.eval()
+
+
+@part("4.1", "output shape (B, T, head_size) for T = 1..block_size")
+@torch.no_grad()
+def _head_shape(Head, device="cpu"):
+    g = rng(fresh_seed())
+    model, _ = _head_pair(Head, g, device)
+    for B, T in SHAPES:
+        hints = (("must match the size", MASK_SHAPE), ("Expected size for first two dimensions of batch2", MASK_SHAPE))
+        out = call(model, torch.randn(B, T, N_EMBD, generator=g).to(device), hints=hints if T != BLOCK_SIZE else ())
+        tensor_output(out, "Head", (B, T, HEAD_SIZE), "one head maps (B, T, n_embd) to (B, T, head_size)")
+
+
+@part("4.1", "softmax over the last dimension: each row of weights sums to 1")
+@torch.no_grad()
+def _head_rows(Head, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _head_pair(Head, g, device)
+    x = torch.randn(3, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+    x[..., 0] = 1.0
+    value = dict(model.named_parameters())["value.weight"]
+    value.zero_()
+    value[0, 0] = 1.0  # out[..., 0] is then the row sum of the weights
+    sums = model(x)[..., 0]
+    if not torch.allclose(sums, torch.ones_like(sums), atol=1e-5):
+        value.copy_(reference.value.weight)
+        x = torch.randn(3, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+        diagnose(model(x), row_sum_variants(reference.query(x), reference.key(x), reference.value(x), HEAD_SIZE))
+        fail(ROWS)
+
+
+@part("4.1", "causal mask: the future does not leak")
+@torch.no_grad()
+def _head_causal(Head, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _head_pair(Head, g, device)
+    for _ in range(2):  # at T = block_size, where a mask of block_size rows fits without slicing
+        x = torch.randn(3, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+        if leaks_future(model, x, g):
+            q, k, v = reference.query(x), reference.key(x), reference.value(x)
+            zero_filled = F.softmax(_masked(q, k, HEAD_SIZE**-0.5, fill=0.0), dim=-1) @ v
+            diagnose(model(x), [(MASK_FILLED_ZERO, lambda zero_filled=zero_filled: zero_filled)])
+            fail(UNASSIGNED_MASKED_FILL if unassigned_calls(Head, "masked_fill") else FUTURE)
+
+
+@part("4.1", "scale head_size**-0.5 and q @ k^T: the last token (which sees every token) matches the reference")
+@torch.no_grad()
+def _head_scale(Head, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _head_pair(Head, g, device)
+    x = torch.randn(4, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+    last = model(x)[:, -1]
+    if same(last, reference(x)[:, -1]):
+        return
+    q, k, v = reference.query(x), reference.key(x), reference.value(x)
+    right = HEAD_SIZE**-0.5
+    diagnose(last, [(hint, lambda s=s: attention_variant(q, k, v, s, causal=False)[:, -1]) for hint, s in (
+        (SCALED_BY_C, N_EMBD**-0.5), (NOT_SCALED, 1.0), (MULTIPLIED, HEAD_SIZE**0.5),
+        (DIVIDED_BY_HEAD_SIZE, 1.0 / HEAD_SIZE))]
+        + [(TRANSPOSED, lambda: attention_variant(q, k, v, right, swap=True, causal=False)[:, -1])])
+    fail_generic("the output at the last position, where the causal mask hides nothing, differs from the reference: "
+                 "wei = q @ k.transpose(-2, -1) * head_size**-0.5, F.softmax(wei, dim=-1), out = wei @ v")
+
+
+@part("4.1", "dropout on the attention weights in training mode, none in eval mode")
+def _head_dropout(Head, device="cpu"):
+    g = rng(fresh_seed())
+    plain, reference = _head_pair(Head, g, device)
+    dropped = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.5), "n_embd, head_size, block_size, dropout").to(device)
+    copy_weights(reference, dropped, "Head", _shape_hint)
+    x = torch.randn(5, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+    with torch.no_grad():
+        want = plain(x)  # the learner's own head without dropout: this part judges dropout alone
+    check_dropout(dropped, x, want, NO_DROPOUT)
+    check_dropout_site(dropped, g, device)
+
+
+@part("4.1", "runs on another device (no tensor left on the CPU)")
+def _head_device(Head, device="cpu"):
+    g = rng(fresh_seed())
+    model = build(Head, (N_EMBD, HEAD_SIZE, BLOCK_SIZE, 0.5), "n_embd, head_size, block_size, dropout").to(device)
+    forward_on_second_device(model, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device, what="Head")
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from lecture_utils.checks._helpers import (
     same,
     tensor_output,
 )
+from lecture_utils.checks._parts import part
 from lecture_utils.checks.ch04_attention import NOT_SCALED, SCALED_BY_C
 
 N_EMBD, N_HEAD, BLOCK_SIZE = 16, 4, 8
@@ -49,6 +50,18 @@ def _multi_head_variants(reference: ref.MultiHeadAttention, x: torch.Tensor):
     ]
 
 
+def _expect_heads(heads) -> None:
+    """Fail on a plain list of heads, one head repeated, or the wrong number of them (in an nn.ModuleList)."""
+    if isinstance(heads, (list, tuple)):
+        fail("self.heads is a plain Python list, which hides the heads' parameters from PyTorch (no training, no "
+             ".to(device)): wrap it, self.heads = nn.ModuleList([...])")
+    if isinstance(heads, nn.ModuleList):
+        if len({id(h) for h in heads}) < len(heads):
+            fail("the heads are one and the same module ([Head(...)] * num_heads repeats one object), so every head "
+                 "computes the same thing: build a new Head for each, nn.ModuleList([Head(...) for _ in range(num_heads)])")
+        expect(len(heads) == N_HEAD, f"self.heads should hold num_heads = {N_HEAD} heads, found {len(heads)}")
+
+
 @exercise("5.1")
 @blame_notebook_globals
 @isolated_rng
@@ -59,15 +72,7 @@ def multi_head(MultiHeadAttention, device="cpu"):
     signature = "n_embd, num_heads, head_size, block_size, dropout"
     args = (N_EMBD, N_HEAD, HEAD_SIZE, BLOCK_SIZE, 0.0)
     model = build(MultiHeadAttention, args, signature).to(device)
-    heads = getattr(model, "heads", None)
-    if isinstance(heads, (list, tuple)):
-        fail("self.heads is a plain Python list, which hides the heads' parameters from PyTorch (no training, no "
-             ".to(device)): wrap it, self.heads = nn.ModuleList([...])")
-    if isinstance(heads, nn.ModuleList):
-        if len({id(h) for h in heads}) < len(heads):
-            fail("the heads are one and the same module ([Head(...)] * num_heads repeats one object), so every head "
-                 "computes the same thing: build a new Head for each, nn.ModuleList([Head(...) for _ in range(num_heads)])")
-        expect(len(heads) == N_HEAD, f"self.heads should hold num_heads = {N_HEAD} heads, found {len(heads)}")
+    _expect_heads(getattr(model, "heads", None))
     reference = randomize_(ref.MultiHeadAttention(*args), g).to(device)
     copy_weights(reference, model, "MultiHeadAttention",
                  lambda n, got, want: f"{n} has shape {got}, expected {want}: each head is "
@@ -104,6 +109,85 @@ def multi_head(MultiHeadAttention, device="cpu"):
                              what="MultiHeadAttention")
     return passed(f"{N_HEAD} separate heads concatenated on the channel dimension, projected, dropout in training; "
                   f"matches the reference", MultiHeadAttention)
+
+
+# parts of 5.1 for partial credit (lecture_utils.checks._parts): each builds its own module and tests one property
+
+_MHA_SIGNATURE = "n_embd, num_heads, head_size, block_size, dropout"
+
+
+def _mha_pair(MultiHeadAttention, g: torch.Generator, device, dropout: float = 0.0):
+    """The learner's module and a randomised reference with the same weights, in eval mode."""
+    args = (N_EMBD, N_HEAD, HEAD_SIZE, BLOCK_SIZE, dropout)
+    model = build(MultiHeadAttention, args, _MHA_SIGNATURE).to(device)
+    reference = randomize_(ref.MultiHeadAttention(*args[:-1], 0.0), g).to(device)
+    copy_weights(reference, model, "MultiHeadAttention",
+                 lambda n, got, want: f"{n} has shape {got}, expected {want}: each head is Head(n_embd, head_size, "
+                                      f"...), and proj = nn.Linear(num_heads * head_size, n_embd)")
+    return model.eval(), reference.eval()
+
+
+@part("5.1", "num_heads separate heads in an nn.ModuleList")
+def _mha_heads(MultiHeadAttention, device="cpu"):
+    model = build(MultiHeadAttention, (N_EMBD, N_HEAD, HEAD_SIZE, BLOCK_SIZE, 0.0), _MHA_SIGNATURE)
+    heads = getattr(model, "heads", None)
+    _expect_heads(heads)
+    expect(isinstance(heads, nn.ModuleList), "keep the heads in self.heads = nn.ModuleList([Head(...) for _ in "
+                                             "range(num_heads)])")
+
+
+@part("5.1", "output shape (B, T, n_embd) for T = 1..block_size")
+@torch.no_grad()
+def _mha_shape(MultiHeadAttention, device="cpu"):
+    g = rng(fresh_seed())
+    model, _ = _mha_pair(MultiHeadAttention, g, device)
+    for B, T in SHAPES:
+        out = call(model, torch.randn(B, T, N_EMBD, generator=g).to(device), hints=(("cannot be multiplied", CAT_DIM),))
+        tensor_output(out, "MultiHeadAttention", (B, T, N_EMBD), "back to n_embd features after self.proj")
+
+
+@part("5.1", "the heads concatenated in order on the channel dimension, then projected: matches the reference")
+@torch.no_grad()
+def _mha_values(MultiHeadAttention, device="cpu"):
+    g = rng(fresh_seed())
+    model, reference = _mha_pair(MultiHeadAttention, g, device)
+    for B, T in SHAPES:
+        x = torch.randn(B, T, N_EMBD, generator=g).to(device)
+        out = call(model, x, hints=(("cannot be multiplied", CAT_DIM),))
+        if not same(out, reference(x)):
+            explain_mismatch(out, _multi_head_variants(reference, x), model, x, g,
+                             "the output differs from the reference: out = torch.cat([h(x) for h in self.heads], "
+                             "dim=-1), then self.dropout(self.proj(out))")
+
+
+@part("5.1", "dropout after the projection in training mode, none in eval mode")
+def _mha_dropout(MultiHeadAttention, device="cpu"):
+    g = rng(fresh_seed())
+    plain, reference = _mha_pair(MultiHeadAttention, g, device)
+    dropped = build(MultiHeadAttention, (N_EMBD, N_HEAD, HEAD_SIZE, BLOCK_SIZE, 0.5), _MHA_SIGNATURE).to(device)
+    copy_weights(reference, dropped, "MultiHeadAttention")
+    for h in getattr(dropped, "heads", []):
+        if isinstance(h, ref.Head):
+            h.dropout.p = 0.0  # so that only the module's own dropout can make outputs vary
+    x = torch.randn(4, BLOCK_SIZE, N_EMBD, generator=g).to(device)
+    with torch.no_grad():
+        want = plain(x)  # the learner's own module without dropout: this part judges dropout alone
+    check_dropout(dropped, x, want, "with dropout=0.5 in training mode the output never changed: add dropout after "
+                  "the projection, self.dropout = nn.Dropout(dropout) and return self.dropout(self.proj(out))")
+    dropped.train()
+    with torch.no_grad():
+        zeros = (dropped(x) == 0).float().mean().item()
+    if zeros < 0.2:
+        fail("dropout is applied before the projection: it belongs after it, return self.dropout(self.proj(out)), "
+             "so that it drops entries of what goes back into the residual pathway")
+
+
+@part("5.1", "runs on another device (no tensor left on the CPU)")
+def _mha_device(MultiHeadAttention, device="cpu"):
+    g = rng(fresh_seed())
+    model = build(MultiHeadAttention, (N_EMBD, N_HEAD, HEAD_SIZE, BLOCK_SIZE, 0.5), _MHA_SIGNATURE).to(device)
+    forward_on_second_device(model, torch.randn(2, BLOCK_SIZE - 3, N_EMBD, generator=g), device=device,
+                             what="MultiHeadAttention")
 
 
 # ---------------------------------------------------------------------------------------------

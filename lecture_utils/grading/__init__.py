@@ -28,13 +28,20 @@ With ``sandbox`` (``--sandbox``, and always with ``--class`` unless ``--no-sandb
 processes run inside bubblewrap with limits (:mod:`.sandbox`); :mod:`.classroom` grades a folder
 of submissions in parallel and writes the roll-up.
 
+With partial credit on (``grade_notebook(partial=True)``, from the points table's ``partial_credit``), the
+re-checker also runs every part a failed exercise's check declares (:mod:`lecture_utils.checks._parts`) and
+reports each, right or wrong with its diagnosis. The runner's first cell adds an audit hook to the kernel
+(:func:`lecture_utils.grading.capture.watch_attempts`) that records programs started, connections and writes
+outside the notebook's folders, so an attempt is reported even when the notebook caught its error.
+
 Statuses: ``passed``, ``failed`` (with the check's message), ``not attempted`` (the stub still
 raises ``NotImplementedError``), ``not verified`` (the exercise cell is missing, did not run, the
 kernel died, or the re-check could not finish).
 
 JSON schema (``--json``): ``{"schema": "lecture_utils.grade/1", "course_version": str,
 "notebooks": [{"path": str, "chapter": int|null, "status": "graded"|"error", "problems": [str],
-"seconds": float, "exercises": [{"id": str, "title": str, "status": str, "message": str}]}],
+"seconds": float, "exercises": [{"id": str, "title": str, "status": str, "message": str,
+"parts": [{"name": str, "passed": bool, "diagnosis": str}]}]}],
 "totals": {status: count}, "ok": bool}``.
 """
 

@@ -8,7 +8,9 @@ cache in the output folder. The output folder gets
 
 - ``grades.csv``: one row per learner, one column per exercise (``passed``/``failed``/...), and
   the number passed - the shape gradebooks import;
-- ``grades.json``: every notebook's result with every message (schema ``lecture_utils.grade-class/1``);
+- ``grades.json``: every notebook's result with every message (schema ``lecture_utils.grade-class/1``), each
+  learner's ``score`` and ``earned`` points per exercise - with partial credit on (the points table's
+  ``partial_credit``), a failed exercise's ``parts`` and the share of its points they earn;
 - ``.grade-cache.json``: the cache.
 
 and a summary is printed: per exercise, how many passed / failed / were not attempted / could not
@@ -163,13 +165,14 @@ def _notebook_from_dict(d: dict) -> NotebookResult:
 
 
 def grade_class(subs: list[Submission], out: Path, *, jobs: int, timeout: float, smoke: bool, sandbox, limits,
-                chapter: int | None = None, progress: bool = True) -> list[Submission]:
+                chapter: int | None = None, progress: bool = True, partial: bool | list[str] = False) -> list[Submission]:
     """Grade the submissions (from :func:`find_submissions`; unchanged ones from the cache in ``out``)
-    with ``jobs`` notebooks at once."""
+    with ``jobs`` notebooks at once. ``partial``: partial credit on (every exercise, or a list of them), so a
+    failed exercise's parts are run and kept."""
     out.mkdir(parents=True, exist_ok=True)
     cache = _load_cache(out).get("learners", {})
     settings = {"timeout": timeout, "smoke": smoke, "sandbox": sandbox is not None,
-                "limits": asdict(limits) if limits else None, "chapter": chapter}
+                "limits": asdict(limits) if limits else None, "chapter": chapter, "partial": partial}
     course = course_fingerprint()
     tasks = []
     for sub in subs:
@@ -203,7 +206,8 @@ def grade_class(subs: list[Submission], out: Path, *, jobs: int, timeout: float,
         path.write_bytes(sub.files[name])
         try:
             result = grade_notebook(path, timeout=timeout, smoke=smoke, sandbox=sandbox, limits=limits,
-                                    threads=threads, notebook_timeout=limits.cpu_seconds if limits else None)
+                                    threads=threads, notebook_timeout=limits.cpu_seconds if limits else None,
+                                    partial=bool(partial))
         except Exception as exc:  # a grader fault on one notebook must not stop the class
             result = NotebookResult(str(path), chapter_of(path), "error", [f"the grader failed: {type(exc).__name__}: {exc}"])
         finally:
@@ -272,17 +276,28 @@ def blocked_by_sandbox(sub: Submission, sandboxed: bool) -> list[str]:
     return blocked([p for r in sub.notebooks for p in r.problems]) if sandboxed else []
 
 
-def to_json(subs: list[Submission], sandboxed: bool, points: dict[str, float] | None = None) -> dict:
-    from lecture_utils.grading.feedback import score
+def earned_points(sub: Submission, points: dict[str, float], partial: bool | list[str] = False) -> dict[str, float]:
+    """The points this learner earned per exercise (partial credit included when ``partial`` is on)."""
+    from lecture_utils.grading.feedback import earned, partial_for
 
+    found = {e.id: e for r in sub.notebooks for e in r.exercises}
+    return {ex: earned(found[ex].status if ex in found else MISSING, found[ex].parts if ex in found else None, top,
+                       partial_for(partial, ex)) for ex, top in points.items()}
+
+
+def to_json(subs: list[Submission], sandboxed: bool, points: dict[str, float] | None = None,
+            partial: bool | list[str] = False) -> dict:
     columns = exercise_columns(subs)
     points = points if points is not None else {c: 1.0 for c in columns}
-    return {"schema": SCHEMA, "course_version": __version__, "sandboxed": sandboxed,
-            "exercises": columns, "summary": summary(subs), "points": points,
-            "learners": [{"learner": s.learner, "source": s.source, "hash": s.hash, "cached": s.cached,
-                          "problems": s.problems, "blocked": blocked_by_sandbox(s, sandboxed),
-                          "score": score(statuses(s, columns), points),
-                          "notebooks": [asdict(r) for r in s.notebooks]} for s in subs]}
+    learners = []
+    for s in subs:
+        got = earned_points(s, points, partial)
+        learners.append({"learner": s.learner, "source": s.source, "hash": s.hash, "cached": s.cached,
+                         "problems": s.problems, "blocked": blocked_by_sandbox(s, sandboxed),
+                         "score": round(sum(got.values()), 4), "earned": got,
+                         "notebooks": [asdict(r) for r in s.notebooks]})
+    return {"schema": SCHEMA, "course_version": __version__, "sandboxed": sandboxed, "partial_credit": partial,
+            "exercises": columns, "summary": summary(subs), "points": points, "learners": learners}
 
 
 def report(subs: list[Submission], sandboxed: bool, seconds: float) -> str:
@@ -341,14 +356,21 @@ def main(args, sandbox, limits) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out)
+    from lecture_utils.grading.feedback import load_partial
+
+    try:
+        partial = load_partial(getattr(args, "points", None))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     subs = grade_class(subs, out, jobs=jobs, timeout=args.timeout, smoke=not args.full, sandbox=sandbox,
-                       limits=limits, chapter=args.chapter, progress=not args.no_progress)
+                       limits=limits, chapter=args.chapter, progress=not args.no_progress, partial=partial)
     try:
         points = _points(args, exercise_columns(subs))
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    roll_up = to_json(subs, sandbox is not None, points)
+    roll_up = to_json(subs, sandbox is not None, points, partial)
     atomic_write_text(out / "grades.csv", to_csv(subs))
     atomic_write_text(out / "grades.json", json.dumps(roll_up, indent=2) + "\n")
     feedback = write_feedback(roll_up, out / "feedback")
@@ -367,16 +389,26 @@ def _points(args, columns: list[str]) -> dict[str, float]:
 
 
 def lms_rows(roll_up: dict) -> list[dict]:
-    """One row per learner for :mod:`.lms`: name, score and a one-line summary."""
+    """One row per learner for :mod:`.lms`: name, score and a one-line summary (with partial credit, each failed
+    exercise's right parts and the failed parts by name)."""
     rows = []
     for entry in roll_up["learners"]:
         done = [e for nb in entry["notebooks"] for e in nb["exercises"]]
         passed = sum(e["status"] == PASSED for e in done)
-        todo = [e["id"] for e in done if e["status"] != PASSED]
+        todo = [_todo(e) for e in done if e["status"] != PASSED]
         summary_line = f"{passed} of {len(roll_up['exercises'])} exercises passed" + (
             f"; to redo: {', '.join(todo)}" if todo else "")
         rows.append({"learner": entry["learner"], "score": entry["score"], "summary": summary_line})
     return rows
+
+
+def _todo(e: dict) -> str:
+    """'4.1' or, with parts, '4.1 (4/6 parts; wrong: causal mask: the future does not leak)'."""
+    parts = e.get("parts") or []
+    if not parts:
+        return e["id"]
+    wrong = [p["name"] for p in parts if not p["passed"]]
+    return f"{e['id']} ({len(parts) - len(wrong)}/{len(parts)} parts; wrong: {' / '.join(wrong)})"
 
 
 def write_feedback(roll_up: dict, folder: Path) -> list[Path]:

@@ -3,18 +3,20 @@ self-contained HTML page), the instructor's points table, and what the sandbox b
 
 - :func:`load_points`: ``points.toml`` (``"1.1" = 2``, ``default = 1``; exercises not named get
   ``default``, 1 unless set) into ``{exercise id: points}``.
-- :func:`score`: the points a learner earned: an exercise's points when it passed, 0 otherwise.
-  *No partial credit*: a check stops at the first part that fails (``fail``/``expect`` raise) and
-  declares neither its parts nor how many it has, so the grader cannot tell how much of an
-  exercise was right - only which part failed, which the diagnosis already names. Partial credit
-  needs the checks to declare their stages; until they do, an exercise earns all or nothing.
+- :func:`load_partial`: whether the same table turns partial credit on (``partial_credit = true``, or a
+  list of exercise ids).
+- :func:`earned`, :func:`score`: the points a learner earned: an exercise's points when it passed, 0 when
+  it did not - unless partial credit is on and its check declares parts
+  (:mod:`lecture_utils.checks._parts`): a failed exercise then earns points x parts passed / parts, and
+  every failed part is named with its diagnosis. An exercise that declares no parts is all or nothing.
 - :func:`exercise_feedback`, :func:`to_markdown`, :func:`to_html`: each exercise's status, the
   check's diagnosis, a hint on what to do next, the time the notebook took.
-- :func:`blocked`: what the sandbox visibly stopped (a write outside its folder, a connection, a
-  fork past the process limit, memory), read from the errors the notebook's cells raised. Only what
-  surfaced as an uncaught error is seen: a notebook that catches the error itself leaves no trace,
-  and a shell command (``!ls``, ``subprocess``) is not blocked by the sandbox at all - it runs inside
-  it, under the same limits - so only what that command then tried and failed to reach can show.
+- :func:`blocked`: what the sandbox stopped or confined (a write outside its folder, a connection, a
+  program or shell command, a fork past the process limit, memory), read from the errors the notebook's
+  cells raised and from what the kernel's audit hook recorded it trying
+  (:func:`lecture_utils.grading.capture.watch_attempts`) - so an attempt whose error the notebook caught
+  itself is named too. A shell command (``!ls``, ``subprocess``) is not refused: it runs inside the
+  sandbox, under the same limits, and is named as an attempt.
 """
 
 from __future__ import annotations
@@ -45,24 +47,19 @@ _BLOCKED = (
     (re.compile(r"Network is unreachable|ConnectionRefusedError|gaierror|Temporary failure in name resolution|"
                 r"Name or service not known|No route to host"), "a network connection"),
     (re.compile(r"BlockingIOError"), "more processes than the limit"),
+    # what the kernel's audit hook saw it try, caught by the notebook or not (worker.TRIED, capture.watch_attempts)
+    (re.compile(r"^tried to write outside its folder"), "a file access outside the notebook's private folder"),
+    (re.compile(r"^tried to connect beyond this machine"), "a network connection"),
+    (re.compile(r"^tried to start a process, a program or a shell command"),
+     "a new process, program or shell command (run confined: no network, no files outside, the same limits)"),
     (re.compile(r"raised MemoryError"), "more memory than the limit"),
 )
 
 
 def load_points(path: str | Path | None, exercises: list[str]) -> dict[str, float]:
     """Points per exercise from an instructor's TOML table (equal, 1 each, without one)."""
-    try:
-        import tomllib
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-
-    table: dict = {}
-    if path is not None:
-        try:
-            table = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ValueError(f"cannot read the points table {path}: {exc}") from None
-    points = table.get("points", table)  # either top-level keys or a [points] table
+    table = _read_table(path)
+    points = {k: v for k, v in table.get("points", table).items() if k != PARTIAL_KEY}  # top level or [points]
     default = points.get("default", 1)
     out = {}
     for ex in exercises:
@@ -76,8 +73,55 @@ def load_points(path: str | Path | None, exercises: list[str]) -> dict[str, floa
     return out
 
 
-def score(statuses: dict[str, str], points: dict[str, float]) -> float:
-    return sum(p for ex, p in points.items() if statuses.get(ex) == PASSED)
+PARTIAL_KEY = "partial_credit"
+
+
+def _read_table(path: str | Path | None) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+
+    if path is None:
+        return {}
+    try:
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"cannot read the points table {path}: {exc}") from None
+
+
+def load_partial(path: str | Path | None) -> bool | list[str]:
+    """``partial_credit`` of the points table (top level or in ``[points]``): ``true`` for every exercise whose
+    check declares parts, a list of exercise ids for those only; False without it."""
+    table = _read_table(path)
+    value = table.get(PARTIAL_KEY, table.get("points", {}).get(PARTIAL_KEY, False)) if isinstance(table, dict) else False
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return sorted(set(value))
+    raise ValueError(f"{PARTIAL_KEY} in {path} must be true, false or a list of exercise ids, not {value!r}")
+
+
+def partial_for(partial: bool | list[str], exercise: str) -> bool:
+    return partial is True or (isinstance(partial, list) and exercise in partial)
+
+
+def earned(status: str, parts: list[dict] | None, top: float, partial: bool) -> float:
+    """The points one exercise earns: ``top`` when it passed; with ``partial`` on, a failed exercise with parts
+    earns ``top`` x parts passed / parts; otherwise 0."""
+    if status == PASSED:
+        return top
+    if partial and status == FAILED and parts:
+        return round(top * sum(bool(p.get("passed")) for p in parts) / len(parts), 4)
+    return 0.0
+
+
+def score(statuses: dict[str, str], points: dict[str, float], parts: dict[str, list[dict]] | None = None,
+          partial: bool | list[str] = False) -> float:
+    """The points earned over every exercise of ``points`` (see :func:`earned`)."""
+    parts = parts or {}
+    return round(sum(earned(statuses.get(ex, MISSING), parts.get(ex), p, partial_for(partial, ex))
+                     for ex, p in points.items()), 4)
 
 
 def blocked(problems: list[str]) -> list[str]:
@@ -89,25 +133,43 @@ def blocked(problems: list[str]) -> list[str]:
     return found
 
 
-def exercise_feedback(status: str, message: str) -> str:
-    """The text of one exercise for the learner: the diagnosis, then what to do next."""
-    parts = []
+def parts_lines(parts: list[dict] | None, message: str = "") -> list[str]:
+    """'Parts: 4 of 6 right.' and one line per part, a wrong one with its diagnosis (or a pointer to the
+    exercise's own diagnosis, ``message``, when it is the same); [] without parts."""
+    if not parts:
+        return []
+    right = sum(bool(p.get("passed")) for p in parts)
+    lines = [f"Parts: {right} of {len(parts)} right."]
+    for p in parts:
+        why = "" if p.get("passed") else (" (the diagnosis above)" if p.get("diagnosis") == message
+                                          else f" - {p.get('diagnosis', '')}")
+        lines.append(f"- {'right' if p.get('passed') else 'wrong'}: {p['name']}{why}")
+    return lines
+
+
+def exercise_feedback(status: str, message: str, parts: list[dict] | None = None) -> str:
+    """The text of one exercise for the learner: the diagnosis, its parts (with partial credit), then what to do
+    next."""
+    out = []
     if message and status != PASSED:
-        parts.append(f"Diagnosis: {message}")
+        out.append(f"Diagnosis: {message}")
     elif message:
-        parts.append(message)
-    parts.append(f"Next: {NEXT_STEP.get(status, '')}")
-    return "\n".join(parts)
+        out.append(message)
+    out += parts_lines(parts, message)
+    out.append(f"Next: {NEXT_STEP.get(status, '')}")
+    return "\n".join(out)
 
 
 def _rows(learner: dict, points: dict[str, float] | None):
-    """(notebook, seconds, problems, [(id, title, status, message, points, max)]) per notebook."""
+    """(notebook, seconds, problems, [(id, title, status, message, points, max, parts)]) per notebook. The points
+    earned are the learner entry's ``earned`` (partial credit included) when it has them."""
+    given = learner.get("earned") or {}
     for nb in learner["notebooks"]:
         rows = []
         for e in nb["exercises"]:
             top = (points or {}).get(e["id"])
-            got = (top if e["status"] == PASSED else 0.0) if top is not None else None
-            rows.append((e["id"], e["title"], e["status"], e["message"], got, top))
+            got = None if top is None else given.get(e["id"], top if e["status"] == PASSED else 0.0)
+            rows.append((e["id"], e["title"], e["status"], e["message"], got, top, e.get("parts") or []))
         yield Path(nb["path"]).name, nb["seconds"], nb["problems"], rows
 
 
@@ -123,10 +185,10 @@ def to_markdown(learner: dict, points: dict[str, float] | None = None) -> str:
         lines += ["", f"## {name} (graded in {seconds:.0f} s)", ""]
         for p in problems:
             lines.append(f"- note: {p}")
-        for ex, title, status, message, got, top in rows:
+        for ex, title, status, message, got, top, parts in rows:
             pts = f" ({got:g}/{top:g} points)" if top is not None else ""
             lines += ["", f"### Exercise {ex}: {title} - {status}{pts}", ""]
-            quoted = [f"> {ln}" if ln else ">" for ln in exercise_feedback(status, message).splitlines()]
+            quoted = [f"> {ln}" if ln else ">" for ln in exercise_feedback(status, message, parts).splitlines()]
             lines += [q for k, ln in enumerate(quoted) for q in ((">", ln) if k else (ln,))]  # one paragraph each
     if learner.get("blocked"):
         lines += ["", "## Stopped by the grader's sandbox", ""] + [f"- {b}" for b in learner["blocked"]]
@@ -156,11 +218,11 @@ def to_html(learner: dict, points: dict[str, float] | None = None) -> str:
         out.append(f"<h2>{e(name)} <small>(graded in {seconds:.0f} s)</small></h2>")
         if problems:
             out.append("<ul>" + "".join(f"<li>{e(p)}</li>" for p in problems) + "</ul>")
-        for ex, title, status, message, got, top in rows:
+        for ex, title, status, message, got, top, parts in rows:
             pts = f" &middot; {got:g}/{top:g} points" if top is not None else ""
             css = status.replace(" ", "-")
             out.append(f'<div class="ex {e(css)}"><div><span class="st">Exercise {e(ex)}: {e(title)}</span> '
-                       f"&mdash; {e(status)}{pts}</div><pre>{e(exercise_feedback(status, message))}</pre></div>")
+                       f"&mdash; {e(status)}{pts}</div><pre>{e(exercise_feedback(status, message, parts))}</pre></div>")
     if learner.get("blocked"):
         out.append("<h2>Stopped by the grader's sandbox</h2><ul>"
                    + "".join(f"<li>{e(b)}</li>" for b in learner["blocked"]) + "</ul>")

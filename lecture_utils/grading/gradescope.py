@@ -13,7 +13,8 @@ the zip into ``/autograder/source`` and the learner's files into ``/autograder/s
   ``pyproject.toml``, installed by ``setup.sh`` with ``--no-deps``;
 - ``requirements.txt``: every distribution the course and the grader import, pinned to the versions
   installed where the zip was built (torch from its CPU wheel index);
-- ``gradescope.json``: the chapters, the points per exercise, the visibility and the time limits.
+- ``gradescope.json``: the chapters, the points per exercise, partial credit (the points table's
+  ``partial_credit``), the visibility and the time limits.
 
 Grading needs no network: everything is installed at set-up. ``results.json`` has, per the
 specification, a top-level ``score``, ``execution_time`` (seconds), ``output`` and ``tests``: one test per
@@ -170,14 +171,15 @@ def _course_files() -> list[tuple[Path, str]]:
 def build(chapters: list[int], points_file: str | None, out: Path, *, visibility: str = "visible",
           timeout: float = 300, notebook_timeout: float = 1200) -> dict:
     """Write the autograder zip to ``out``; its configuration."""
-    from lecture_utils.grading.feedback import load_points
+    from lecture_utils.grading.feedback import load_partial, load_points
 
     if visibility not in VISIBILITIES:
         raise ValueError(f"--visibility must be one of {', '.join(VISIBILITIES)}")
     exercises = exercises_of(chapters, EXERCISES)
     config = {"schema": "lecture_utils.gradescope/1", "course_version": __version__, "chapters": chapters,
               "python": f"{sys.version_info[0]}.{sys.version_info[1]}",
-              "points": load_points(points_file, exercises), "visibility": visibility,
+              "points": load_points(points_file, exercises), "partial_credit": load_partial(points_file),
+              "visibility": visibility,
               "timeout": timeout, "notebook_timeout": notebook_timeout}
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -233,7 +235,7 @@ def _pick_notebooks(submission: Path, chapters: list[int]):
 
 def grade_submission(root: Path, sandbox=None) -> dict:
     """Grade ``root/submission`` per ``root/source/gradescope.json``; the results.json document."""
-    from lecture_utils.grading.feedback import blocked, exercise_feedback, to_html, to_markdown
+    from lecture_utils.grading.feedback import blocked, earned, exercise_feedback, partial_for, to_html, to_markdown
     from lecture_utils.grading.notebooks import grade_notebook
     from lecture_utils.grading.sandbox import Limits
     from lecture_utils.status import PASSED
@@ -241,6 +243,7 @@ def grade_submission(root: Path, sandbox=None) -> dict:
     start = time.perf_counter()
     config = _config(root)
     chapters, points, vis = config["chapters"], config["points"], config.get("visibility", "visible")
+    partial = config.get("partial_credit", False)
     limits = Limits(cpu_seconds=int(config.get("notebook_timeout", 1200)))
     chosen, others = _pick_notebooks(root / "submission", chapters)
     notebooks, notes = [], []
@@ -249,22 +252,25 @@ def grade_submission(root: Path, sandbox=None) -> dict:
             notes.append(f"No notebook for chapter {ch:02d} was handed in: its exercises score 0.")
             continue
         r = grade_notebook(chosen[ch], timeout=float(config.get("timeout", 300)), sandbox=sandbox, limits=limits,
-                           notebook_timeout=limits.cpu_seconds)
+                           notebook_timeout=limits.cpu_seconds, partial=bool(partial))
         r.path = chosen[ch].name
         notebooks.append(r)
     for path in others:
         notes.append(f"{path.name}: not graded (no chapter of this assignment in it).")
     found = {e.id: e for r in notebooks for e in r.exercises}
-    tests = []
+    tests, earned_by = [], {}
     for ex in exercises_of(chapters, EXERCISES):
         e = found.get(ex)
-        status, message = (e.status, e.message) if e else ("missing", "")
+        status, message, parts = (e.status, e.message, e.parts) if e else ("missing", "", [])
         ok = status == PASSED
-        tests.append({"name": f"Exercise {ex}: {EXERCISES[ex].title} ({status})", "number": ex,
-                      "score": points[ex] if ok else 0.0, "max_score": points[ex],
-                      "status": "passed" if ok else "failed", "output": exercise_feedback(status, message),
+        got = earned(status, parts, points[ex], partial_for(partial, ex))
+        shown = f"{status}, {sum(p['passed'] for p in parts)} of {len(parts)} parts right" if parts else status
+        tests.append({"name": f"Exercise {ex}: {EXERCISES[ex].title} ({shown})", "number": ex,
+                      "score": got, "max_score": points[ex],
+                      "status": "passed" if ok else "failed", "output": exercise_feedback(status, message, parts),
                       "visibility": vis})
-    learner = {"learner": "this submission", "problems": notes,
+        earned_by[ex] = got
+    learner = {"learner": "this submission", "problems": notes, "earned": earned_by,
                "blocked": blocked([p for r in notebooks for p in r.problems]) if sandbox is not None else [],
                "notebooks": [_as_dict(r) for r in notebooks]}
     summary = [f"{sum(t['status'] == 'passed' for t in tests)} of {len(tests)} exercises passed."] + notes

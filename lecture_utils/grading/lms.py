@@ -14,7 +14,9 @@
   column is named after the assignment, and a ``Feedback`` column holds one line per learner
   (Moodle can map it to the grade item's feedback).
 
-The score is the points of the exercises that passed (:func:`lecture_utils.grading.feedback.score`).
+The score is the points of the exercises that passed, plus, with partial credit on, the share of a failed
+exercise's points its parts earned (:func:`lecture_utils.grading.feedback.earned`); Moodle's feedback line
+names each such exercise's wrong parts.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ from lecture_utils.grading.capture import cell_source as capture_cell
 from lecture_utils.grading.capture import guard_cell_source
 from lecture_utils.grading.cells import chapter_of, exercise_cells, find_notebooks, plan
 from lecture_utils.grading.results import NOT_COURSE, ExerciseResult, NotebookResult
-from lecture_utils.status import NOT_VERIFIED, STATUSES
+from lecture_utils.status import FAILED, NOT_VERIFIED, STATUSES
 
 OUTPUT_CAP = 10 * 2**20  # characters a notebook may print while graded; counted in the kernel and in the runner
 
@@ -66,12 +66,14 @@ def helpers_problem(python: str | None = None) -> str | None:
 
 
 def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool = True, sandbox=None,
-                   limits=None, threads: int | None = None, notebook_timeout: float | None = None) -> NotebookResult:
+                   limits=None, threads: int | None = None, notebook_timeout: float | None = None,
+                   partial: bool = False) -> NotebookResult:
     """Run one notebook in a fresh kernel, then re-check its exercises in a fresh interpreter.
 
     ``sandbox`` (from :func:`lecture_utils.grading.sandbox.find_sandbox`) runs both inside bubblewrap
     with ``limits``; ``None`` runs them as ordinary processes. ``notebook_timeout`` bounds the whole
-    run (default: ``timeout`` per code cell). Never writes ``path``."""
+    run (default: ``timeout`` per code cell). ``partial``: a failed exercise's parts are run and kept (its
+    :attr:`ExerciseResult.parts`), for partial credit. Never writes ``path``."""
     import nbformat
 
     if registry is None:
@@ -166,10 +168,12 @@ def grade_notebook(path: Path, timeout: float = 600, registry=None, smoke: bool 
             outcome[ex_id] = (NOT_VERIFIED, "the exercise cell does not define " + ", ".join(missing))
         else:
             to_check.append(ex_id)
-    outcome |= _recheck(to_check, plans, captures, sandbox=sandbox, limits=limits, threads=threads, smoke=smoke)
+    parts: dict[str, list[dict]] = {}
+    outcome |= _recheck(to_check, plans, captures, sandbox=sandbox, limits=limits, threads=threads, smoke=smoke,
+                        parts_out=parts if partial else None)
     for ex_id in expected:
         status, message = outcome[ex_id]
-        result.exercises.append(ExerciseResult(ex_id, registry[ex_id].title, status, message))
+        result.exercises.append(ExerciseResult(ex_id, registry[ex_id].title, status, message, parts.get(ex_id, [])))
     result.seconds = time.perf_counter() - start
     return result
 
@@ -211,9 +215,19 @@ def _read_worker(stdout: bytes) -> dict:
     return {"problems": problems, "captures": captures, "kernel_missing": kernel_missing, "ended": ended}
 
 
-def _recheck(ids: list[str], plans: dict, captures: dict, *, sandbox, limits, threads: int, smoke: bool) -> dict:
+def _parts_of(value) -> list[dict]:
+    """A result event's parts, validated (the learner's code ran in that process)."""
+    if not isinstance(value, list):
+        return []
+    return [{"name": p["name"], "passed": p["passed"], "diagnosis": p["diagnosis"]} for p in value[:20]
+            if isinstance(p, dict) and isinstance(p.get("name"), str) and isinstance(p.get("passed"), bool)
+            and isinstance(p.get("diagnosis"), str)]
+
+
+def _recheck(ids: list[str], plans: dict, captures: dict, *, sandbox, limits, threads: int, smoke: bool,
+             parts_out: dict | None = None) -> dict:
     """Re-run each exercise's cells and check in fresh interpreters; a new one after any that dies,
-    hangs or finds tampering."""
+    hangs or finds tampering. ``parts_out``: partial credit on; it receives each failed exercise's parts."""
     out: dict[str, tuple[str, str]] = {}
     pending = list(ids)
     while pending:
@@ -230,9 +244,9 @@ def _recheck(ids: list[str], plans: dict, captures: dict, *, sandbox, limits, th
                 exercises.append({"id": ex_id, "cells": [{"id": e, "source": s} for e, s in plans[ex_id].cells],
                                   "context": cap["context"], "data_file": data_file})
             job = {"token": token, "exercises": exercises, "sandboxed": sandbox is not None,
-                   "limits": asdict(limits) if limits else None}
+                   "limits": asdict(limits) if limits else None, "parts": parts_out is not None}
             fin = sb.run(_helper("lecture_utils.grading.recheck"), job_dir, sandbox=sandbox, limits=limits,
-                         timeout=60 + 90 * len(pending), threads=threads, smoke=smoke,
+                         timeout=60 + (90 if parts_out is None else 150) * len(pending), threads=threads, smoke=smoke,
                          stdin=json.dumps(job).encode())
         finally:
             shutil.rmtree(job_dir, ignore_errors=True)
@@ -251,6 +265,8 @@ def _recheck(ids: list[str], plans: dict, captures: dict, *, sandbox, limits, th
                 started = msg["id"]
             elif event == "result" and msg.get("id") in pending and msg.get("status") in STATUSES:
                 out[msg["id"]] = (msg["status"], str(msg.get("message", "")))
+                if parts_out is not None and msg["status"] == FAILED:
+                    parts_out[msg["id"]] = _parts_of(msg.get("parts"))
                 pending.remove(msg["id"])
                 started = None
             elif event == "done":

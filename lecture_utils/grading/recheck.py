@@ -129,6 +129,11 @@ def _deep_prints(mods, prints: dict) -> None:
             for v in list(vars(m).values()):
                 if isinstance(v, type) and v.__module__ == m.__name__:
                     stack += list(vars(v).values())
+    from lecture_utils.checks._parts import PARTS
+
+    for ex_id, parts in sorted(PARTS.items()):  # the probes partial credit runs, and the registry holding them
+        prints[("lecture_utils.checks.PARTS", ex_id)] = tuple((id(p), id(p.probe), p.name) for p in parts)
+        stack += [p.probe for p in parts]
     for ex_id, entry in sorted(REGISTRY.items()):
         prints[("lecture_utils.checks.REGISTRY", ex_id)] = (
             id(entry), id(getattr(entry, "check", None)), id(getattr(entry, "reference", None)),
@@ -213,8 +218,10 @@ def _is_magic_error(exc: SyntaxError) -> bool:
     return line.startswith(("%", "!"))
 
 
-def recheck(ex: dict, job_dir: Path, outcomes: list, registry) -> tuple[str, str]:
-    """(status, message) for one exercise."""
+def recheck(ex: dict, job_dir: Path, outcomes: list, registry, parts: list | None = None) -> tuple[str, str]:
+    """(status, message) for one exercise. ``parts`` (partial credit on): a list that receives the outcome of each
+    part the exercise declares (:func:`lecture_utils.checks._parts.run_parts`) when its check fails on the
+    learner's objects; it stays empty otherwise."""
     import torch
 
     from lecture_utils.checks import _core
@@ -273,7 +280,14 @@ def recheck(ex: dict, job_dir: Path, outcomes: list, registry) -> tuple[str, str
     try:
         entry.check(*[ns[n] for n in entry.names])
     except _core.CheckFailed as exc:
-        return unavailable_used(exc.hint) or (FAILED, exc.hint)
+        unavailable = unavailable_used(exc.hint)
+        if unavailable:
+            return unavailable
+        if parts is not None:
+            from lecture_utils.checks._parts import run_parts
+
+            parts[:] = run_parts(ex["id"], tuple(ns[n] for n in entry.names), check_hint=exc.hint)
+        return FAILED, exc.hint
     except BaseException as exc:
         message = f"{type(exc).__name__}: {exc}"
         return unavailable_used(message) or (FAILED, message)
@@ -322,7 +336,8 @@ def main(argv: list[str]) -> int:
     emit({"event": "ready"})
     for ex in job["exercises"]:
         emit({"event": "start", "id": ex["id"]})
-        status, message = recheck(ex, job_dir, outcomes, REGISTRY)
+        parts: list | None = [] if job.get("parts") else None
+        status, message = recheck(ex, job_dir, outcomes, REGISTRY, parts)
         changed = tampered(before, fingerprint())
         if changed:
             shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
@@ -330,7 +345,7 @@ def main(argv: list[str]) -> int:
                   "message": f"the exercise's code replaced {shown}: changing the libraries or the checks cannot pass"})
             out.flush()
             os._exit(TAINTED_EXIT)
-        emit({"event": "result", "id": ex["id"], "status": status, "message": message})
+        emit({"event": "result", "id": ex["id"], "status": status, "message": message, "parts": parts or []})
     emit({"event": "done"})
     out.flush()
     os._exit(0)  # no atexit handler or finaliser the learner's code registered runs after this

@@ -20,6 +20,7 @@ class ExerciseResult:
     title: str
     status: str
     message: str = ""
+    parts: list[dict] = field(default_factory=list)  # with partial credit on, a failed check's parts (checks._parts)
 
 
 @dataclass

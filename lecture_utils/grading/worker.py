@@ -24,6 +24,41 @@ from pathlib import Path
 CAPTURE_DIR = ".lecture_utils_grade"
 OVER_MARK = "output-over"  # capture.OVER_MARK: left by the kernel's output guard past the cap (capture.guard_output)
 _CAPTURE_NAME = re.compile(r"^\d+\.\d+\.(json|pt)$")
+ATTEMPTS = "attempts.jsonl"  # capture.ATTEMPTS: what the kernel's audit hook saw the notebook try (capture.watch_attempts)
+TRIED = {"process": "tried to start a process, a program or a shell command", "network": "tried to connect beyond this machine",
+         "write": "tried to write outside its folder"}
+
+
+def _read_attempts(work: Path, into: dict) -> None:
+    """Add what the kernel's audit hook recorded so far to ``into`` ((kind, what) -> None, in order). The file is
+    the kernel's: read a bounded amount, keep only well-formed records of a known kind."""
+    path = work / CAPTURE_DIR / ATTEMPTS
+    try:
+        if path.is_symlink() or not path.is_file():
+            return
+        with path.open("rb") as f:
+            text = f.read(256 * 1024).decode("utf-8", "replace")
+    except OSError:
+        return
+    for line in text.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("kind") in TRIED and isinstance(rec.get("what"), str) and len(into) < 60:
+            into.setdefault((rec["kind"], rec["what"][:200]), None)
+
+
+def attempts_problems(attempts: dict) -> list[str]:
+    """One line per kind of attempt, naming up to three targets: 'tried to ...: ls /; curl ...'."""
+    lines = []
+    for kind, said in TRIED.items():
+        whats = [w for k, w in attempts if k == kind]
+        whats = [w for w in whats if not any(o.startswith(f"{w}:") for o in whats)]  # a look-up, then its connect
+        if whats:
+            more = f" and {len(whats) - 3} more" if len(whats) > 3 else ""
+            lines.append(f"{said} (its code may have caught the error): {'; '.join(w[:80] for w in whats[:3])}{more}")
+    return lines
 
 
 def _is_capture(cell) -> bool:
@@ -51,6 +86,7 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
     printed = {"bytes": 0, "over": False}
     timed_out: list[int] = []
     sent: set[str] = set()
+    attempts: dict = {}
 
     class GradingClient(NotebookClient):
         """nbclient with a cap on output, and a stop after two cells in a row that ignore an interrupt."""
@@ -97,6 +133,7 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
                 learner_index = cell_index - sum(_is_inserted(c) for c in nb.cells[:cell_index])
                 raised.append(f"cell {learner_index + 1} raised {out.get('ename')}: {value[0][:160] if value else ''}".rstrip(": "))
         cell.outputs = []
+        _read_attempts(work, attempts)  # after every cell: a later cell cannot take back what this one tried
         if _is_capture(cell):  # hand over what the capture wrote at once: a later hang or kill loses nothing
             folder = work / CAPTURE_DIR
             if folder.is_dir():
@@ -125,6 +162,8 @@ def _run(job_dir: Path, work: Path, emit) -> dict:
             return {"kernel_missing": True, "problems": []}
         problems.append(f"execution stopped: {name}: {exc}")
     problems += raised[:5] + ([f"{len(raised) - 5} more cells raised errors"] if len(raised) > 5 else [])
+    _read_attempts(work, attempts)
+    problems += attempts_problems(attempts)
     if timed_out:
         problems.append(f"{len(timed_out)} cell(s) were interrupted after {timeout:.0f} s")
     if (work / CAPTURE_DIR / OVER_MARK).is_file():  # the kernel's guard counted past the cap (what reached us or not)

@@ -36,6 +36,19 @@ def bigram_logits_not_reshaped():
     return _bigram(forward)
 
 
+@wrong("2.1", "bigram_forward", "logits not reshaped to (B*T, C)")
+def bigram_reshapes_only_inside_the_loss():
+    # the loss is right (computed on a flattened view), but the logits handed back keep (B, T, C)
+    def forward(self, idx, targets=None):
+        logits = self.token_embedding_table(idx)
+        if targets is None:
+            return logits, None
+        B, T, C = logits.shape
+        return logits, F.cross_entropy(logits.view(B * T, C), targets.view(B * T))
+
+    return _bigram(forward)
+
+
 @wrong("2.1", "bigram_forward", "targets not reshaped")
 def bigram_targets_not_reshaped():
     def forward(self, idx, targets=None):
