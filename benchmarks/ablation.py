@@ -64,14 +64,14 @@ def run(name: str, iters: int, seed: int, device: torch.device, splits, quick: b
     _, tok, tr, va = splits
     tcfg = replace(tcfg, time_budget=0.0, max_iters=iters, seed=seed)
     if quick:
-        tcfg = replace(tcfg, eval_interval=10, eval_iters=2, warmup_iters=min(tcfg.warmup_iters, 5))
+        tcfg = replace(tcfg, eval_interval=2, eval_iters=1, warmup_iters=min(tcfg.warmup_iters, 2))
     torch.manual_seed(seed)
     model = build_gpt(replace(mcfg, vocab_size=tok.vocab_size)).to(device)
     res = train(model, tr, va, tcfg, progress=False)
     return res, model.num_parameters()
 
 
-def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dict[str, float]:
+def step_seconds(names, device: torch.device, vocab_size: int, reps: int, warmup: int = 3) -> dict[str, float]:
     """Median seconds of one training step of each variant (batch 12 x block 64, random tokens), the
     variants timed in turn, one step each per round, so that a change in the machine's load affects all
     of them alike."""
@@ -84,7 +84,7 @@ def step_seconds(names, device: torch.device, vocab_size: int, reps: int) -> dic
                                     device)
     times: dict[str, list[float]] = {name: [] for name in names}
     for step in steps.values():  # warm-up
-        median_seconds(step, warmup=3, reps=1, device=device)
+        median_seconds(step, warmup=warmup, reps=1, device=device)
     for _ in range(reps):
         for name, step in steps.items():
             times[name].append(median_seconds(step, warmup=0, reps=1, device=device))
@@ -98,15 +98,16 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[1337])
     p.add_argument("--device", default="cpu")
     p.add_argument("--speed-only", action="store_true", help="only time a training step of each variant (a minute)")
-    p.add_argument("--quick", action="store_true", help="20 steps per variant: proves the script runs")
+    p.add_argument("--quick", action="store_true", help="4 steps per variant: proves the script runs")
     args = p.parse_args(argv)
-    iters = 20 if args.quick else args.iters
+    iters = 4 if args.quick else args.iters
     device = pick_device(args.device)
+    # all cores, unless OMP_NUM_THREADS says otherwise (the test run gives each worker one)
     threads = set_threads()
     print(f"{describe(device)}; {threads} thread(s); {iters} steps per run")
     splits = data.load_dataset()
     vocab_size = splits[1].vocab_size
-    speed = step_seconds(args.variants, device, vocab_size, 3 if args.quick else 40)
+    speed = step_seconds(args.variants, device, vocab_size, 1 if args.quick else 40, warmup=1 if args.quick else 3)
     for name, sec in speed.items():
         print(f"{name:<12} {sec * 1e3:6.1f} ms per training step ({sec / speed[args.variants[0]]:.2f}x {args.variants[0]})",
               flush=True)

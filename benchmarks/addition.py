@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     if args.quick:
         args.digits, args.max_steps, args.eval_every = [2], 10, 5
     device = pick_device(args.device)
+    # all cores, unless OMP_NUM_THREADS says otherwise (the test run gives each worker one)
     set_threads()
     print(describe(device))
     rows = [(n, *run(n, args.max_steps, args.target, args.eval_every, device)) for n in args.digits]

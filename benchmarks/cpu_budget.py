@@ -14,7 +14,7 @@ are taken out of the training time, so the budget covers everything), and the di
 
     python benchmarks/cpu_budget.py                          # every configuration, 10 minutes each
     python benchmarks/cpu_budget.py --configs baseline lr2e-3-batch16 --budget 120
-    python benchmarks/cpu_budget.py --quick                  # a few seconds each, to prove it runs
+    python benchmarks/cpu_budget.py --quick                  # a second of training each, to prove it runs
     # a quick screen of a variation, on one core (not the benchmark: 2 cores, 600 s):
     taskset -c 0 python benchmarks/cpu_budget.py --threads 1 --budget 300 --configs swiglu-rope-wd0.1 --set n_layer=6
 """
@@ -96,16 +96,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--budget", type=float, default=600.0, help="seconds per configuration (default 600)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--quick", action="store_true", help="a few seconds each: proves the script runs")
+    p.add_argument("--quick", action="store_true", help="a second of training each: proves the script runs")
     p.add_argument("--configs", nargs="+", default=["baseline", *CANDIDATES], choices=["baseline", *CANDIDATES],
                    help="which configurations to run (default: all)")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for torch (default: OMP_NUM_THREADS if set, else all)")
     p.add_argument("--set", nargs="+", default=[], metavar="FIELD=VALUE",
                    help="override GPTConfig or TrainConfig fields of every configuration run, e.g. n_layer=6 "
                         "batch_size=24 optimizer=muon")
     args = p.parse_args(argv)
-    budget = 4.0 if args.quick else args.budget
+    budget = 1.0 if args.quick else args.budget
     device = pick_device(args.device)
+    # all cores, unless OMP_NUM_THREADS says otherwise (the test run gives each worker one)
     set_threads(args.threads)
     overrides = _parse_overrides(p, args.set)
     print(describe(device))

@@ -126,6 +126,7 @@ def main(argv=None) -> int:
     p.add_argument("--rungs", nargs="*", help="only these rungs (names as in the table)")
     args = p.parse_args(argv)
     device = pick_device(args.device)
+    # all cores, unless OMP_NUM_THREADS says otherwise (the test run gives each worker one)
     set_threads()
     print(describe(device))
     _, tok, train_data, val_data = data.load_dataset()

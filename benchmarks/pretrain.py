@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="a few steps each: proves the script runs")
     args = p.parse_args(argv)
     device = pick_device(args.device)
+    # all cores, unless OMP_NUM_THREADS says otherwise (the test run gives each worker one)
     threads = set_threads()
     print(f"{describe(device)}; {threads} thread(s)")
     _, tok, tr, va = data.load_dataset()

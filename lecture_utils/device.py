@@ -82,8 +82,11 @@ def seed_everything(seed: int) -> torch.Generator:
 
 
 def set_threads(n: int | None = None) -> int:
-    """Set torch's intra-op threads: ``n``, else the number of physical-ish cores available to this
-    process (``os.sched_getaffinity`` where it exists). Returns the number set."""
+    """Set torch's intra-op threads: ``n``, else ``OMP_NUM_THREADS`` when it is set (a test worker's or a
+    shared machine's limit), else the number of physical-ish cores available to this process
+    (``os.sched_getaffinity`` where it exists). Returns the number set."""
+    if n is None and os.environ.get("OMP_NUM_THREADS", "").strip().isdigit():
+        n = int(os.environ["OMP_NUM_THREADS"]) or None
     if n is None:
         try:
             n = len(os.sched_getaffinity(0))

@@ -214,3 +214,18 @@ def test_training_gives_the_reference_gpt_fast_cpu_dropout_and_leaves_other_mode
     mine = Mine()
     train(mine, d, d, cfg, progress=False)
     assert type(mine.drop) is nn.Dropout
+
+
+def test_set_threads_follows_omp_num_threads_when_it_is_set(monkeypatch):
+    # a test worker (or a shared machine) sets OMP_NUM_THREADS=1; "all cores" must not override it
+    from lecture_utils.device import set_threads
+
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        assert set_threads() == 1 and torch.get_num_threads() == 1
+        assert set_threads(2) == 2  # an explicit number still wins
+        monkeypatch.setenv("OMP_NUM_THREADS", "not a number")
+        assert set_threads() >= 1  # ignored: all cores
+    finally:
+        torch.set_num_threads(before)
