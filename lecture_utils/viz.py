@@ -72,7 +72,8 @@ def plot_attention(ax, weights, tokens=None, *, causal: bool = True, annotate: b
     im = ax.imshow(shown, cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
     labels = [_label(t) for t in tokens] if tokens is not None else [str(i) for i in range(T)]
     step = max(1, T // 32)
-    ax.set_xticks(range(0, T, step), labels[::step], fontsize=8)
+    ax.set_xticks(range(0, T, step), labels[::step], fontsize=8,
+                  rotation=90 if max(map(len, labels), default=1) > 1 else 0)  # sub-word tokens: upright, no overlap
     ax.set_yticks(range(0, T, step), labels[::step], fontsize=8)
     ax.set_xlabel("key (attended to)")
     ax.set_ylabel("query")
@@ -142,7 +143,8 @@ class ForwardPass:
     ``weights`` ``(n_layer, n_head, T, T)``: the attention weights (row = query, column = key);
     ``q``, ``k`` ``(n_layer, n_head, T, head_size)``: the queries and keys those weights were made from
     (after RoPE where the model uses it), or None where they could not be reproduced (``qk_note`` says
-    why); ``logits`` ``(T, vocab_size)``: the model's scores for the character after each position.
+    why); ``logits`` ``(T, vocab_size)``: the model's scores for the token after each position;
+    ``tokens``: the T tokens' texts (see :func:`token_texts`), set by the explorer.
     """
 
     text: str
@@ -151,6 +153,15 @@ class ForwardPass:
     k: torch.Tensor | None
     logits: torch.Tensor
     qk_note: str = ""
+    tokens: list[str] | None = None
+
+
+def token_texts(tokenizer, ids) -> list[str]:
+    """Each token's text, as the attention views label it: a tokenizer with a ``token_labels(ids)`` method says
+    it itself (``BPETokenizer``: spaces and newlines made visible, bytes that are not UTF-8 on their own shown
+    as ``\\xNN``); any other tokenizer's ids are decoded one by one (``CharTokenizer``: the characters)."""
+    labels = getattr(tokenizer, "token_labels", None)
+    return labels(ids) if labels is not None else [tokenizer.decode([int(i)]) for i in ids]
 
 
 def capture_forward(model: torch.nn.Module, idx: torch.Tensor) -> ForwardPass:
@@ -224,22 +235,24 @@ class AttentionExplorer(BrowserWidget):
     query, column = key) to read a weight; the head view draws lines from a query to the keys it
     attends to, several heads at once; the model view shows every layer x head; the query-key view
     takes one weight apart (``q_i k_i`` per dimension, their sum, the scaling, the softmax); the
-    next-token view shows the model's distribution for the next character, with temperature, top-k,
+    next-token view shows the model's distribution for the next token, with temperature, top-k,
     top-p (the nucleus it keeps, renormalised; chapter 13's rules) and a sample button. Arrow keys
     move the query (up/down) and the key (left/right).
 
     Args:
         model: a model built from the course's attention modules (the reference ``GPT``, the shipped
             checkpoint, chapter 08's ``GPTLanguageModel``).
-        tokenizer: the ``CharTokenizer`` the model was trained with.
-        text: what the model reads. Characters outside the vocabulary are removed (and named); a text
-            longer than ``block_size`` is cut to its last ``block_size`` characters (and said so).
+        tokenizer: the tokenizer the model was trained with: a ``CharTokenizer`` (one token per character)
+            or a ``BPETokenizer`` (sub-word tokens, labelled by their text: :func:`token_texts`).
+        text: what the model reads. With a character tokenizer, characters outside the vocabulary are
+            removed (and named); a byte-level BPE tokenizer encodes any text. A text of more than
+            ``block_size`` tokens is cut to its last ``block_size`` tokens (and said so).
         top_k: how many of the query's most-attended keys ``.state['top_keys']`` and the static
             picture list.
 
     Raises:
-        ValueError: the text is empty or has no character of the vocabulary; the tokenizer does not
-            fit the model.
+        ValueError: the text is empty or has no character of a character tokenizer's vocabulary; the
+            tokenizer does not fit the model.
         TypeError: the model has none of the course's attention modules.
 
     Controls are traits, settable from Python too: ``layer``, ``head``, ``query``, ``key``, ``view``
@@ -252,6 +265,7 @@ class AttentionExplorer(BrowserWidget):
     text = traitlets.Unicode("").tag(sync=True)
     tokens = traitlets.List(traitlets.Unicode()).tag(sync=True)
     vocab = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    unit = traitlets.Unicode("character").tag(sync=True)  # what one id stands for: "character" or "token"
     n_layer = traitlets.Int(1).tag(sync=True)
     n_head = traitlets.Int(1).tag(sync=True)
     head_size = traitlets.Int(0).tag(sync=True)
@@ -278,12 +292,13 @@ class AttentionExplorer(BrowserWidget):
         self.model, self.tokenizer, self.top_keys = model, tokenizer, top_k
         self.block_size = _block_size(model)
         self.forward_pass: ForwardPass | None = None
-        super().__init__(vocab=[tokenizer.decode([i]) for i in range(tokenizer.vocab_size)])
+        super().__init__(vocab=token_texts(tokenizer, range(tokenizer.vocab_size)),
+                         unit="character" if hasattr(tokenizer, "chars") else "token")
         fp, notes = self._run(text)  # errors here reach the caller: a clear ValueError / TypeError
         if fp.logits.shape[-1] != tokenizer.vocab_size:
-            raise ValueError(f"the tokenizer has {tokenizer.vocab_size} characters but the model expects "
+            raise ValueError(f"the tokenizer has {tokenizer.vocab_size} {self.unit}s but the model expects "
                              f"{fp.logits.shape[-1]}: load the tokenizer saved with the checkpoint")
-        self._show(fp, notes, query=len(fp.text) - 1)
+        self._show(fp, notes, query=len(fp.tokens) - 1)
         with self.hold_trait_notifications():
             self.text = text
         self.observe(self._on_text, names="text")
@@ -293,7 +308,8 @@ class AttentionExplorer(BrowserWidget):
         notes = []
         if not text:
             raise ValueError("the text is empty: type at least one character the model knows, e.g. 'ROMEO:'")
-        unknown = self.tokenizer.unknown_chars(text)
+        unknown_chars = getattr(self.tokenizer, "unknown_chars", None)  # none for byte-level BPE: no unknown text
+        unknown = unknown_chars(text) if unknown_chars is not None else []
         if unknown:
             kept = "".join(c for c in text if c not in set(unknown))
             if not kept:
@@ -302,14 +318,15 @@ class AttentionExplorer(BrowserWidget):
                                  + "): type characters of the training text, e.g. letters and punctuation")
             notes.append("ignored characters not in the vocabulary: " + ", ".join(repr(c) for c in unknown))
             text = kept
-        if self.block_size is not None and len(text) > self.block_size:
-            notes.append(f"the model sees at most block_size={self.block_size} characters: showing the last "
+        ids = self.tokenizer.encode(text)
+        if self.block_size is not None and len(ids) > self.block_size:
+            notes.append(f"the model sees at most block_size={self.block_size} {self.unit}s: showing the last "
                          f"{self.block_size}")
-            text = text[-self.block_size :]
+            ids = ids[-self.block_size :]
+            text = self.tokenizer.decode(ids)
         device = next(self.model.parameters()).device
-        idx = torch.tensor([self.tokenizer.encode(text)], dtype=torch.long, device=device)
-        fp = capture_forward(self.model, idx)
-        fp.text = text
+        fp = capture_forward(self.model, torch.tensor([ids], dtype=torch.long, device=device))
+        fp.text, fp.tokens = text, token_texts(self.tokenizer, ids)
         return fp, notes
 
     def _show(self, fp: ForwardPass, notes: list[str], query: int | None = None):
@@ -319,7 +336,7 @@ class AttentionExplorer(BrowserWidget):
             self.forward_pass = fp
             self.n_layer, self.n_head = L, H
             self.head_size = fp.q.shape[-1] if fp.q is not None else 0
-            self.tokens = list(fp.text)
+            self.tokens = list(fp.tokens)
             self.weights_f32 = f32_bytes(fp.weights)
             self.q_f32 = f32_bytes(fp.q) if fp.q is not None else b""
             self.k_f32 = f32_bytes(fp.k) if fp.k is not None else b""
@@ -377,7 +394,7 @@ class AttentionExplorer(BrowserWidget):
     @traitlets.validate("top_p")
     def _valid_top_p(self, proposal):
         if not 0 < proposal["value"] <= 1:
-            raise traitlets.TraitError(f"top_p must be in (0, 1] (1 keeps every character), got {proposal['value']}")
+            raise traitlets.TraitError(f"top_p must be in (0, 1] (1 keeps every {self.unit}), got {proposal['value']}")
         return proposal["value"]
 
     # --- what is shown --------------------------------------------------------------------------
@@ -393,15 +410,16 @@ class AttentionExplorer(BrowserWidget):
     def state(self) -> dict:
         """What the widget shows now: ``weights`` (the chosen layer's and head's ``(T, T)`` matrix),
         the chosen query's ``row``, its ``top_keys`` (most attended first), ``next_probs`` (after the
-        temperature, top-k and top-p) and ``next_kept`` (the characters left a probability above 0)."""
+        temperature, top-k and top-p) and ``next_kept`` (the tokens left a probability above 0); ``tokens``
+        (each token's text) and ``text`` (what the model reads)."""
         fp = self.forward_pass
         wei = fp.weights[self.layer, self.head]
         row = wei[self.query]
         k = min(self.top_keys, self.query + 1)
         vals, idx = torch.topk(row[: self.query + 1], k)
-        top_text = ", ".join(f"{_label(fp.text[i])!s} at {i}: {v:.3f}" for v, i in zip(vals.tolist(), idx.tolist()))
+        top_text = ", ".join(f"{_label(fp.tokens[i])!s} at {i}: {v:.3f}" for v, i in zip(vals.tolist(), idx.tolist()))
         probs = self.next_token_probs()
-        return {"tokens": fp.text, "layer": self.layer, "head": self.head, "query": self.query, "key": self.key,
+        return {"tokens": list(fp.tokens), "text": fp.text, "layer": self.layer, "head": self.head, "query": self.query, "key": self.key,
                 "view": self.view, "weights": wei, "row": row, "top_keys": idx.tolist(), "top_text": top_text,
                 "next_probs": probs, "next_kept": probs > 0}
 
@@ -409,7 +427,7 @@ class AttentionExplorer(BrowserWidget):
         import matplotlib.pyplot as plt
 
         fp, st = self.forward_pass, self.state
-        tokens = list(fp.text)
+        tokens = list(fp.tokens)
         if self.view == "model":
             return plot_heads(fp.weights, tokens)
         if self.view == "next":
@@ -424,11 +442,11 @@ class AttentionExplorer(BrowserWidget):
             ax.set_yticks(range(len(idx)), [_label(self.vocab[i]) for i in idx.tolist()], fontsize=9)
             ax.invert_yaxis()
             ax.set_xlabel("probability")
-            title = (f"next character after position {self.query} ({_label(tokens[self.query])}), "
+            title = (f"next {self.unit} after position {self.query} ({_label(tokens[self.query])}), "
                      f"temperature {self.temperature:g}" + (f", top-k {self.top_k}" if self.top_k else ""))
             if self.top_p < 1:
                 n_kept, mass = int(kept.sum()), before[kept].sum().item()
-                title += (f", top-p {self.top_p:g}\nthe nucleus keeps {n_kept} character{'s' * (n_kept != 1)} "
+                title += (f", top-p {self.top_p:g}\nthe nucleus keeps {n_kept} {self.unit}{'s' * (n_kept != 1)} "
                           f"({mass:.3f} of the probability), each divided by {mass:.3f}\n"
                           "grey: cut by top-p, drawn with its probability before the cut")
             ax.set_title(title, fontsize=9)

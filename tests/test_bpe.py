@@ -162,3 +162,62 @@ def test_total_nats_predicts_every_id_after_the_first_once():
     torch.nn.init.zeros_(model.lm_head.weight)
     torch.nn.init.zeros_(model.lm_head.bias) if model.lm_head.bias is not None else None
     assert bpe.total_nats(model, ids, 8)[0] == pytest.approx(29 * math.log(20), rel=1e-5)
+
+
+# The package's train_bpe and encode update only what each merge changes; the exercises' loops (train_bpe_simple,
+# encode_simple) count every pair again. They must agree exactly, ties and overlapping pairs ("aaa") included.
+FEW_LETTERS = st.text(alphabet="ab \né", max_size=80)  # many ties, repeats and overlapping pairs
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(max_size=80), FEW_LETTERS), st.integers(256, 330))
+def test_fast_training_learns_the_simple_loops_merges_in_the_same_order(text, vocab_size):
+    assert list(bpe.train_bpe(text, vocab_size).items()) == list(bpe.train_bpe_simple(text, vocab_size).items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.text(), FEW_LETTERS), st.sampled_from(["shakespeare", "few letters"]))
+def test_fast_encode_gives_the_simple_loops_ids(text, trained_on):
+    merges = MERGES if trained_on == "shakespeare" else FEW_LETTER_MERGES
+    assert bpe.encode(text, merges) == bpe.encode_simple(text, merges)
+
+
+FEW_LETTER_MERGES = bpe.train_bpe_simple("aaab abab ba\naab éé aaaa b\n" * 3, 256 + 30)
+
+
+def test_fast_and_simple_agree_on_the_corpus():
+    from lecture_utils import data
+
+    text = data.load_text()
+    train, held_out = text[:30_000], text[-5_000:]
+    merges = bpe.train_bpe(train, 256 + 200)
+    assert list(merges.items()) == list(bpe.train_bpe_simple(train, 256 + 200).items())
+    assert bpe.encode(held_out, merges) == bpe.encode_simple(held_out, merges)
+    assert bpe.encode(train, merges) == bpe.encode_simple(train, merges)
+
+
+def test_simple_training_refuses_a_vocabulary_below_256_too():
+    with pytest.raises(ValueError, match="at least 256"):
+        bpe.train_bpe_simple("hello", 255)
+
+
+def test_readable_labels_show_what_a_token_holds():
+    assert bpe.readable(b"the ") == "the\u2423" and bpe.readable(b":\n\t") == ":\u21b5\u21e5"
+    assert bpe.readable("é".encode()) == "é"  # a whole character
+    assert bpe.readable("日".encode()[:2]) == "\\xe6\\x97" and bpe.readable(b"d \xc3") == "d\u2423\\xc3"  # part of one
+    assert bpe.readable(b"\r\x00") == "\\r\\x00" and bpe.readable("\u200d".encode()) == "\\u200d"  # invisible ones
+    assert bpe.readable(b"\\xe6") == "\\\\xe6"  # a real backslash is doubled: never mistaken for a byte
+    tok = bpe.BPETokenizer(MERGES)
+    assert tok.token_labels([ord("a"), 0xE6]) == ["a", "\\xe6"]
+
+
+def test_speed_benchmark_quick_run_finds_the_same_results():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(root / "benchmarks" / "bpe_speed.py"), "--quick"], capture_output=True,
+                         text=True, timeout=300, cwd=root)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "same merges in the same order: True" in out.stdout and "same ids: True" in out.stdout

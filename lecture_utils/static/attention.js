@@ -421,7 +421,7 @@ function explorer(model, root) {
     const L = model.get("n_layer"), H = model.get("n_head"), hs = model.get("head_size");
     d = {
       tokens, T, L, H, hs, W: f32(model.get("weights_f32")), Q: f32(model.get("q_f32")), K: f32(model.get("k_f32")),
-      logits: f32(model.get("logits_f32")), vocab: model.get("vocab"),
+      logits: f32(model.get("logits_f32")), vocab: model.get("vocab"), unit: model.get("unit") || "character",
     };
     d.V = d.vocab.length;
     d.revision = model.get("revision");
@@ -760,7 +760,7 @@ function explorer(model, root) {
       info.dataset.value = String(it.kept ? it.value : 0);
     },
   });
-  nextBars.canvas.setAttribute("aria-label", "the next character's distribution; up/down move the query");
+  nextBars.canvas.setAttribute("aria-label", "the next character's (or token's) distribution; up/down move the query");
   nextBars.canvas.addEventListener("keydown", (ev) => {
     if (onKey(ev)) ev.preventDefault();
   });
@@ -847,12 +847,12 @@ function explorer(model, root) {
     if (topP < 1) {
       const mass = before.reduce((s, v, i) => s + (kept[i] ? v : 0), 0);
       const n = kept.filter(Boolean).length;
-      const keeps = n === 1 ? "most likely character" : `${n} most likely characters`;
+      const keeps = n === 1 ? `most likely ${d.unit}` : `${n} most likely ${d.unit}s`;
       nucleus = `\ntop-p ${fmt(topP, 2)}: the nucleus keeps the ${keeps} (${fmt(mass, 3)} of the probability) ` +
         `and divides each by ${fmt(mass, 3)}; grey \u2715: cut (shown with its probability before the cut)`;
     }
     mount(
-      h("div", { class: "bg-formula" }, `after ${q + 1} characters (up to position ${q}, ${quoted(d.tokens[q])}): the next character`,
+      h("div", { class: "bg-formula" }, `after ${q + 1} ${d.unit}s (up to position ${q}, ${quoted(d.tokens[q])}): the next ${d.unit}`,
         truth == null ? "" : `\nin the text it is ${quoted(truth)} (red), probability ${fmt(p[ti])}`, nucleus),
       h("div", { class: "bg-row" }, h("label", {}, "temperature ", temp), tempOut, h("label", {}, "top-k (0: all) ", topk),
         h("label", {}, "top-p (1: all) ", topp), toppOut, sampleBtn, sampled),
