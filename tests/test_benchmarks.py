@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["loss_ladder.py", "throughput.py", "cpu_budget.py", "addition.py", "ablation.py", "pretrain.py", "grade_class.py",
-           "chapter_wait.py", "dropout_demo.py", "bpe_vs_char.py", "kv_cache.py", "check_stability.py"]
+           "chapter_wait.py", "dropout_demo.py", "bpe_vs_char.py", "kv_cache.py", "check_stability.py", "record_reference.py"]
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
