@@ -23,19 +23,31 @@ the ratio b/a.
     python benchmarks/throughput.py --steps 0 --matmul   # fp32 vs bf16 matrix multiplies of the lecture's shapes
     python benchmarks/throughput.py --steps 0 --profile  # where a step's time goes (torch.profiler), per variant
     python benchmarks/throughput.py --steps 0 --configs cpu --optimizers   # AdamW (loop/fused) and Muon per step
+    python benchmarks/throughput.py --steps 0 --vs-gpt-py --rounds 5 --threads 1 [--cpu-bf16]   # against gpt.py
+    python benchmarks/throughput.py --steps 0 --vs-gpt-py --rounds 0 --profile --configs lecture --batch 16
+
+``--vs-gpt-py`` times the reference against the lecture's own ``gpt.py`` model (re-stated in
+``benchmarks/lecture_gpt.py``, with ``gpt.py``'s optimizer: ``AdamW(lr=3e-4)``, torch's defaults) at the
+lecture's configuration, batch 16 (``--batch``), on the same batches, in interleaved rounds (each variant
+``--round-steps`` steps per round, one after the other, round after round): the reference as ``train()``
+runs it on a CPU (numpy's dropout masks, fused AdamW), the same + oneDNN's linear layers
+(:func:`lecture_utils.speed.use_onednn_linear`), + the attention's scale and mask inside its first product
+(:func:`lecture_utils.speed.use_fast_cpu_paths`: both), and with ``--cpu-bf16`` the last under bf16 autocast.
+Per round: each variant's median ms/step (wall clock and CPU time) and gpt.py's time over its own.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from dataclasses import replace
 
 import torch
 
 from lecture_utils.device import cpu_has_native_bf16, describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
-from lecture_utils.speed import use_fast_cpu_dropout
-from lecture_utils.timing import median_seconds, random_batches, training_step
+from lecture_utils.speed import use_fast_cpu_dropout, use_fast_cpu_paths, use_onednn_linear
+from lecture_utils.timing import median_seconds, random_batches, synchronize, training_step
 
 CONFIGS = {
     # name: (model config, batch size)
@@ -64,13 +76,21 @@ def main(argv=None) -> int:
                    help="also profile one step of (b) with torch's masks, (b) and (b) + bf16: shares of its time")
     p.add_argument("--optimizers", action="store_true",
                    help="also time one optimizer step: AdamW (for-loop, fused) and Muon, next to a training step")
+    p.add_argument("--vs-gpt-py", action="store_true",
+                   help="also time the reference against the lecture's gpt.py model, interleaved rounds (see above)")
+    p.add_argument("--rounds", type=int, default=5,
+                   help="--vs-gpt-py: interleaved rounds (0: none; with --profile, the profiles only)")
+    p.add_argument("--round-steps", type=int, default=3, help="--vs-gpt-py: timed steps per variant per round")
+    p.add_argument("--cpu-bf16", action="store_true", help="--vs-gpt-py: also the reference under bf16 autocast")
+    p.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: every core available)")
     args = p.parse_args(argv)
     if args.quick:
-        args.steps, args.warmup, args.batch = 2, 1, 2
+        args.steps, args.warmup, args.batch = min(args.steps, 2), 1, 2
+        args.rounds, args.round_steps = 2, 1
     device = pick_device(args.device)
     if device.type == "cpu":
-        set_threads()
-    print(describe(device))
+        set_threads(args.threads)
+    print(describe(device), f"threads {torch.get_num_threads()}" if device.type == "cpu" else "")
     rows = []
     for name in args.configs if args.steps > 0 else []:
         cfg, batch = CONFIGS[name]
@@ -104,6 +124,8 @@ def main(argv=None) -> int:
         for name in args.configs:
             cfg, batch = CONFIGS[name]
             _convergence(cfg, args.batch or batch, 3 if args.quick else args.convergence, device)
+    if args.vs_gpt_py and args.rounds > 0:
+        _versus_gpt_py(device, args.batch or 16, args.rounds, args.round_steps, args.cpu_bf16, quick=args.quick)
     if args.matmul:
         _matmuls(device, quick=args.quick)
     for name in args.configs if args.profile or args.optimizers else []:
@@ -111,7 +133,7 @@ def main(argv=None) -> int:
         batch = args.batch or batch
         batches = random_batches(65, batch, cfg.block_size, 4, device)
         if args.profile:
-            _profile(name, cfg, batches, device)
+            _profile(name, cfg, batches, device, args.vs_gpt_py)
         if args.optimizers:
             _optimizers(name, cfg, batches, device)
     print()
@@ -122,35 +144,79 @@ def main(argv=None) -> int:
     return 0
 
 
-def _profile(name: str, cfg: GPTConfig, batches, device: torch.device) -> None:
-    """Share of one warm training step's operator time (torch.profiler, self time) by group."""
+def _profile(name: str, cfg: GPTConfig, batches, device: torch.device, vs_gpt_py: bool = False) -> None:
+    """Share of one warm training step's operator time (torch.profiler, self time) by group, and the
+    optimizer step's share (its total time). With ``vs_gpt_py`` also the lecture's gpt.py model (with its
+    optimizer) and the reference as train() runs it, without and with the fast CPU paths."""
     from torch.profiler import ProfilerActivity, profile
+
+    from lecture_utils.config import TrainConfig
+    from lecture_utils.optimizers import make_optimizer
 
     variants = [("b with torch's dropout masks", False), ("b: reference GPT", False)]
     if device.type == "cpu" and cpu_has_native_bf16():
         variants.append(("b + bf16 autocast", True))
+    if vs_gpt_py:
+        variants = [("gpt.py", False), ("reference as train() runs it", False), ("reference + fast paths", False)]
     for label, bf16 in variants:
         torch.manual_seed(0)
-        step = training_step(GPT(cfg).to(device).train(), batches, device, cpu_bf16=bf16,
-                             fast_cpu_dropout=not label.startswith("b with torch's"))
+        if label == "gpt.py":
+            from lecture_gpt import LectureGPT
+
+            keys = ("vocab_size", "block_size", "n_embd", "n_head", "n_layer", "dropout")
+            model, opt = _to(LectureGPT(**{k: getattr(cfg, k) for k in keys}), device)
+            step = _plain_step(model, opt, batches)
+        elif label.startswith("reference"):
+            model = GPT(cfg).to(device).train()
+            (use_fast_cpu_paths if "fast paths" in label else use_fast_cpu_dropout)(model)
+            step = _plain_step(model, make_optimizer(model, TrainConfig(), device), batches)
+        else:
+            step = training_step(GPT(cfg).to(device).train(), batches, device, cpu_bf16=bf16,
+                                 fast_cpu_dropout=not label.startswith("b with torch's"))
         step()
         step()
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             step()
-        groups = {"matmuls (linear)": 0.0, "attention": 0.0, "dropout masks": 0.0, "other": 0.0}
+        groups = {"matmuls (linear)": 0.0, "attention": 0.0, "dropout masks": 0.0, "layer norm": 0.0,
+                  "copies": 0.0, "other": 0.0}
+        optimizer = 0.0
         for e in prof.key_averages():
             key, t = e.key, e.self_cpu_time_total
-            if key in ("aten::mm", "aten::addmm"):
+            if key.startswith("Optimizer.step"):
+                optimizer += e.cpu_time_total
+            if key in ("aten::mm", "aten::addmm", "mkldnn::_linear_pointwise"):
                 groups["matmuls (linear)"] += t
-            elif "attention" in key or key in ("aten::bmm", "aten::_softmax", "aten::_softmax_backward_data"):
+            elif "attention" in key or key in ("aten::bmm", "aten::baddbmm", "aten::_softmax", "aten::_softmax_backward_data",
+                                               "aten::masked_fill_"):
                 groups["attention"] += t
             elif key in ("aten::bernoulli_", "cpu_dropout mask"):
                 groups["dropout masks"] += t
+            elif "layer_norm" in key:
+                groups["layer norm"] += t
+            elif key in ("aten::copy_", "aten::cat", "aten::_to_copy", "aten::clone"):
+                groups["copies"] += t
             elif key.startswith("aten::"):
                 groups["other"] += t
         total = sum(groups.values())
-        print(f"profile {name:<8} {label:<30} " + "  ".join(f"{k} {v / total:5.1%}" for k, v in groups.items()),
-              flush=True)
+        print(f"profile {name:<8} {label:<30} threads {torch.get_num_threads()} "
+              + "  ".join(f"{k} {v / total:5.1%}" for k, v in groups.items())
+              + f"  (optimizer step {optimizer / total:5.1%})", flush=True)
+
+
+def _plain_step(model, opt, batches):
+    """One training step (forward, backward, ``opt``) per call, on the next batch of ``batches``."""
+    state = {"i": 0}
+
+    def step():
+        x, y = batches[state["i"] % len(batches)]
+        state["i"] += 1
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss.item()
+
+    return step
 
 
 def _optimizers(name: str, cfg: GPTConfig, batches, device: torch.device) -> None:
@@ -176,9 +242,123 @@ def _optimizers(name: str, cfg: GPTConfig, batches, device: torch.device) -> Non
           f"ms/step", flush=True)
 
 
+def _versus_gpt_py(device: torch.device, batch: int, rounds: int, round_steps: int, bf16: bool,
+                   quick: bool = False) -> None:
+    """The reference against the lecture's ``gpt.py`` model (``lecture_gpt.LectureGPT``), each with its own
+    optimizer, on the same batches, interleaved: per round every variant runs ``round_steps`` timed steps
+    (an untimed warm-up round comes first). Prints each round and the medians."""
+    import statistics
+    import time
+
+    from lecture_gpt import LectureGPT
+
+    from lecture_utils.config import TrainConfig
+    from lecture_utils.device import autocast_dtype
+    from lecture_utils.optimizers import make_optimizer
+
+    cfg = GPTConfig(block_size=16, n_embd=32, n_head=4, n_layer=2) if quick else GPTConfig()  # lecture's
+    batches = random_batches(cfg.vocab_size, batch, cfg.block_size, 4, device)
+    on_cpu = device.type == "cpu"
+
+    def reference(paths):
+        model = GPT(cfg).to(device).train()
+        if on_cpu:
+            paths(model)
+        return model, make_optimizer(model, TrainConfig(), device)  # train()'s own: fused AdamW
+
+    builders = {"gpt.py (lecture_gpt.py, its AdamW)": lambda: _to(LectureGPT(**{
+                    k: getattr(cfg, k) for k in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer", "dropout")}),
+                    device),
+                "reference as train() runs it": lambda: reference(use_fast_cpu_dropout),
+                "+ oneDNN linear": lambda: reference(lambda m: use_onednn_linear(use_fast_cpu_dropout(m))),
+                "+ oneDNN linear + fast attention": lambda: reference(use_fast_cpu_paths)}
+    amp = {"+ oneDNN linear + fast attention + bf16 autocast": autocast_dtype(device, True)} if bf16 else {}
+    if bf16 and amp[next(iter(amp))] is None:
+        print("vs gpt.py: no bf16 autocast on this device/CPU; the bf16 row is left out")
+        amp = {}
+    for label in amp:
+        builders[label] = lambda: reference(use_fast_cpu_paths)
+    steps = {}
+    for label, build in builders.items():
+        torch.manual_seed(0)
+        model, opt = build()
+        ctx = amp.get(label)
+        state = {"i": 0}
+
+        def step(model=model, opt=opt, ctx=ctx, state=state):
+            x, y = batches[state["i"] % len(batches)]
+            state["i"] += 1
+            with torch.autocast(device.type, dtype=ctx) if ctx else contextlib.nullcontext():
+                _, loss = model(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.item()
+
+        steps[label] = step
+    print(f"vs gpt.py: lecture configuration{' (--quick: a tiny one)' if quick else ''}, batch {batch} x block "
+          f"{cfg.block_size}, {rounds} rounds x {round_steps} steps per variant, threads {torch.get_num_threads()}",
+          flush=True)
+    for step in steps.values():  # the warm-up round
+        step()
+    wall = {label: [] for label in steps}
+    cpu = {label: [] for label in steps}
+    base = next(iter(steps))
+    for r in range(rounds):
+        for label, step in steps.items():
+            w, c = [], []
+            for _ in range(round_steps):
+                synchronize(device)
+                t0, c0 = time.perf_counter(), time.process_time()
+                step()
+                synchronize(device)
+                w.append(time.perf_counter() - t0)
+                c.append(time.process_time() - c0)
+            wall[label].append(statistics.median(w))
+            cpu[label].append(statistics.median(c))
+        print(f"round {r + 1}: " + "; ".join(
+            f"{label}: {wall[label][r] * 1e3:.0f} ms wall, {cpu[label][r] * 1e3:.0f} ms CPU"
+            + ("" if label == base else f" ({wall[base][r] / wall[label][r]:.2f}x wall, "
+                                        f"{cpu[base][r] / cpu[label][r]:.2f}x CPU)") for label in steps), flush=True)
+    for label in steps:
+        if label == base:
+            print(f"vs gpt.py: {label:<44} median {statistics.median(wall[label]) * 1e3:7.0f} ms/step wall, "
+                  f"{statistics.median(cpu[label]) * 1e3:7.0f} ms CPU", flush=True)
+            continue
+        rw = [a / b for a, b in zip(wall[base], wall[label])]
+        rc = [a / b for a, b in zip(cpu[base], cpu[label])]
+        print(f"vs gpt.py: {label:<44} median {statistics.median(wall[label]) * 1e3:7.0f} ms/step wall, "
+              f"{statistics.median(cpu[label]) * 1e3:7.0f} ms CPU; gpt.py / this: per round wall "
+              f"{' '.join(f'{x:.2f}' for x in rw)} (median {statistics.median(rw):.2f}x), CPU "
+              f"{' '.join(f'{x:.2f}' for x in rc)} (median {statistics.median(rc):.2f}x)", flush=True)
+
+
+def _to(model: torch.nn.Module, device: torch.device):
+    from lecture_gpt import lecture_optimizer
+
+    model = model.to(device).train()
+    return model, lecture_optimizer(model)
+
+
 def _matmuls(device: torch.device, quick: bool = False) -> None:
     """GFLOP/s of ``a @ b`` in fp32 and bf16 for the lecture's linear layers at batch 8 x 256 tokens:
-    feed-forward up (384 -> 1536), down (1536 -> 384), and the fused QKV (384 -> 1152)."""
+    feed-forward up (384 -> 1536), down (1536 -> 384), and the fused QKV (384 -> 1152); on a CPU also the
+    same fp32 product by oneDNN (:class:`lecture_utils.speed.OneDNNLinear`'s kernel) and each rate per
+    core-second of CPU time (the figure a loaded machine does not move much)."""
+    import time
+
+    from lecture_utils.speed import _LINEAR
+
+    def cpu_seconds(fn):
+        for _ in range(2):
+            fn()
+        times = []
+        for _ in range(5):
+            c = time.process_time()
+            fn()
+            times.append(time.process_time() - c)
+        return sorted(times)[2]
+
     for m, k, n in [(2048, 384, 1536), (2048, 1536, 384), (2048, 384, 1152)]:
         if quick:
             m, k, n = m // 16, k // 16, n // 16
@@ -186,8 +366,17 @@ def _matmuls(device: torch.device, quick: bool = False) -> None:
         ab, bb = a.bfloat16(), b.bfloat16()
         fp32 = median_seconds(lambda a=a, b=b: a @ b, 3, 10, device)
         bf16 = median_seconds(lambda a=ab, b=bb: a @ b, 3, 10, device)
-        print(f"matmul {m}x{k} @ {k}x{n}: fp32 {2 * m * k * n / fp32 / 1e9:6.0f} GFLOP/s, "
-              f"bf16 {2 * m * k * n / bf16 / 1e9:6.0f} GFLOP/s, bf16 {fp32 / bf16:.2f}x faster", flush=True)
+        flop = 2 * m * k * n
+        line = (f"matmul {m}x{k} @ {k}x{n}: fp32 {flop / fp32 / 1e9:6.0f} GFLOP/s, "
+                f"bf16 {flop / bf16 / 1e9:6.0f} GFLOP/s, bf16 {fp32 / bf16:.2f}x faster")
+        if device.type == "cpu" and _LINEAR is not None:
+            wt = b.t().contiguous()  # (n, k): a Linear's weight
+            onednn = median_seconds(lambda a=a, w=wt: _LINEAR(a, w, None, "none", [], ""), 3, 10, device)
+            mkl_cpu = cpu_seconds(lambda a=a, b=b: a @ b)
+            onednn_cpu = cpu_seconds(lambda a=a, w=wt: _LINEAR(a, w, None, "none", [], ""))
+            line += (f"; fp32 by oneDNN {flop / onednn / 1e9:6.0f} GFLOP/s ({fp32 / onednn:.2f}x); per CPU-second: "
+                     f"fp32 {flop / mkl_cpu / 1e9:.0f}, oneDNN fp32 {flop / onednn_cpu / 1e9:.0f} GFLOP")
+        print(line, flush=True)
 
 
 def _convergence(cfg: GPTConfig, batch: int, steps: int, device: torch.device) -> None:

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ["loss_ladder.py", "throughput.py", "cpu_budget.py", "addition.py", "ablation.py", "pretrain.py", "grade_class.py",
@@ -39,6 +40,38 @@ def test_throughput_convergence_mode_runs():
 
     if cpu_has_native_bf16():
         assert "fp32" in out.stdout and "bf16 autocast" in out.stdout and "val after 3 steps" in out.stdout
+
+
+@pytest.mark.slow
+def test_throughput_vs_gpt_py_mode_runs():
+    """--vs-gpt-py times the lecture's gpt.py model (benchmarks/lecture_gpt.py) against the reference in
+    interleaved rounds, each fast path its own row; --profile with it profiles gpt.py beside the reference."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--device", "cpu",
+                          "--steps", "0", "--vs-gpt-py", "--cpu-bf16", "--profile", "--configs", "small", "--threads",
+                          "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "round 2:" in out.stdout and "profile small    gpt.py" in out.stdout
+    for row in ("reference as train() runs it", "+ oneDNN linear", "+ oneDNN linear + fast attention"):
+        assert f"vs gpt.py: {row} " in out.stdout and "median" in out.stdout, row
+
+
+def test_the_restated_gpt_py_model_has_the_reference_s_parameters():
+    """benchmarks/lecture_gpt.py re-states the lecture's model: the reference's 10,788,929 parameters, the
+    same tensor shapes, built in the same order, and the lecture's initialisation."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import lecture_gpt
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    from lecture_utils.model import GPT, GPTConfig
+
+    torch.manual_seed(0)
+    restated = lecture_gpt.LectureGPT()
+    reference = GPT(GPTConfig(attention="heads"))
+    assert sum(p.numel() for p in restated.parameters()) == 10_788_929
+    assert [p.shape for p in restated.parameters()] == [p.shape for p in reference.parameters()]
+    weight = restated.blocks[0].ffwd.net[0].weight
+    assert abs(weight.std().item() - 0.02) < 1e-3 and restated.lm_head.bias.abs().max().item() == 0.0
 
 
 def test_cpu_budget_set_names_a_bad_field_or_value():
