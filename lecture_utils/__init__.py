@@ -8,7 +8,7 @@ The notebooks import reference modules, checks and widgets from here. Submodules
 - :mod:`lecture_utils.model`   - the lecture's modules with the lecture's names, and its ``GPT``
 - :mod:`lecture_utils.modern`  - chapter 12's pieces (GELU, RMSNorm, SwiGLU, RoPE, weight tying), ``ModernGPT``, ``build_gpt``
 - :mod:`lecture_utils.generation` - chapter 13's sampling rules and KV cache
-- :mod:`lecture_utils.speed`   - the fast CPU dropout masks, applied to a built model
+- :mod:`lecture_utils.speed`   - fast CPU paths (dropout masks, oneDNN linear, fused attention mask), applied to a built model
 - :mod:`lecture_utils.config`  - ``TrainConfig``, the learning-rate schedule, the presets
 - :mod:`lecture_utils.train`   - ``estimate_loss`` and the training loop
 - :mod:`lecture_utils.optimizers`, :mod:`lecture_utils.checkpoints`, :mod:`lecture_utils.distributed` - its machinery
