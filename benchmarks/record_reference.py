@@ -1,14 +1,19 @@
-"""Record the reference GPT's run that chapter 08 shows beside the learner's own GPT.
+"""Record a run of the package's GPT that a chapter shows beside the learner's own work.
 
-Chapter 08 trains the learner's GPT on the ``cpu-small`` recipe shortened to 1000 steps and draws its validation
-curve beside the reference GPT's (``lecture_utils.model.GPT``) on the same recipe and seed. Training the reference
-again in every learner's notebook would double the chapter's longest wait for a curve that is the same every time,
-so the reference's run is recorded here, once, and shipped as ``lecture_utils/recorded/reference_cpu_small.json``;
-``lecture_utils.my_gpt.reference_run`` returns it when the chapter's recipe is the recorded one (and trains the
-reference when it is not). ``tests/test_recorded_reference.py`` trains the first steps again and compares them with
-the recording, so the file cannot drift from the code.
+Two curves in the course are the same for every learner, so each is recorded here, once, and shipped as
+``lecture_utils/recorded/<run>.json``; ``lecture_utils.recordings.reference_run`` returns it when the chapter's
+recipe is the recorded one (and trains the model when it is not). ``tests/test_recorded_reference.py`` trains the
+first steps again and compares them with each recording, so a file cannot drift from the code.
 
-    python benchmarks/record_reference.py              # writes the recording (about 1.5 min of one core)
+- ``reference_cpu_small`` (the default): chapter 08 trains the learner's GPT on the ``cpu-small`` recipe shortened
+  to 1000 steps and draws its validation curve beside the reference GPT's (``lecture_utils.model.GPT``) on the same
+  recipe and seed. About 1.5 min of one core.
+- ``scratch_cpu_ch11``: chapter 11 fine-tunes the learner's copy of the pretrained model for 2000 steps and draws it
+  beside the ``cpu`` preset's GPT trained from scratch on Tiny Shakespeare for the same 2000 steps (the recipe
+  ``pretrain.SCRATCH``, seed 1337). About 2.5 min of one core.
+
+    python benchmarks/record_reference.py                         # writes chapter 08's recording
+    python benchmarks/record_reference.py --run scratch_cpu_ch11  # writes chapter 11's
     python benchmarks/record_reference.py --compare    # trains again, prints the largest difference, writes nothing
     python benchmarks/record_reference.py --step-times # CPU time per step: the learner's GPT against the reference
 
@@ -42,6 +47,27 @@ def chapter_08_recipe(vocab_size: int):
     preset = PRESETS["cpu-small"]
     return (replace(preset.model, vocab_size=vocab_size),
             replace(preset.train, max_iters=1000, eval_interval=200))
+
+
+def chapter_11_scratch_recipe(vocab_size: int):
+    """The model and training configs of chapter 11's from-scratch run (its cell 'runs["from scratch"] = ...'):
+    the cpu preset's model, ``pretrain.SCRATCH`` with the chapter's evaluations (every 250 steps, 100 batches)."""
+    from lecture_utils import pretrain
+    from lecture_utils.config import PRESETS
+
+    return (replace(PRESETS["cpu"].model, vocab_size=vocab_size),
+            replace(pretrain.SCRATCH, eval_interval=250, eval_iters=100, warmup_iters=100))
+
+
+# each recording: the recipe it trains, and what it is, in a line
+RUNS = {
+    "reference_cpu_small": (chapter_08_recipe,
+                            "the reference GPT (lecture_utils.model.GPT) on chapter 08's recipe: cpu-small, "
+                            "1000 steps"),
+    "scratch_cpu_ch11": (chapter_11_scratch_recipe,
+                         "the cpu preset's GPT (lecture_utils.model.GPT) trained from scratch on Tiny Shakespeare: "
+                         "chapter 11's baseline, pretrain.SCRATCH, 2000 steps"),
+}
 
 
 def learner_gpt(model_config):
@@ -108,7 +134,9 @@ def _machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=ROOT / "lecture_utils" / "recorded" / "reference_cpu_small.json")
+    ap.add_argument("--run", choices=sorted(RUNS), default="reference_cpu_small",
+                    help="which recording (default reference_cpu_small, chapter 08's)")
+    ap.add_argument("--out", type=Path, default=None, help="default lecture_utils/recorded/<run>.json")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--compare", action="store_true", help="train again and compare with --out; write nothing")
     ap.add_argument("--device", default="cpu", help="cpu (default), cuda or mps; the shipped recording is the CPU's")
@@ -117,14 +145,18 @@ def main(argv: list[str] | None = None) -> int:
                     "write nothing")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.out is None:
+        args.out = ROOT / "lecture_utils" / "recorded" / f"{args.run}.json"
     from lecture_utils import data
     from lecture_utils.device import seed_everything
     from lecture_utils.model import GPT
     from lecture_utils.train import train
 
     _, tokenizer, train_data, val_data = data.load_dataset()
-    model_config, train_config = chapter_08_recipe(tokenizer.vocab_size)
+    recipe, what = RUNS[args.run]
+    model_config, train_config = recipe(tokenizer.vocab_size)
     if args.step_times:
+        model_config, train_config = chapter_08_recipe(tokenizer.vocab_size)
         step_times(model_config, train_config, *((2, 3) if args.quick else ()))
         return 0
     if args.quick:
@@ -136,9 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     result = train(GPT(model_config).to(args.device), train_data, val_data, train_config, progress=False)
     cpu = time.process_time() - cpu0
     record = {
-        "name": "reference_cpu_small",
-        "what": "the reference GPT (lecture_utils.model.GPT) on chapter 08's recipe: cpu-small, 1000 steps",
-        "command": f"python benchmarks/record_reference.py --threads {args.threads}",
+        "name": args.run,
+        "what": what,
+        "command": "python benchmarks/record_reference.py"
+                   + ("" if args.run == "reference_cpu_small" else f" --run {args.run}")
+                   + f" --threads {args.threads}",
         "machine": _machine(),
         "date": time.strftime("%Y-%m-%d"),
         "load_average": [round(load0, 2), round(os.getloadavg()[0], 2)],

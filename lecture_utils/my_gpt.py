@@ -53,6 +53,8 @@ from types import SimpleNamespace
 
 from lecture_utils import chapters
 from lecture_utils.files import atomic_write_text
+from lecture_utils.recordings import RECORDED, REFERENCE_RUN, recording, reference_run  # noqa: F401
+from lecture_utils.recordings import same_recipe as _same_recipe  # noqa: F401
 from lecture_utils.status import PASSED
 
 FOLDER = "my_gpt"
@@ -460,73 +462,3 @@ def as_reference(model):
         raise MyGPTError(f"your model's weights do not fit lecture_utils.model.GPT: {exc}") from None
     return out.to(next(model.parameters()).device)
 
-
-# --- the reference beside your GPT: a recorded run ------------------------------------------------------------
-
-RECORDED = Path(__file__).resolve().parent / "recorded"  # shipped recordings (package data: recorded/*.json)
-REFERENCE_RUN = "reference_cpu_small"  # chapter 08's: the reference GPT on its shortened cpu-small recipe
-
-
-def recording(name: str = REFERENCE_RUN) -> dict:
-    """The recorded run ``lecture_utils/recorded/<name>.json`` (written by ``benchmarks/record_reference.py``):
-    the recipe (``model_config``, ``train_config``, ``seed``), the data's sizes, the history of evaluations, the
-    training loss of the first steps, and where and how it was made.
-
-    Raises:
-        MyGPTError: no such recording ships with the package.
-    """
-    path = RECORDED / f"{name}.json"
-    if not path.is_file():
-        raise MyGPTError(f"no recorded run {name!r} in {RECORDED} (written by benchmarks/record_reference.py)")
-    return json.loads(path.read_text(encoding="utf-8"))
-
-
-def _same_recipe(record: dict, model_config, train_config, seed: int, train_data, val_data) -> bool:
-    from dataclasses import asdict
-
-    return (record["model_config"] == model_config.to_dict() and record["train_config"] == asdict(train_config)
-            and record["seed"] == seed and record["data"] == {"train": len(train_data), "val": len(val_data)})
-
-
-def reference_run(model_config, train_config, train_data, val_data, seed: int = 1337, device=None,
-                  name: str = REFERENCE_RUN, show: bool = True):
-    """The reference GPT (``lecture_utils.model.GPT``) trained with this recipe from ``seed``: the recorded run
-    shipped with the package when it was made with exactly this recipe, seed and data (no need to wait for the
-    same run again), else trained now, as chapter 08 would (``seed_everything(seed)``, then build, then
-    :func:`lecture_utils.train.train`). Prints which of the two it is, with the summary line.
-
-    Returns:
-        a :class:`lecture_utils.train.TrainResult`; ``.recorded`` is the recording's record, or None when the run
-        was trained now.
-    """
-    from dataclasses import fields
-
-    from lecture_utils.device import seed_everything
-    from lecture_utils.model import GPT
-    from lecture_utils.train import TrainResult, train
-
-    try:
-        record = recording(name)
-    except MyGPTError:
-        record = None
-    if record is not None and _same_recipe(record, model_config, train_config, seed, train_data, val_data):
-        known = {f.name for f in fields(TrainResult)}
-        result = TrainResult(**{k: v for k, v in record["result"].items() if k in known})
-        result.history = [dict(h) for h in record["history"]]
-        result.recorded = record
-        if show:
-            print(f"reference (recorded on {record['date']} by benchmarks/record_reference.py): {result.iters_done} "
-                  f"iters: train {result.last_train:.4f}, val {result.last_val:.4f} (best val {result.best_val:.4f} "
-                  f"at iter {result.best_iter})")
-        return result
-    if show:
-        print("reference: no recorded run of this recipe, so it trains now (as long as your GPT took, or less)")
-    seed_everything(seed)
-    model = GPT(model_config)
-    if device is not None:
-        model = model.to(device)
-    result = train(model, train_data, val_data, train_config, progress=show)
-    result.recorded = None
-    if show:
-        print(f"reference: {result.summary()}")
-    return result

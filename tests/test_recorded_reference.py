@@ -1,6 +1,7 @@
-"""Chapter 08's reference curve is a recording (lecture_utils/recorded/reference_cpu_small.json, written by
-benchmarks/record_reference.py): it must be what the code produces for the chapter's recipe, and the chapter must use
-exactly the recorded recipe (else the reference trains again in every learner's notebook).
+"""Recorded runs (lecture_utils/recorded/<run>.json, written by benchmarks/record_reference.py --run <run>): chapter
+08's reference curve beside the learner's GPT and chapter 11's from-scratch baseline beside the learner's fine-tuned
+copy. Each must be what the code produces for its chapter's recipe, and the chapter must use exactly the recorded
+recipe (else the run trains again in every learner's notebook).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import nbformat
 import pytest
 import torch
 
-from lecture_utils import my_gpt
+from lecture_utils import my_gpt, recordings
 from lecture_utils.config import TrainConfig
 from lecture_utils.data import load_dataset
 from lecture_utils.device import seed_everything
@@ -23,9 +24,24 @@ from lecture_utils.train import train
 ROOT = Path(__file__).resolve().parents[1]
 
 
+RUNS = [recordings.REFERENCE_RUN, recordings.SCRATCH_RUN]
+
+
 @pytest.fixture(scope="module")
 def record():
     return my_gpt.recording()
+
+
+@pytest.fixture(scope="module", params=RUNS)
+def any_record(request):
+    return recordings.recording(request.param)
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("record_reference", ROOT / "benchmarks" / "record_reference.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    return script
 
 
 @pytest.fixture(scope="module")
@@ -37,9 +53,10 @@ def _recipe(record):
     return GPTConfig.from_dict(record["model_config"]), TrainConfig.from_dict(record["train_config"])
 
 
-def test_the_recording_is_what_the_reference_code_produces(record, dataset):
+def test_the_recording_is_what_the_reference_code_produces(any_record, dataset):
     """The first evaluation and the first steps' training losses, trained again now: the same up to float rounding
     (threads and CPUs sum in another order), and far from what another seed gives."""
+    record = any_record
     _, _, train_data, val_data = dataset
     model_config, train_config = _recipe(record)
     steps = len(record["first_step_losses"])
@@ -66,7 +83,8 @@ def test_the_recording_is_what_the_reference_code_produces(record, dataset):
     assert max(abs(a - b) for a, b in zip(other.step_losses, record["first_step_losses"])) > 0.02
 
 
-def test_the_recording_holds_a_whole_run(record):
+def test_the_recording_holds_a_whole_run(any_record):
+    record = any_record
     model_config, train_config = _recipe(record)
     history = record["history"]
     assert [h["iter"] for h in history] == list(range(0, train_config.max_iters + 1, train_config.eval_interval))
@@ -103,9 +121,62 @@ def test_reference_run_returns_the_recording_for_its_recipe_and_trains_otherwise
     assert trained.recorded is None and trained.iters_done == 3
 
 
-def test_the_recording_script_builds_the_chapters_recipe(record, dataset):
-    spec = importlib.util.spec_from_file_location("record_reference", ROOT / "benchmarks" / "record_reference.py")
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    model_config, train_config = script.chapter_08_recipe(dataset[1].vocab_size)
-    assert my_gpt._same_recipe(record, model_config, train_config, record["seed"], dataset[2], dataset[3])
+@pytest.mark.parametrize("run", RUNS)
+def test_the_recording_script_builds_the_chapters_recipe(run, dataset):
+    record = recordings.recording(run)
+    recipe, _ = _script().RUNS[run]
+    model_config, train_config = recipe(dataset[1].vocab_size)
+    assert record["name"] == run
+    assert run == recordings.REFERENCE_RUN or f"--run {run}" in record["command"]  # it says how to make it again
+    assert recordings.same_recipe(record, model_config, train_config, record["seed"], dataset[2], dataset[3])
+
+
+def _chapter_11_scratch_recipe(smoke):
+    """The from-scratch recipe chapter 11's comparison cell builds (its lines 'steps =', 'quick =',
+    'scratch_model =', 'scratch_recipe ='), with the smoke setting on or off."""
+    from lecture_utils import pretrain
+    from lecture_utils.config import PRESETS
+
+    cells = nbformat.read(ROOT / "solutions" / "11_pretrain_finetune.ipynb", as_version=4).cells
+    cell = [c.source for c in cells if c.cell_type == "code" and 'runs["from scratch"] = reference_run(' in c.source]
+    assert len(cell) == 1, "chapter 11 has no single cell with runs[\"from scratch\"] = reference_run(...)"
+    wanted = ("steps = ", "quick = ", "scratch_model = ", "scratch_recipe = ")
+    lines = [ln for ln in cell[0].splitlines() if ln.startswith(wanted)]
+    assert [ln.split(" = ")[0] for ln in lines] == [w.split(" = ")[0] for w in wanted], lines
+    space = {"replace": replace, "pretrain": pretrain, "PRESETS": PRESETS, "tokenizer": load_dataset()[1],
+             "smoke": (lambda full, small: small) if smoke else (lambda full, small: full)}
+    exec("\n".join(lines), space)
+    return space["scratch_model"], space["scratch_recipe"]
+
+
+def test_chapter_11_reads_its_from_scratch_run_from_the_recording_at_full_length_only(dataset):
+    record = recordings.recording(recordings.SCRATCH_RUN)
+    _, _, train_data, val_data = dataset
+    assert recordings.same_recipe(record, *_chapter_11_scratch_recipe(smoke=False), 1337, train_data, val_data)
+    assert not recordings.same_recipe(record, *_chapter_11_scratch_recipe(smoke=True), 1337, train_data, val_data)
+    assert record["train_config"]["max_iters"] == 2000 and record["result"]["iters_done"] == 2000
+
+
+def test_chapter_11_falls_back_to_training_when_the_recipe_changes(dataset, capsys):
+    record = recordings.recording(recordings.SCRATCH_RUN)
+    _, _, train_data, val_data = dataset
+    model_config, train_config = _recipe(record)
+    recorded = recordings.reference_run(model_config, train_config, train_data, val_data, seed=1337,
+                                        name=recordings.SCRATCH_RUN, label="from scratch")
+    assert recorded.recorded == record and recorded.iters_done == 2000
+    assert [h["val"] for h in recorded.history] == [h["val"] for h in record["history"]]
+    assert capsys.readouterr().out.startswith("from scratch (recorded on ")
+    shorter = replace(train_config, max_iters=3, eval_interval=3, eval_iters=1, warmup_iters=1)
+    with torch.random.fork_rng():
+        trained = recordings.reference_run(model_config, shorter, train_data, val_data, seed=1337,
+                                           name=recordings.SCRATCH_RUN, label="from scratch")
+        other_seed = recordings.reference_run(model_config, replace(shorter, max_iters=1, eval_interval=1),
+                                              train_data, val_data, seed=7, name=recordings.SCRATCH_RUN, show=False)
+    assert trained.recorded is None and trained.iters_done == 3 and trained.step_losses
+    assert other_seed.recorded is None and other_seed.iters_done == 1
+    assert "no recorded run of this recipe, so it trains now" in capsys.readouterr().out
+
+
+def test_an_unknown_recording_is_named():
+    with pytest.raises(recordings.RecordingError, match="no recorded run 'nothing_here'"):
+        recordings.recording("nothing_here")
