@@ -172,8 +172,32 @@ def test_the_leaner_main_paths_stay_lean(notebook):
                              f"before issue 28): move run-to-run figures and benchmark detail to '{OPTIONAL}...'")
 
 
+def visible_main_path_words(nb) -> int:
+    """Main-path markdown words a learner sees without opening anything: :func:`main_path_words` less the collapsed
+    ``<details>`` blocks (hints, answers) and images' alt text."""
+    folded = re.compile(r"<details>.*?</details>|!\[[^\]]*\]\([^)]*\)", re.S)
+    return sum(len(folded.sub(" ", c.source).split()) for optional, _, c in sections(nb)
+               if not optional and c.cell_type == "markdown")
+
+
 if __name__ == "__main__":
+    # python tests/test_main_path.py [REV]: the counts of the working tree, or of a commit (e.g. b301e30^, before
+    # issue 28's cuts)
+    import subprocess
+    import sys
+
+    rev = sys.argv[1] if len(sys.argv) > 1 else None
     for path in SOLUTIONS:
         name = path.stem
-        before = f" (before issue 28: {WORD_BUDGETS[name][0]})" if name in WORD_BUDGETS else ""
-        print(f"{name}: {main_path_words(nbformat.read(path, as_version=4))} main-path words{before}")
+        if rev:
+            shown = subprocess.run(["git", "show", f"{rev}:solutions/{path.name}"], capture_output=True, text=True,
+                                   cwd=ROOT)
+            if shown.returncode:
+                print(f"{name}: not in {rev}")
+                continue
+            src = shown.stdout
+        else:
+            src = path.read_text(encoding="utf-8")
+        nb = nbformat.reads(src, as_version=4)
+        print(f"{name}: {main_path_words(nb)} main-path words, {visible_main_path_words(nb)} shown without opening "
+              f"a hint or an answer")
