@@ -322,7 +322,10 @@ def test_ctrl_c_keeps_the_best_checkpoint_and_a_log_shows_each_evaluation_as_it_
     proc = subprocess.Popen([sys.executable, "-m", "lecture_utils", "train", "--preset", "lecture-small",
                              "--max-iters", "1000000", "--eval-interval", "20", "--eval-iters", "2", "--device", "cpu",
                              "--out", "best.pt"], stdout=log, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
-                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])})
+                            env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])},
+                            # a learner's terminal delivers Ctrl-C; a test run started in the background (`cmd &`
+                            # without job control) hands its children SIGINT ignored, so the child gets it back
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.monotonic() + 300
         while "step     20:" not in (tmp_path / "log.txt").read_text() and time.monotonic() < deadline:
