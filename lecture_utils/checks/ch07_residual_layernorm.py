@@ -188,13 +188,20 @@ def _ln_grid_point(LayerNorm, device) -> dict | None:
     return left[0] if left else None
 
 
-def _ln_factor(LayerNorm, device, right, hint: str) -> None:
-    point = _ln_grid_point(LayerNorm, device)
+def _judge_on_grid(point, what: str, formula: str, right, hint: str) -> None:
+    """A part judged on the grid of usual mistakes: ``point`` is the grid point the output matched (None: none
+    did, so the part cannot be judged and fails generically, naming the right ``formula``); fail with ``hint``
+    unless ``right(point)``."""
     if point is None:
-        fail_generic("the output matches no LayerNorm the grader knows (right or with a usual mistake), so this part "
-                     "cannot be judged: (x - mean) / torch.sqrt(var + eps) * weight + bias, over the last dimension")
+        fail_generic(f"the output matches no {what} the grader knows (right or with a usual mistake), so this part "
+                     f"cannot be judged: {formula}")
     if not right(point):
         fail(hint)
+
+
+def _ln_factor(LayerNorm, device, right, hint: str) -> None:
+    _judge_on_grid(_ln_grid_point(LayerNorm, device), "LayerNorm",
+                   "(x - mean) / torch.sqrt(var + eps) * weight + bias, over the last dimension", right, hint)
 
 
 @part("7.1", "parameters weight (ones) and bias (zeros), each of shape (dim,)")
@@ -349,12 +356,8 @@ def _block_grid_point(Block, device) -> dict | None:
 
 
 def _block_factor(Block, device, right, hint: str) -> None:
-    point = _block_grid_point(Block, device)
-    if point is None:
-        fail_generic("the output matches no block the grader knows (right or with a usual mistake), so this part "
-                     "cannot be judged: x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x)); return x")
-    if not right(point):
-        fail(hint)
+    _judge_on_grid(_block_grid_point(Block, device), "block",
+                   "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x)); return x", right, hint)
 
 
 @part("7.2", "output shape (B, T, n_embd) for T = 1..block_size")
