@@ -29,10 +29,12 @@ the ratio b/a.
 ``--vs-gpt-py`` times the reference against the lecture's own ``gpt.py`` model (re-stated in
 ``benchmarks/lecture_gpt.py``, with ``gpt.py``'s optimizer: ``AdamW(lr=3e-4)``, torch's defaults) at the
 lecture's configuration, batch 16 (``--batch``), on the same batches, in interleaved rounds (each variant
-``--round-steps`` steps per round, one after the other, round after round): the reference as ``train()``
-runs it on a CPU (numpy's dropout masks, fused AdamW), the same + oneDNN's linear layers
+``--round-steps`` steps per round, one after the other, round after round): the reference with numpy's
+dropout masks and ``train()``'s fused AdamW, the same + oneDNN's linear layers
 (:func:`lecture_utils.speed.use_onednn_linear`), + the attention's scale and mask inside its first product
-(:func:`lecture_utils.speed.use_fast_cpu_paths`: both), and with ``--cpu-bf16`` the last under bf16 autocast.
+(:func:`lecture_utils.speed.use_fast_cpu_paths`: both; what ``train()`` runs on a CPU since
+``TrainConfig.fast_cpu_paths``), and with ``--cpu-bf16`` the last under bf16 autocast.
+``--fast-paths`` times the last against the first at each of ``--configs`` (should ``train()`` use them there?).
 Per round: each variant's median ms/step (wall clock and CPU time) and gpt.py's time over its own.
 """
 
@@ -83,6 +85,9 @@ def main(argv=None) -> int:
     p.add_argument("--round-steps", type=int, default=3, help="--vs-gpt-py: timed steps per variant per round")
     p.add_argument("--cpu-bf16", action="store_true", help="--vs-gpt-py: also the reference under bf16 autocast")
     p.add_argument("--threads", type=int, default=None, help="torch's CPU threads (default: every core available)")
+    p.add_argument("--fast-paths", action="store_true",
+                   help="also time, per --configs entry, the reference with numpy's dropout masks against the same with "
+                        "speed.use_fast_cpu_paths (train()'s), interleaved rounds (--rounds, --round-steps)")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.warmup, args.batch = min(args.steps, 2), 1, 2
@@ -124,6 +129,10 @@ def main(argv=None) -> int:
         for name in args.configs:
             cfg, batch = CONFIGS[name]
             _convergence(cfg, args.batch or batch, 3 if args.quick else args.convergence, device)
+    if args.fast_paths and args.rounds > 0:
+        for name in args.configs:
+            cfg, batch = CONFIGS[name]
+            _fast_paths_rounds(name, cfg, args.batch or batch, device, args.rounds, args.round_steps)
     if args.vs_gpt_py and args.rounds > 0:
         _versus_gpt_py(device, args.batch or 16, args.rounds, args.round_steps, args.cpu_bf16, quick=args.quick)
     if args.matmul:
@@ -147,7 +156,7 @@ def main(argv=None) -> int:
 def _profile(name: str, cfg: GPTConfig, batches, device: torch.device, vs_gpt_py: bool = False) -> None:
     """Share of one warm training step's operator time (torch.profiler, self time) by group, and the
     optimizer step's share (its total time). With ``vs_gpt_py`` also the lecture's gpt.py model (with its
-    optimizer) and the reference as train() runs it, without and with the fast CPU paths."""
+    optimizer) and the reference with numpy's dropout masks, without and with the fast CPU paths (train() uses both)."""
     from torch.profiler import ProfilerActivity, profile
 
     from lecture_utils.config import TrainConfig
@@ -157,7 +166,7 @@ def _profile(name: str, cfg: GPTConfig, batches, device: torch.device, vs_gpt_py
     if device.type == "cpu" and cpu_has_native_bf16():
         variants.append(("b + bf16 autocast", True))
     if vs_gpt_py:
-        variants = [("gpt.py", False), ("reference as train() runs it", False), ("reference + fast paths", False)]
+        variants = [("gpt.py", False), ("reference, numpy's masks", False), ("reference + fast paths", False)]
     for label, bf16 in variants:
         torch.manual_seed(0)
         if label == "gpt.py":
@@ -248,7 +257,6 @@ def _versus_gpt_py(device: torch.device, batch: int, rounds: int, round_steps: i
     optimizer, on the same batches, interleaved: per round every variant runs ``round_steps`` timed steps
     (an untimed warm-up round comes first). Prints each round and the medians."""
     import statistics
-    import time
 
     from lecture_gpt import LectureGPT
 
@@ -269,10 +277,10 @@ def _versus_gpt_py(device: torch.device, batch: int, rounds: int, round_steps: i
     builders = {"gpt.py (lecture_gpt.py, its AdamW)": lambda: _to(LectureGPT(**{
                     k: getattr(cfg, k) for k in ("vocab_size", "block_size", "n_embd", "n_head", "n_layer", "dropout")}),
                     device),
-                "reference as train() runs it": lambda: reference(use_fast_cpu_dropout),
+                "reference, numpy's dropout masks": lambda: reference(use_fast_cpu_dropout),
                 "+ oneDNN linear": lambda: reference(lambda m: use_onednn_linear(use_fast_cpu_dropout(m))),
-                "+ oneDNN linear + fast attention": lambda: reference(use_fast_cpu_paths)}
-    amp = {"+ oneDNN linear + fast attention + bf16 autocast": autocast_dtype(device, True)} if bf16 else {}
+                "+ oneDNN linear + fast attention (train()'s)": lambda: reference(use_fast_cpu_paths)}
+    amp = {"train()'s + bf16 autocast": autocast_dtype(device, True)} if bf16 else {}
     if bf16 and amp[next(iter(amp))] is None:
         print("vs gpt.py: no bf16 autocast on this device/CPU; the bf16 row is left out")
         amp = {}
@@ -299,11 +307,40 @@ def _versus_gpt_py(device: torch.device, batch: int, rounds: int, round_steps: i
     print(f"vs gpt.py: lecture configuration{' (--quick: a tiny one)' if quick else ''}, batch {batch} x block "
           f"{cfg.block_size}, {rounds} rounds x {round_steps} steps per variant, threads {torch.get_num_threads()}",
           flush=True)
-    for step in steps.values():  # the warm-up round
+    base = next(iter(steps))
+
+    def report(r, wall, cpu):
+        print(f"round {r + 1}: " + "; ".join(
+            f"{label}: {wall[label][r] * 1e3:.0f} ms wall, {cpu[label][r] * 1e3:.0f} ms CPU"
+            + ("" if label == base else f" ({wall[base][r] / wall[label][r]:.2f}x wall, "
+                                        f"{cpu[base][r] / cpu[label][r]:.2f}x CPU)") for label in steps), flush=True)
+
+    wall, cpu = _interleaved(steps, rounds, round_steps, device, after_round=report)
+    for label in steps:
+        if label == base:
+            print(f"vs gpt.py: {label:<44} median {statistics.median(wall[label]) * 1e3:7.0f} ms/step wall, "
+                  f"{statistics.median(cpu[label]) * 1e3:7.0f} ms CPU", flush=True)
+            continue
+        rw = [a / b for a, b in zip(wall[base], wall[label])]
+        rc = [a / b for a, b in zip(cpu[base], cpu[label])]
+        print(f"vs gpt.py: {label:<44} median {statistics.median(wall[label]) * 1e3:7.0f} ms/step wall, "
+              f"{statistics.median(cpu[label]) * 1e3:7.0f} ms CPU; gpt.py / this: per round wall "
+              f"{' '.join(f'{x:.2f}' for x in rw)} (median {statistics.median(rw):.2f}x), CPU "
+              f"{' '.join(f'{x:.2f}' for x in rc)} (median {statistics.median(rc):.2f}x)", flush=True)
+
+
+def _interleaved(steps: dict, rounds: int, round_steps: int, device: torch.device,
+                 after_round=None) -> tuple[dict, dict]:
+    """Run every step function ``round_steps`` times per round, one variant after the other, after a warm-up
+    round; return each variant's per-round medians of wall-clock and CPU seconds per step (``after_round(r,
+    wall, cpu)`` is called after each round)."""
+    import statistics
+    import time
+
+    for step in steps.values():
         step()
     wall = {label: [] for label in steps}
     cpu = {label: [] for label in steps}
-    base = next(iter(steps))
     for r in range(rounds):
         for label, step in steps.items():
             w, c = [], []
@@ -316,21 +353,49 @@ def _versus_gpt_py(device: torch.device, batch: int, rounds: int, round_steps: i
                 c.append(time.process_time() - c0)
             wall[label].append(statistics.median(w))
             cpu[label].append(statistics.median(c))
-        print(f"round {r + 1}: " + "; ".join(
-            f"{label}: {wall[label][r] * 1e3:.0f} ms wall, {cpu[label][r] * 1e3:.0f} ms CPU"
-            + ("" if label == base else f" ({wall[base][r] / wall[label][r]:.2f}x wall, "
-                                        f"{cpu[base][r] / cpu[label][r]:.2f}x CPU)") for label in steps), flush=True)
-    for label in steps:
-        if label == base:
-            print(f"vs gpt.py: {label:<44} median {statistics.median(wall[label]) * 1e3:7.0f} ms/step wall, "
-                  f"{statistics.median(cpu[label]) * 1e3:7.0f} ms CPU", flush=True)
-            continue
-        rw = [a / b for a, b in zip(wall[base], wall[label])]
-        rc = [a / b for a, b in zip(cpu[base], cpu[label])]
-        print(f"vs gpt.py: {label:<44} median {statistics.median(wall[label]) * 1e3:7.0f} ms/step wall, "
-              f"{statistics.median(cpu[label]) * 1e3:7.0f} ms CPU; gpt.py / this: per round wall "
-              f"{' '.join(f'{x:.2f}' for x in rw)} (median {statistics.median(rw):.2f}x), CPU "
-              f"{' '.join(f'{x:.2f}' for x in rc)} (median {statistics.median(rc):.2f}x)", flush=True)
+        if after_round is not None:
+            after_round(r, wall, cpu)
+    return wall, cpu
+
+
+def _fast_paths_rounds(name: str, cfg: GPTConfig, batch: int, device: torch.device, rounds: int,
+                       round_steps: int) -> None:
+    """The reference as ``train()`` runs it on a CPU (numpy's dropout masks, fused AdamW) against the same
+    with :func:`lecture_utils.speed.use_fast_cpu_paths` (oneDNN's linear layers, the attention's scale and
+    mask in its first product), on the same batches, in interleaved rounds; prints the per-round ratios."""
+    import statistics
+
+    from lecture_utils.config import TrainConfig
+    from lecture_utils.optimizers import make_optimizer
+
+    batches = random_batches(cfg.vocab_size, batch, cfg.block_size, 4, device)
+    steps = {}
+    for label, paths in (("numpy's dropout masks only", use_fast_cpu_dropout), ("+ fast paths", use_fast_cpu_paths)):
+        torch.manual_seed(0)
+        model = GPT(cfg).to(device).train()
+        if device.type == "cpu":
+            paths(model)
+        opt = make_optimizer(model, TrainConfig(), device)
+        state = {"i": 0}
+
+        def step(model=model, opt=opt, state=state):
+            x, y = batches[state["i"] % len(batches)]
+            state["i"] += 1
+            _, loss = model(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        steps[label] = step
+    wall, cpu = _interleaved(steps, rounds, round_steps, device)
+    base, fast = steps
+    rw = [a / b for a, b in zip(wall[base], wall[fast])]
+    rc = [a / b for a, b in zip(cpu[base], cpu[fast])]
+    print(f"fast paths {name:<8} batch {batch} x block {cfg.block_size}, threads {torch.get_num_threads()}: "
+          f"{statistics.median(wall[base]) * 1e3:.1f} -> {statistics.median(wall[fast]) * 1e3:.1f} ms/step wall, "
+          f"{statistics.median(cpu[base]) * 1e3:.1f} -> {statistics.median(cpu[fast]) * 1e3:.1f} ms CPU; "
+          f"speed-up per round wall {' '.join(f'{x:.2f}' for x in rw)} (median {statistics.median(rw):.2f}x), "
+          f"CPU {' '.join(f'{x:.2f}' for x in rc)} (median {statistics.median(rc):.2f}x)", flush=True)
 
 
 def _to(model: torch.nn.Module, device: torch.device):

@@ -91,10 +91,15 @@ def _add_train(sub) -> None:
     p.add_argument("--compile", action="store_true", default=None, help="use torch.compile (pays off on long GPU runs)")
     p.add_argument("--torch-dropout", action="store_const", const=False, dest="fast_cpu_dropout",
                    help="on a CPU, draw dropout masks with torch's own generator instead of numpy's faster one")
+    p.add_argument("--plain-cpu-paths", action="store_const", const=False, dest="fast_cpu_paths",
+                   help="on a CPU, torch's own linear layers and attention steps instead of the faster oneDNN "
+                        "products and fused mask (the same numbers to fp32 rounding)")
     p.add_argument("--cpu-bf16", action="store_true", default=None, dest="cpu_bf16",
                    help="bf16 autocast on a CPU with native bf16 (AVX512-BF16/AMX): faster for large models")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when stderr is not a terminal, e.g. in a log)")
+    p.add_argument("--sample-tokens", type=int, default=200, metavar="N",
+                   help="tokens of text the best model writes when training ends (default 200; 0: none)")
     p.set_defaults(_flags={a.dest: a.option_strings[0] for a in p._actions if a.option_strings})
 
 
@@ -159,7 +164,7 @@ def cmd_grade(args) -> int:
 
 # what a resumed run may change: how long it trains, how often it evaluates, how its steps are computed
 _RESUME_MAY_CHANGE = ("max_iters", "eval_interval", "eval_iters", "time_budget", "grad_accum", "compile", "cpu_bf16",
-                      "fast_cpu_dropout")
+                      "fast_cpu_dropout", "fast_cpu_paths")
 
 
 def _overrides(args, config_class, bigram: bool = False) -> dict:
@@ -233,6 +238,8 @@ def _plan_train(args):
         spec = "char"
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be an integer >= 1, got {args.threads}")
+    if args.sample_tokens < 0:
+        raise ValueError(f"--sample-tokens must be an integer >= 0 (0: no sample), got {args.sample_tokens}")
     for name in ("learning_rate", "weight_decay", "muon_lr", "dropout", "attn_dropout", "time_budget"):
         value = getattr(args, name)
         if value is not None and not math.isfinite(value):
@@ -446,11 +453,13 @@ def _train_process(args, preset_name, preset, tcfg, out, resume, notes, spec, gr
         print(f"no evaluation beat the best val loss of {args.resume}, so {out} was not written")
         out = Path(args.resume)
     print(f"best checkpoint: {out}")
+    if args.sample_tokens == 0:
+        return 0
     # a short sample from the best model, so the run ends with something to read
     best, tok, _ = load_checkpoint(out, device=device)
     start = [0] if spec == "char" else tok.encode("\n")  # a BPE model's token 0 is the byte 0, never in a text
     ctx = torch.tensor([start], dtype=torch.long, device=device)
-    print("sample:\n" + tok.decode(best.generate(ctx, 200, generator=torch.Generator().manual_seed(0))[0]))
+    print("sample:\n" + tok.decode(best.generate(ctx, args.sample_tokens, generator=torch.Generator().manual_seed(0))[0]))
     return 0
 
 

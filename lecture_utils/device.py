@@ -14,6 +14,12 @@ What is known to differ on Apple's MPS backend (PyTorch 2.x):
 - MPS kernels are not bit-identical to CPU ones: losses agree to about 1e-4, not exactly.
 - A learner's "MPS is not used" usually means an x86 Python under Rosetta; :func:`describe`
   says which build is running.
+
+Threads on a CPU: the notebooks call :func:`use_course_threads` after :func:`pick_device`. torch's own
+default is one thread per core; the course leaves one core to the rest of the machine (the browser,
+Jupyter, a second notebook), because threads that must wait for a core taken by another process make
+every step many times slower (measured: benchmarks/RESULTS.md, "Two threads or one"). On a 2-core
+machine that means one thread. ``LECTURE_UTILS_THREADS`` (or ``OMP_NUM_THREADS``) overrides it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ import numpy as np
 import torch
 
 ENV_VAR = "LECTURE_UTILS_DEVICE"
+THREADS_VAR = "LECTURE_UTILS_THREADS"
+
+# torch's own default (one thread per physical core, or $OMP_NUM_THREADS), read before anyone changes it
+_TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 
 def mps_available() -> bool:
@@ -97,6 +107,44 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def cpu_cores() -> int:
+    """The cores torch would use by default here (physical cores, within this process's CPU affinity)."""
+    try:
+        allowed = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        allowed = os.cpu_count() or 1
+    return max(1, min(_TORCH_DEFAULT_THREADS, allowed))
+
+
+def course_threads() -> int:
+    """The torch threads the course uses on a CPU: ``$LECTURE_UTILS_THREADS``, else ``$OMP_NUM_THREADS``,
+    else every core but one (:func:`cpu_cores` - 1, at least 1).
+
+    Why one core is left free: at the course's model sizes a thread that waits for a core another
+    process holds stalls every matrix multiply; on a 2-core machine with one busy process beside it,
+    chapter 07's training cell took over ten times longer with two threads than with one.
+
+    Raises:
+        ValueError: ``LECTURE_UTILS_THREADS`` is set to something that is not a whole number >= 1.
+    """
+    value = os.environ.get(THREADS_VAR, "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 1:
+            raise ValueError(f"{THREADS_VAR}={value!r}: set it to a whole number of threads >= 1 "
+                             f"(e.g. {THREADS_VAR}=2), or unset it to use the course's default")
+        return int(value)
+    omp = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if omp.isdigit() and int(omp) >= 1:
+        return int(omp)
+    return max(1, cpu_cores() - 1)
+
+
+def use_course_threads() -> int:
+    """Set torch's threads to :func:`course_threads` and return the number set. The notebooks' set-up
+    cells call it; on a GPU or MPS it only affects the little work done on the CPU."""
+    return set_threads(course_threads())
+
+
 def cpu_has_native_bf16() -> bool:
     """True when this CPU computes bf16 matrix multiplies natively (AVX512-BF16 or AMX, as oneDNN
     reports it): there bf16 autocast roughly halves the time of large matrix multiplies."""
@@ -127,5 +175,6 @@ def describe(device: torch.device | str | None = None) -> str:
     elif device.type == "mps":
         what = f"mps (Apple {platform.machine()})"
     else:
-        what = f"cpu ({platform.machine()}, {torch.get_num_threads()} threads)"
+        n, cores = torch.get_num_threads(), cpu_cores()
+        what = f"cpu ({platform.machine()}, {n} thread{'s' * (n != 1)} of {cores} core{'s' * (cores != 1)})"
     return f"Using device: {what} - torch {torch.__version__}"

@@ -130,6 +130,28 @@ def _installed_versions() -> dict:
     return found
 
 
+
+def _cpu_threads_lines(line) -> None:
+    """The threads the notebooks will use on this CPU, and a note when other work already keeps its cores busy."""
+    import os
+
+    from lecture_utils.device import THREADS_VAR, course_threads, cpu_cores
+
+    try:
+        n = course_threads()
+    except ValueError as exc:
+        line(False, str(exc))  # the message says what to set
+        return
+    cores = cpu_cores()
+    line(True, f"the notebooks use {n} torch thread{'s' * (n != 1)} of {cores} core{'s' * (cores != 1)} "
+               f"(one core is left to the rest of the machine; {THREADS_VAR}=N changes it)")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    if load is not None and load >= cores - n + 0.5:
+        line(None, f"the machine is busy: load average {load:.1f} on {cores} cores, so the longer cells will take "
+                   "longer than their notes say; close other heavy programs, or keep to one thread "
+                   f"({THREADS_VAR}=1): threads that wait for a busy core make every step many times slower")
+
+
 def main(args=None) -> int:
     """``python -m lecture_utils doctor``: [OK]/[FAIL] for each thing the course needs, with the fix for each
     failure; then the front end this runs under and whether the course's widgets render there. Returns the
@@ -148,13 +170,19 @@ def main(args=None) -> int:
     try:
         import torch
 
-        from lecture_utils.device import describe, pick_device
+        from lecture_utils.device import describe, pick_device, use_course_threads
 
         dev = pick_device()
+        try:
+            use_course_threads()  # as the notebooks do, so that the line below names their threads
+        except ValueError:
+            pass  # a bad LECTURE_UTILS_THREADS: reported with its fix below
         line(True, f"torch {torch.__version__}; {describe(dev)}")
         x = torch.randn(4, 4, device=dev)
         line(bool(torch.isfinite(x @ x).all()), f"a matrix multiply on {dev.type}",
              "set LECTURE_UTILS_DEVICE=cpu and report the problem")
+        if dev.type == "cpu":
+            _cpu_threads_lines(line)
     except Exception as exc:
         line(False, f"torch: {exc}", 'pip install "torch>=2.2"')
     try:

@@ -39,9 +39,19 @@ def recording(name: str = REFERENCE_RUN) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+# TrainConfig fields that change how fast a step is computed, not its numbers (beyond fp32 rounding)
+SPEED_ONLY = ("fast_cpu_paths",)
+
+
+def _recipe(train_config: dict) -> dict:
+    return {k: v for k, v in train_config.items() if k not in SPEED_ONLY}
+
+
 def same_recipe(record: dict, model_config, train_config, seed: int, train_data, val_data) -> bool:
-    """Whether ``record`` was made with exactly this model config, training config, seed and data (by size)."""
-    return (record["model_config"] == model_config.to_dict() and record["train_config"] == asdict(train_config)
+    """Whether ``record`` was made with exactly this model config, training config (its speed-only fields
+    aside), seed and data (by size)."""
+    return (record["model_config"] == model_config.to_dict()
+            and _recipe(record["train_config"]) == _recipe(asdict(train_config))
             and record["seed"] == seed and record["data"] == {"train": len(train_data), "val": len(val_data)})
 
 

@@ -98,14 +98,23 @@ class _OneDNNLinearFunction(torch.autograd.Function):
 _LINEAR = _onednn_linear_op()
 
 
+# Below this many multiply-adds per product (rows x in x out) oneDNN's per-call cost outweighs its faster
+# kernel: the lecture's small model (n_embd 32, block 8, batch 32: at most 2**20) trained 0.81-0.87x as fast
+# with it, the cpu preset (n_embd 128, block 64, batch 12: at least 768 x 128 x 128, about 2**23.6) 1.35-1.59x
+# (benchmarks/RESULTS.md, "The fast paths as the default").
+ONEDNN_MIN_MACS = 2**22
+
+
 class OneDNNLinear(nn.Linear):
-    """``nn.Linear`` whose fp32 products on a CPU are oneDNN's (:class:`_OneDNNLinearFunction`). Anywhere
-    else - another device, another dtype, under autocast (which must see ``F.linear`` to cast it), a torch
-    without the kernel - it is ``nn.Linear``."""
+    """``nn.Linear`` whose fp32 products on a CPU are oneDNN's (:class:`_OneDNNLinearFunction`) when they are
+    large enough to gain (:data:`ONEDNN_MIN_MACS`). Anywhere else - small products, another device, another
+    dtype, under autocast (which must see ``F.linear`` to cast it), a torch without the kernel - it is
+    ``nn.Linear``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if (_LINEAR is None or x.device.type != "cpu" or x.dtype != torch.float32 or self.weight.dtype != torch.float32
-                or x.dim() < 2 or torch.is_autocast_enabled("cpu")):
+                or x.dim() < 2 or torch.is_autocast_enabled("cpu")
+                or x.numel() * self.out_features < ONEDNN_MIN_MACS):
             return F.linear(x, self.weight, self.bias)
         return _OneDNNLinearFunction.apply(x, self.weight, self.bias)
 

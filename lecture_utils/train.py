@@ -31,7 +31,7 @@ from lecture_utils.device import autocast_dtype
 from lecture_utils.distributed import any_rank, mean_across_ranks, micro_batch_slots, rank_and_world
 from lecture_utils.model import GPT, eval_mode
 from lecture_utils.optimizers import make_optimizer
-from lecture_utils.speed import use_fast_cpu_dropout
+from lecture_utils.speed import use_fast_attention, use_fast_cpu_dropout, use_onednn_linear
 
 
 @torch.no_grad()
@@ -206,6 +206,8 @@ class _Run:
             torch.backends.cudnn.allow_tf32 = True
         if config.fast_cpu_dropout and device.type == "cpu" and isinstance(raw, GPT):
             use_fast_cpu_dropout(raw)  # the speed path: the same dropout, its masks drawn by numpy
+        if config.fast_cpu_paths and device.type == "cpu" and isinstance(raw, GPT):
+            use_fast_attention(use_onednn_linear(raw))  # the same products, faster (the attention's needs numpy's masks)
         self.optimizer = make_optimizer(raw, config, device)
         self.step_model = torch.compile(model) if config.compile else model
         amp_dtype = autocast_dtype(device, config.cpu_bf16)

@@ -106,6 +106,7 @@ CLI_ROWS = [
     ("block-size negative", ["train", "--block-size", "-8"], "--block-size must be a positive integer, got -8"),
     ("grad-accum zero", ["train", "--grad-accum", "0"], "--grad-accum must be an integer >= 1, got 0"),
     ("threads zero", ["train", "--threads", "0"], "--threads must be an integer >= 1, got 0"),
+    ("negative sample tokens", ["train", "--sample-tokens", "-1"], "--sample-tokens must be an integer >= 0"),
     ("seed negative", ["train", "--seed", "-1"], "--seed must be in [0, 9223372036854775807], got -1"),
     ("n-embd zero", ["train", "--n-embd", "0"], "--n-embd must be a positive integer, got 0"),
     ("n-layer negative", ["train", "--n-layer", "-1"], "--n-layer must be a positive integer, got -1"),

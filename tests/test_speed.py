@@ -1,5 +1,6 @@
 """lecture_utils.speed: dropout masks drawn quickly on a CPU, swapped into a built model."""
 
+import pytest
 import torch
 import torch.nn as nn
 from torch.nn import functional as F
@@ -127,7 +128,29 @@ def test_onednn_linear_keeps_the_modules_parameters_and_keys():
         assert speed._LINEAR is not None  # the kernel is there: the tests below exercise it, not the fallback
 
 
-def test_onednn_linear_computes_nn_linear_forward_and_backward():
+@pytest.fixture
+def onednn_always(monkeypatch):
+    """oneDNN for every product, however small (the tests' layers are far below ONEDNN_MIN_MACS)."""
+    monkeypatch.setattr(speed, "ONEDNN_MIN_MACS", 0)
+
+
+@pytest.mark.skipif(speed._LINEAR is None, reason="this torch has no oneDNN linear kernel")
+def test_onednn_linear_leaves_small_products_to_nn_linear(monkeypatch):
+    calls = []
+    kernel = speed._LINEAR
+    monkeypatch.setattr(speed, "_LINEAR", lambda *a: calls.append(a[0].shape) or kernel(*a))
+    small = speed.use_onednn_linear(nn.Sequential(nn.Linear(32, 128)))[0]
+    small(torch.randn(32, 8, 32))  # 256 rows x 32 x 128 = 2**20 multiply-adds: the lecture's small model
+    assert calls == []
+    large = speed.use_onednn_linear(nn.Sequential(nn.Linear(128, 512)))[0]
+    large(torch.randn(12, 64, 128))  # the cpu preset's feed-forward: 768 x 128 x 512
+    assert calls == [(12, 64, 128)]
+    monkeypatch.setattr(speed, "ONEDNN_MIN_MACS", 0)
+    small(torch.randn(32, 8, 32))
+    assert len(calls) == 2
+
+
+def test_onednn_linear_computes_nn_linear_forward_and_backward(onednn_always):
     torch.manual_seed(0)
     for bias, shape in ((True, (4, 7, 24)), (False, (5, 24)), (True, (2, 3, 4, 24))):
         plain = nn.Linear(24, 40, bias=bias)
@@ -157,7 +180,7 @@ def test_onednn_linear_steps_aside_under_autocast_and_for_other_dtypes():
     assert torch.equal(double(x), F.linear(x, double.weight, double.bias))
 
 
-def test_a_gpt_on_the_fast_cpu_paths_trains_as_without_them():
+def test_a_gpt_on_the_fast_cpu_paths_trains_as_without_them(onednn_always):
     """Same seed, same batch, dropout on: the fast paths (numpy's masks and oneDNN's products) give the
     loss and gradients of the fast-dropout model without oneDNN, to fp32 rounding."""
     cfg = M.GPTConfig(vocab_size=65, block_size=16, n_embd=32, n_head=4, n_layer=2, dropout=0.2)

@@ -216,6 +216,25 @@ def test_training_gives_the_reference_gpt_fast_cpu_dropout_and_leaves_other_mode
     assert type(mine.drop) is nn.Dropout
 
 
+def test_training_gives_the_reference_gpt_the_fast_cpu_paths_unless_switched_off():
+    import torch.nn as nn
+
+    from lecture_utils.model import CausalSelfAttention
+    from lecture_utils.speed import OneDNNLinear
+
+    d = torch.arange(200) % 65
+    cfg = TrainConfig(max_iters=1, eval_interval=0, eval_iters=1, batch_size=2)
+    ref = GPT(SMALL)
+    train(ref, d, d, cfg, progress=False)
+    assert {type(m) for m in ref.modules() if isinstance(m, nn.Linear)} == {OneDNNLinear}
+    attention = [m for m in ref.modules() if isinstance(m, CausalSelfAttention)]
+    assert attention and all(type(m).__name__ == "FastCPUAttention" for m in attention)
+    plain = GPT(SMALL)
+    train(plain, d, d, replace(cfg, fast_cpu_paths=False), progress=False)
+    assert {type(m) for m in plain.modules() if isinstance(m, nn.Linear)} == {nn.Linear}
+    assert all(type(m) is CausalSelfAttention for m in plain.modules() if isinstance(m, CausalSelfAttention))
+
+
 def test_set_threads_follows_omp_num_threads_when_it_is_set(monkeypatch):
     # a test worker (or a shared machine) sets OMP_NUM_THREADS=1; "all cores" must not override it
     from lecture_utils.device import set_threads

@@ -30,7 +30,7 @@ LONG_CELLS: dict[str, list[str]] = {
     "10_addition": ["model, history, seconds = train_addition(2, steps=smoke(1000, 20)"],
     "11_pretrain_finetune": ["steps = smoke(pretrain.FINETUNE.max_iters, 10)"],
     "12_modern_features": ["budget = smoke(120.0, 2.0)"],
-    "14_tokenizer": ["tokenizers = {name: train_bpe(t[:n_train], max(sizes)) for name, t in corpora.items()}",
+    "14_tokenizer": ["tokenizers[name] = train_bpe(t[:n_train], max(sizes))",
                      "seconds = smoke(120, 3)  # seconds of training (wall clock: TrainConfig.time_budget)"],
 }
 
