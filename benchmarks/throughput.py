@@ -375,18 +375,7 @@ def _fast_paths_rounds(name: str, cfg: GPTConfig, batch: int, device: torch.devi
         model = GPT(cfg).to(device).train()
         if device.type == "cpu":
             paths(model)
-        opt = make_optimizer(model, TrainConfig(), device)
-        state = {"i": 0}
-
-        def step(model=model, opt=opt, state=state):
-            x, y = batches[state["i"] % len(batches)]
-            state["i"] += 1
-            _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-
-        steps[label] = step
+        steps[label] = _plain_step(model, make_optimizer(model, TrainConfig(), device), batches)
     wall, cpu = _interleaved(steps, rounds, round_steps, device)
     base, fast = steps
     rw = [a / b for a, b in zip(wall[base], wall[fast])]

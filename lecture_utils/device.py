@@ -34,8 +34,9 @@ import torch
 ENV_VAR = "LECTURE_UTILS_DEVICE"
 THREADS_VAR = "LECTURE_UTILS_THREADS"
 
-# torch's own default (one thread per physical core, or $OMP_NUM_THREADS), read before anyone changes it
-_TORCH_DEFAULT_THREADS = torch.get_num_threads()
+# torch's own default, one thread per physical core, read before anyone changes it (unknown when
+# $OMP_NUM_THREADS chose it: then it counts the threads asked for, not the cores)
+_TORCH_DEFAULT_THREADS = None if os.environ.get("OMP_NUM_THREADS", "").strip() else torch.get_num_threads()
 
 
 def mps_available() -> bool:
@@ -108,12 +109,13 @@ def set_threads(n: int | None = None) -> int:
 
 
 def cpu_cores() -> int:
-    """The cores torch would use by default here (physical cores, within this process's CPU affinity)."""
+    """The cores torch would use by default here: its physical cores within this process's CPU affinity (the
+    logical CPUs allowed, when ``OMP_NUM_THREADS`` hid torch's own count)."""
     try:
         allowed = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS, Windows
         allowed = os.cpu_count() or 1
-    return max(1, min(_TORCH_DEFAULT_THREADS, allowed))
+    return max(1, min(_TORCH_DEFAULT_THREADS or allowed, allowed))
 
 
 def course_threads() -> int:

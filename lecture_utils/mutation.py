@@ -411,10 +411,11 @@ class Outcome:
 
 
 class _Runner:
-    """One worker process for one exercise, restarted when a mutant outlives the hard time limit."""
+    """One worker process for one exercise, restarted when a mutant outlives the hard time limit:
+    three times ``time_limit`` (the worker's own alarm) plus ``grace`` seconds for a loaded machine."""
 
-    def __init__(self, exercise: ExerciseCell, time_limit: float):
-        self.exercise, self.time_limit = exercise, time_limit
+    def __init__(self, exercise: ExerciseCell, time_limit: float, grace: float = 30.0):
+        self.exercise, self.time_limit, self.grace = exercise, time_limit, grace
         self.context = multiprocessing.get_context("spawn")
         self.process = None
         self._start()
@@ -442,7 +443,7 @@ class _Runner:
 
     def run(self, number: int, mutant: Mutant) -> tuple[str, str]:
         self.conn.send((number, mutant.source))
-        if self.conn.poll(self.time_limit * 3 + 30):
+        if self.conn.poll(self.time_limit * 3 + self.grace):
             try:
                 return self.conn.recv()
             except EOFError:  # the worker died (e.g. a mutant that exhausts memory): start another

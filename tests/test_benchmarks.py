@@ -1,6 +1,7 @@
 """Each benchmark runs in its --quick mode (to prove it works; no figures are asserted: the
 figures come from the full runs recorded in benchmarks/RESULTS.md)."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -47,12 +48,14 @@ def test_throughput_vs_gpt_py_mode_runs():
     """--vs-gpt-py times the lecture's gpt.py model (benchmarks/lecture_gpt.py) against the reference in
     interleaved rounds, each fast path its own row; --profile with it profiles gpt.py beside the reference."""
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "throughput.py"), "--quick", "--device", "cpu",
-                          "--steps", "0", "--vs-gpt-py", "--cpu-bf16", "--profile", "--configs", "small", "--threads",
-                          "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+                          "--steps", "0", "--vs-gpt-py", "--cpu-bf16", "--profile", "--fast-paths", "--configs", "small",
+                          "--threads", "1"], capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "round 2:" in out.stdout and "profile small    gpt.py" in out.stdout
-    for row in ("reference as train() runs it", "+ oneDNN linear", "+ oneDNN linear + fast attention"):
+    for row in ("reference, numpy's dropout masks", "+ oneDNN linear", "+ oneDNN linear + fast attention (train()'s)"):
         assert f"vs gpt.py: {row} " in out.stdout and "median" in out.stdout, row
+    # --fast-paths: the reference with and without them at each --configs entry, a speed-up per round
+    assert re.search(r"fast paths small .* speed-up per round wall [\d. ]+ \(median [\d.]+x\)", out.stdout), out.stdout
 
 
 def test_the_restated_gpt_py_model_has_the_reference_s_parameters():

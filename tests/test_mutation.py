@@ -47,7 +47,9 @@ def test_a_hanging_mutant_is_stopped_and_counted_as_killed():
         "def average_v1(x):",
         "def average_v1(x):\n    import signal, time\n    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})\n"
         "    time.sleep(60)", 1)
-    runner = mutation._Runner(exercise, time_limit=1.0)
+    # a 10 s grace instead of the tool's 30: the hung mutant is stopped after 13 s, not 33 (the alarm's 1 s
+    # still leaves the looping mutant ten times its limit to answer on a loaded machine)
+    runner = mutation._Runner(exercise, time_limit=1.0, grace=10.0)
     try:
         result, message = runner.run(0, mutation.Mutant("test", "infinite loop", loop))
         assert (result, message.startswith("your code took longer")) == ("generic", True), message
