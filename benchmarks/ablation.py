@@ -81,7 +81,7 @@ def step_seconds(names, device: torch.device, vocab_size: int, reps: int, warmup
         torch.manual_seed(0)
         model = build_gpt(replace(mcfg, vocab_size=vocab_size)).to(device)
         steps[name] = training_step(model, random_batches(vocab_size, tcfg.batch_size, mcfg.block_size, 4, device),
-                                    device)
+                                    device, fast_cpu_paths=True)  # as train() runs it
     times: dict[str, list[float]] = {name: [] for name in names}
     for step in steps.values():  # warm-up
         median_seconds(step, warmup=warmup, reps=1, device=device)

@@ -18,7 +18,7 @@ from torch import nn
 
 from lecture_utils.device import autocast_dtype
 from lecture_utils.model import keep_attention
-from lecture_utils.speed import use_fast_cpu_dropout
+from lecture_utils.speed import use_fast_attention, use_fast_cpu_dropout, use_onednn_linear
 
 
 def synchronize(device: torch.device | str | None) -> None:
@@ -56,17 +56,24 @@ def random_batches(vocab_size: int, batch_size: int, block_size: int, n: int = 4
 
 
 def training_step(model: nn.Module, batches, device: torch.device | str, readable: bool = False,
-                  lr: float = 3e-4, cpu_bf16: bool = False, fast_cpu_dropout: bool | None = None) -> Callable[[], float]:
+                  lr: float = 3e-4, cpu_bf16: bool = False, fast_cpu_dropout: bool | None = None,
+                  fast_cpu_paths: bool = False) -> Callable[[], float]:
     """A function doing one full training step (forward, backward, AdamW) on the next batch of
     ``batches`` (cycled), under bf16 autocast where :func:`autocast_dtype` says so (on a CPU: with
     ``cpu_bf16=True`` on CPUs with native bf16). With
     ``readable=True`` attention takes the written-out path (``q @ k^T``, mask, softmax, ``@ v``)
     instead of ``F.scaled_dot_product_attention``. ``fast_cpu_dropout`` (default: ``not readable``, as
     the training loop does) gives the model dropout masks drawn fast on a CPU
-    (:func:`lecture_utils.speed.use_fast_cpu_dropout`; nothing changes on another device)."""
+    (:func:`lecture_utils.speed.use_fast_cpu_dropout`; nothing changes on another device);
+    ``fast_cpu_paths=True`` adds the training loop's other CPU paths, oneDNN's large products and the
+    attention's mask in its first product (:func:`lecture_utils.speed.use_onednn_linear`,
+    :func:`~lecture_utils.speed.use_fast_attention`; off by default, so that chapter 09's timings compare
+    the attention code alone)."""
     device = torch.device(device)
     if (not readable if fast_cpu_dropout is None else fast_cpu_dropout) and device.type == "cpu":
         use_fast_cpu_dropout(model)
+    if fast_cpu_paths and device.type == "cpu":
+        use_fast_attention(use_onednn_linear(model))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     amp = autocast_dtype(device, cpu_bf16)
     batches = list(batches)

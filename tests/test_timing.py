@@ -37,3 +37,18 @@ def test_training_step_trains_on_both_attention_paths():
         for _ in range(30):
             last = step()
         assert last < 0.5 * first
+
+
+def test_training_step_takes_the_training_loops_fast_paths_only_when_asked():
+    """Chapter 09 times the attention code alone (plain linear layers); the ablation times a step as train() runs it."""
+    import torch.nn as nn
+
+    from lecture_utils.speed import OneDNNLinear
+
+    cfg = GPTConfig(vocab_size=65, block_size=8, n_embd=16, n_head=2, n_layer=1, dropout=0.1)
+    batches = timing.random_batches(65, 2, 8, 2, "cpu")
+    for fast, expected in ((False, nn.Linear), (True, OneDNNLinear)):
+        model = GPT(cfg)
+        step = timing.training_step(model, batches, "cpu", fast_cpu_paths=fast)
+        assert {type(m) for m in model.modules() if isinstance(m, nn.Linear)} == {expected}
+        assert torch.isfinite(torch.tensor(step()))
