@@ -169,6 +169,15 @@ def test_wrong_solution_gets_its_diagnosis(wrong):
     assert RESULTS[wrong.exercise]["status"] == FAILED
 
 
+def test_cropping_the_wrong_end_is_caught_whatever_the_check_draws():
+    """2.2's block_size stage draws a fresh context each run. Its chain once had a fixed point (3i + 1 mod 11 maps 5
+    to 5): a context ending in 5 made idx[:, :block_size] give the right tokens, and the wrong solution passed about 1
+    run in 121 (a fresh-clone CI run met it). 300 runs, every one with the diagnosis."""
+    wrong = next(w for w in CATALOGUE if w.name == "generate_crops_the_start")
+    messages = [_diagnosis(wrong) for _ in range(300)]
+    assert all(m is not None and wrong.expect in m for m in messages), Counter(m and m[:80] for m in messages)
+
+
 def test_wrong_solutions_caught_figure(capsys):
     """Runs the whole catalogue and prints how many wrong solutions got their diagnosis."""
     runnable = [w for w in CATALOGUE if HAS_CORPUS or not w.needs_corpus]
