@@ -93,21 +93,13 @@ def step_times(model_config, train_config, rounds: int = 5, steps: int = 20) -> 
     import statistics
 
     from lecture_utils.model import GPT
-    from lecture_utils.timing import random_batches
+    from lecture_utils.timing import optimizer_step, random_batches
 
     batches = random_batches(model_config.vocab_size, train_config.batch_size, model_config.block_size, n=4)
     steppers = {}
     for name, model in (("your GPT (list of heads, hand-written LayerNorm)", learner_gpt(model_config)),
                         ("reference GPT", GPT(model_config))):
-        optimizer = torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate)
-
-        def step(model=model, optimizer=optimizer, state={"i": 0}):  # noqa: B006 (a counter per model)
-            x, y = batches[state["i"] % len(batches)]
-            state["i"] += 1
-            _, loss = model(x, y)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        step = optimizer_step(model, torch.optim.AdamW(model.parameters(), lr=train_config.learning_rate), batches)
         for _ in range(3):
             step()
         steppers[name] = step

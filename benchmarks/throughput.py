@@ -41,7 +41,6 @@ Per round: each variant's median ms/step (wall clock and CPU time) and gpt.py's 
 from __future__ import annotations
 
 import argparse
-import contextlib
 from dataclasses import replace
 
 import torch
@@ -49,7 +48,7 @@ import torch
 from lecture_utils.device import cpu_has_native_bf16, describe, pick_device, set_threads
 from lecture_utils.model import GPT, GPTConfig
 from lecture_utils.speed import use_fast_cpu_dropout, use_fast_cpu_paths, use_onednn_linear
-from lecture_utils.timing import median_seconds, random_batches, synchronize, training_step
+from lecture_utils.timing import median_seconds, optimizer_step, random_batches, synchronize, training_step
 
 CONFIGS = {
     # name: (model config, batch size)
@@ -174,11 +173,11 @@ def _profile(name: str, cfg: GPTConfig, batches, device: torch.device, vs_gpt_py
 
             keys = ("vocab_size", "block_size", "n_embd", "n_head", "n_layer", "dropout")
             model, opt = _to(LectureGPT(**{k: getattr(cfg, k) for k in keys}), device)
-            step = _plain_step(model, opt, batches)
+            step = optimizer_step(model, opt, batches)
         elif label.startswith("reference"):
             model = GPT(cfg).to(device).train()
             (use_fast_cpu_paths if "fast paths" in label else use_fast_cpu_dropout)(model)
-            step = _plain_step(model, make_optimizer(model, TrainConfig(), device), batches)
+            step = optimizer_step(model, make_optimizer(model, TrainConfig(), device), batches)
         else:
             step = training_step(GPT(cfg).to(device).train(), batches, device, cpu_bf16=bf16,
                                  fast_cpu_dropout=not label.startswith("b with torch's"))
@@ -210,22 +209,6 @@ def _profile(name: str, cfg: GPTConfig, batches, device: torch.device, vs_gpt_py
         print(f"profile {name:<8} {label:<30} threads {torch.get_num_threads()} "
               + "  ".join(f"{k} {v / total:5.1%}" for k, v in groups.items())
               + f"  (optimizer step {optimizer / total:5.1%})", flush=True)
-
-
-def _plain_step(model, opt, batches):
-    """One training step (forward, backward, ``opt``) per call, on the next batch of ``batches``."""
-    state = {"i": 0}
-
-    def step():
-        x, y = batches[state["i"] % len(batches)]
-        state["i"] += 1
-        _, loss = model(x, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        return loss.item()
-
-    return step
 
 
 def _optimizers(name: str, cfg: GPTConfig, batches, device: torch.device) -> None:
@@ -290,20 +273,7 @@ def _versus_gpt_py(device: torch.device, batch: int, rounds: int, round_steps: i
     for label, build in builders.items():
         torch.manual_seed(0)
         model, opt = build()
-        ctx = amp.get(label)
-        state = {"i": 0}
-
-        def step(model=model, opt=opt, ctx=ctx, state=state):
-            x, y = batches[state["i"] % len(batches)]
-            state["i"] += 1
-            with torch.autocast(device.type, dtype=ctx) if ctx else contextlib.nullcontext():
-                _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            return loss.item()
-
-        steps[label] = step
+        steps[label] = optimizer_step(model, opt, batches, amp.get(label), device.type)
     print(f"vs gpt.py: lecture configuration{' (--quick: a tiny one)' if quick else ''}, batch {batch} x block "
           f"{cfg.block_size}, {rounds} rounds x {round_steps} steps per variant, threads {torch.get_num_threads()}",
           flush=True)
@@ -375,7 +345,7 @@ def _fast_paths_rounds(name: str, cfg: GPTConfig, batch: int, device: torch.devi
         model = GPT(cfg).to(device).train()
         if device.type == "cpu":
             paths(model)
-        steps[label] = _plain_step(model, make_optimizer(model, TrainConfig(), device), batches)
+        steps[label] = optimizer_step(model, make_optimizer(model, TrainConfig(), device), batches)
     wall, cpu = _interleaved(steps, rounds, round_steps, device)
     base, fast = steps
     rw = [a / b for a, b in zip(wall[base], wall[fast])]

@@ -74,16 +74,23 @@ def training_step(model: nn.Module, batches, device: torch.device | str, readabl
         use_fast_cpu_dropout(model)
     if fast_cpu_paths and device.type == "cpu":
         use_fast_attention(use_onednn_linear(model))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    amp = autocast_dtype(device, cpu_bf16)
+    context = (lambda: keep_attention(model)) if readable else contextlib.nullcontext
+    return optimizer_step(model, torch.optim.AdamW(model.parameters(), lr=lr), batches,
+                          autocast_dtype(device, cpu_bf16), device.type, context)
+
+
+def optimizer_step(model: nn.Module, optimizer, batches, amp_dtype: torch.dtype | None = None,
+                   device_type: str = "cpu", context=contextlib.nullcontext) -> Callable[[], float]:
+    """A function doing one training step of ``model`` with ``optimizer`` (forward, backward, step) on the next
+    batch of ``batches`` (cycled), under autocast to ``amp_dtype`` when given and inside ``context()``; it
+    returns the loss. :func:`training_step` builds one with AdamW; the benchmarks pass their own optimizers."""
     batches = list(batches)
     state = {"i": 0}
 
     def step() -> float:
         x, y = batches[state["i"] % len(batches)]
         state["i"] += 1
-        ctx = keep_attention(model) if readable else contextlib.nullcontext()
-        with ctx, (torch.autocast(device.type, dtype=amp) if amp else contextlib.nullcontext()):
+        with context(), (torch.autocast(device_type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()):
             _, loss = model(x, y)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -93,4 +100,4 @@ def training_step(model: nn.Module, batches, device: torch.device | str, readabl
     return step
 
 
-__all__ = ["synchronize", "median_seconds", "random_batches", "training_step"]
+__all__ = ["synchronize", "median_seconds", "random_batches", "training_step", "optimizer_step"]

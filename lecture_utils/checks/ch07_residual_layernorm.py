@@ -188,20 +188,21 @@ def _ln_grid_point(LayerNorm, device) -> dict | None:
     return left[0] if left else None
 
 
-def _judge_on_grid(point, what: str, formula: str, right, hint: str) -> None:
+def _judge_on_grid(point, what: str, formula: str, mistake) -> None:
     """A part judged on the grid of usual mistakes: ``point`` is the grid point the output matched (None: none
-    did, so the part cannot be judged and fails generically, naming the right ``formula``); fail with ``hint``
-    unless ``right(point)``."""
+    did, so the part cannot be judged and fails generically, naming the right ``formula``); ``mistake(point)``
+    is this part's hint when the point makes its mistake, else None (the part passes)."""
     if point is None:
         fail_generic(f"the output matches no {what} the grader knows (right or with a usual mistake), so this part "
                      f"cannot be judged: {formula}")
-    if not right(point):
+    hint = mistake(point)
+    if hint is not None:
         fail(hint)
 
 
-def _ln_factor(LayerNorm, device, right, hint: str) -> None:
+def _ln_judge(LayerNorm, device, mistake) -> None:
     _judge_on_grid(_ln_grid_point(LayerNorm, device), "LayerNorm",
-                   "(x - mean) / torch.sqrt(var + eps) * weight + bias, over the last dimension", right, hint)
+                   "(x - mean) / torch.sqrt(var + eps) * weight + bias, over the last dimension", mistake)
 
 
 @part("7.1", "parameters weight (ones) and bias (zeros), each of shape (dim,)")
@@ -211,32 +212,28 @@ def _ln_parameters(LayerNorm, device="cpu"):
 
 @part("7.1", "mean and variance over the last dimension (the features), whatever the input's rank")
 def _ln_dims(LayerNorm, device="cpu"):
-    point = _ln_grid_point(LayerNorm, device)
-    if point is None:
-        _ln_factor(LayerNorm, device, lambda p: True, "")
-    elif point["dims"] != "last":
-        fail(_LN_HINTS["dim1" if point["dims"] == "dim1" else "batch"])
+    _ln_judge(LayerNorm, device,
+              lambda p: None if p["dims"] == "last" else _LN_HINTS["dim1" if p["dims"] == "dim1" else "batch"])
 
 
 @part("7.1", "the biased variance (divides by N)")
 def _ln_biased(LayerNorm, device="cpu"):
-    _ln_factor(LayerNorm, device, lambda p: not p["unbiased"], _LN_HINTS["unbiased"])
+    _ln_judge(LayerNorm, device, lambda p: _LN_HINTS["unbiased"] if p["unbiased"] else None)
 
 
 @part("7.1", "eps, the one given, inside the square root")
 def _ln_eps(LayerNorm, device="cpu"):
-    point = _ln_grid_point(LayerNorm, device)
-    if point is None:
-        _ln_factor(LayerNorm, device, lambda p: True, "")
-    elif point["eps_at"] != "inside":
-        fail(_LN_HINTS["outside" if point["eps_at"] == "outside" else "none"])
-    elif not point["own_eps"]:
-        fail(_LN_HINTS["fixed_eps"])
+    def mistake(p):
+        if p["eps_at"] != "inside":
+            return _LN_HINTS["outside" if p["eps_at"] == "outside" else "none"]
+        return None if p["own_eps"] else _LN_HINTS["fixed_eps"]
+
+    _ln_judge(LayerNorm, device, mistake)
 
 
 @part("7.1", "weight and bias applied after normalising")
 def _ln_affine(LayerNorm, device="cpu"):
-    _ln_factor(LayerNorm, device, lambda p: p["affine"], _LN_HINTS["affine"])
+    _ln_judge(LayerNorm, device, lambda p: None if p["affine"] else _LN_HINTS["affine"])
 
 
 @part("7.1", "runs on another device (no tensor left on the CPU)")
@@ -355,9 +352,9 @@ def _block_grid_point(Block, device) -> dict | None:
     return left[0] if left else None
 
 
-def _block_factor(Block, device, right, hint: str) -> None:
+def _block_judge(Block, device, mistake) -> None:
     _judge_on_grid(_block_grid_point(Block, device), "block",
-                   "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x)); return x", right, hint)
+                   "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x)); return x", mistake)
 
 
 @part("7.2", "output shape (B, T, n_embd) for T = 1..block_size")
@@ -371,16 +368,12 @@ def _block_shape(Block, device="cpu"):
 
 @part("7.2", "a residual connection around each sublayer: x + sa(...), then + ffwd(...)")
 def _block_residual(Block, device="cpu"):
-    _block_factor(Block, device, lambda q: q["res_a"] and q["res_b"], RESIDUAL)
+    _block_judge(Block, device, lambda q: None if q["res_a"] and q["res_b"] else RESIDUAL)
 
 
 @part("7.2", "pre-norm: ln1 before sa, ln2 before ffwd, each its own LayerNorm")
 def _block_norms(Block, device="cpu"):
-    point = _block_grid_point(Block, device)
-    if point is None or point["norms"] == "pre":
-        _block_factor(Block, device, lambda q: True, "")
-        return
-    fail(_BLOCK_NORM_HINTS[point["norms"]])
+    _block_judge(Block, device, lambda q: None if q["norms"] == "pre" else _BLOCK_NORM_HINTS[q["norms"]])
 
 
 _BLOCK_NORM_HINTS = {
@@ -397,9 +390,9 @@ _BLOCK_NORM_HINTS = {
 
 @part("7.2", "the feed-forward reads the stream after attention (two steps, not side by side)")
 def _block_sequential(Block, device="cpu"):
-    _block_factor(Block, device, lambda q: not q["parallel"],
-                  "the two sublayers run side by side on the same x, x + sa(ln1(x)) + ffwd(ln2(x)): write two steps, "
-                  "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))")
+    _block_judge(Block, device, lambda q: None if not q["parallel"] else (
+        "the two sublayers run side by side on the same x, x + sa(ln1(x)) + ffwd(ln2(x)): write two steps, "
+        "x = x + self.sa(self.ln1(x)); x = x + self.ffwd(self.ln2(x))"))
 
 
 @part("7.2", "dropout passed on to both sublayers")
